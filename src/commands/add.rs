@@ -1,0 +1,304 @@
+//! ADD: validate everything, record the intent, then change the kernel; on any failure undo what was done.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::addressing::{self, host_number};
+use crate::cni::result::{self, Additions, Interface, IpConfig};
+use crate::cni::{CniError, Env, Result};
+use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
+use crate::datapath::{self, Side};
+use crate::netns::{Netns, NsId};
+use crate::state::{Claim, Key, NicState, Phase, Record, StateDir, FORMAT_VERSION};
+use crate::{fault, log_info, log_warn};
+
+use super::remove_attachment;
+
+pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
+    // 1. Everything that can be checked without changing anything.
+    let pt = envelope.passthrough()?;
+    let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for ADD");
+    let router_ns = Netns::open(netns_path, "CNI_NETNS")?;
+    let host_ns = match &pt.host_netns {
+        Some(p) => Netns::open(p, "hostNetns")?,
+        None => Netns::current()?,
+    };
+    if router_ns.id.same_ns(&host_ns.id) {
+        return Err(CniError::config(format!(
+            "hostNetns: {} is the router namespace itself (CNI_NETNS); the host side must be another namespace",
+            host_ns.id.path.display()
+        )));
+    }
+    let key = Key {
+        network: envelope.name.clone(),
+        container_id: env.container_id.clone(),
+        ifname: env.ifname.clone(),
+    };
+    let state = StateDir::open_locked(&envelope.state_dir)?;
+
+    // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
+    clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
+
+    let mut host = Side::open(host_ns)?;
+    let mut router = Side::open(router_ns)?;
+
+    // 3. The node index and the addresses it gives.
+    let (node_index, index_source) = node_index(env, envelope, &pt, &state, &mut host)?;
+    let addresses = addressing::veth_addresses(&pt.host_session, node_index)?;
+    addressing::router_id(pt.underlay.router_id_cidr, node_index)?;
+
+    // 4. The links must be where we expect them; read what DEL will need to restore.
+    for (name, side) in [(HOST_IFNAME, &mut host), (ROUTER_IFNAME, &mut router)] {
+        if side.link(name)?.is_some() {
+            return Err(CniError::busy(format!(
+                "{name} already exists in {}, and no attachment of this plugin records it; remove it or DEL its attachment first",
+                side.ns.id.path.display()
+            )));
+        }
+    }
+    let mut nics: Vec<(NicState, u32)> = Vec::new();
+    for (i, name) in pt.underlay.nics.iter().enumerate() {
+        let (nic, link) = datapath::snapshot_nic(&mut host, name, &format!("underlay.nics[{i}]"))?;
+        if router.link(name)?.is_some() {
+            return Err(CniError::busy(format!(
+                "underlay.nics[{i}]: the router namespace {} already has an interface named {name:?}",
+                router.ns.id.path.display()
+            )));
+        }
+        nics.push((nic, link.index));
+    }
+
+    // 5. Record the intent before the first kernel change, then claim index and namespaces.
+    let mut rec = Record {
+        format: FORMAT_VERSION,
+        boot_id: state.boot_id().to_string(),
+        phase: Phase::InProgress,
+        key: key.clone(),
+        cni_version: envelope.cni_version.clone(),
+        netns: router.ns.id.clone(),
+        host_netns: host.ns.id.clone(),
+        node_index,
+        index_source: index_source.to_string(),
+        addresses,
+        mtu: pt.mtu,
+        nics: nics.iter().map(|(n, _)| n.clone()).collect(),
+        underlay: pt.underlay.clone(),
+        host_session: pt.host_session.clone(),
+        created_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    state.save(&rec)?;
+    fault::point("add:record-written");
+    state.claim(Claim::Index, &node_index.to_string(), &key)?;
+    if index_source == "allocated" {
+        state.advance_hint(node_index)?;
+    }
+    state.claim(Claim::Netns, &rec.netns.key(), &key)?;
+    state.claim(Claim::HostNetns, &rec.host_netns.key(), &key)?;
+    fault::point("add:claims-written");
+
+    // 6. The kernel. Any failure undoes this ADD completely.
+    let additions = match configure(&mut host, &mut router, &rec, &nics) {
+        Ok(a) => a,
+        Err(e) => return Err(roll_back(&state, &rec, e)),
+    };
+
+    // 7. Done: the record says so, and the runtime gets its result.
+    rec.phase = Phase::Complete;
+    if let Err(e) = state.save(&rec) {
+        return Err(roll_back(&state, &rec, e));
+    }
+    fault::point("add:record-complete");
+    log_info!(
+        "added attachment {} with node index {node_index} ({index_source})",
+        rec.key
+    );
+    result::build(
+        &envelope.cni_version,
+        envelope.prev_result.as_ref(),
+        &additions,
+    )
+}
+
+/// The kernel steps of ADD, in order; returns what the result reports.
+fn configure(
+    host: &mut Side,
+    router: &mut Side,
+    rec: &Record,
+    nics: &[(NicState, u32)],
+) -> Result<Additions> {
+    let (host_link, router_link) = datapath::create_veth(host, router, rec)?;
+    let sandbox = Some(router.ns.id.path.display().to_string());
+    let mut add = Additions::default();
+    add.interfaces.push(Interface {
+        name: host_link.name,
+        mac: host_link.mac,
+        mtu: host_link.mtu,
+        sandbox: None,
+    });
+    add.interfaces.push(Interface {
+        name: router_link.name,
+        mac: router_link.mac,
+        mtu: router_link.mtu,
+        sandbox: sandbox.clone(),
+    });
+    add.ips
+        .extend(rec.addresses.router.iter().map(|a| IpConfig {
+            address: *a,
+            interface: 1,
+        }));
+    for (nic, index) in nics {
+        let link = datapath::move_nic_in(host, router, nic, *index)?;
+        let i = add.interfaces.len();
+        add.interfaces.push(Interface {
+            name: link.name,
+            mac: link.mac,
+            mtu: link.mtu,
+            sandbox: sandbox.clone(),
+        });
+        add.ips.extend(nic.addresses.iter().map(|a| IpConfig {
+            address: *a,
+            interface: i,
+        }));
+    }
+    datapath::enable_forwarding(router)?;
+    Ok(add)
+}
+
+/// Undo a failed ADD. When the undo fails too, the record stays so that DEL finishes the job, and the error
+/// says so.
+fn roll_back(state: &StateDir, rec: &Record, cause: CniError) -> CniError {
+    match remove_attachment(state, rec) {
+        Ok(()) => cause,
+        Err(e) => CniError::new(
+            crate::cni::code::ROLLBACK_INCOMPLETE,
+            format!("{}; undoing the ADD failed too ({}): run DEL for this attachment to finish cleaning up", cause.msg, e.msg),
+        ),
+    }
+}
+
+/// Liveness of a recorded attachment: both its namespaces still open to the recorded inodes.
+fn alive(rec: &Record) -> bool {
+    rec.netns.is_alive() && rec.host_netns.is_alive()
+}
+
+/// Deal with what an earlier attachment left in the way of this one:
+/// - the same key: complete and alive is a second ADD (refused); in progress or dead is cleaned up;
+/// - the same router or host namespace held by another key: alive and complete is refused, otherwise cleaned up.
+fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Result<()> {
+    if let Some(rec) = state.load(key)? {
+        if rec.phase == Phase::Complete && alive(&rec) {
+            return Err(CniError::busy(format!(
+                "the attachment ({key}) already exists; DEL it before adding it again"
+            )));
+        }
+        log_warn!(
+            "cleaning up the earlier {:?} attachment of the same key ({key})",
+            rec.phase
+        );
+        remove_attachment(state, &rec)
+            .map_err(|e| e.context("cleaning up the earlier attachment of the same key"))?;
+    }
+    for (kind, id, what) in [
+        (Claim::Netns, router, "router namespace"),
+        (Claim::HostNetns, host, "host namespace"),
+    ] {
+        let Some(stem) = state.holder(kind, &id.key())? else {
+            continue;
+        };
+        let Some(other) = state.load_stem(&stem)? else {
+            state.drop_orphan(kind, &id.key());
+            continue;
+        };
+        if other.phase == Phase::Complete && alive(&other) {
+            return Err(CniError::busy(format!(
+                "the {what} {} already holds an attachment ({}); one attachment per router and per host",
+                id.path.display(),
+                other.key
+            )));
+        }
+        log_warn!(
+            "cleaning up attachment {} whose namespace is gone or whose ADD was interrupted",
+            other.key
+        );
+        remove_attachment(state, &other)
+            .map_err(|e| e.context(format!("cleaning up the stale attachment {}", other.key)))?;
+    }
+    Ok(())
+}
+
+/// The node index, first source that gives one wins (README, "The node index").
+fn node_index(
+    env: &Env,
+    envelope: &Envelope,
+    pt: &Passthrough,
+    state: &StateDir,
+    host: &mut Side,
+) -> Result<(u32, &'static str)> {
+    let (index, source) = if let Some(i) = env.args.node_index {
+        (i, "CNI_ARGS")
+    } else if let Some(i) = envelope.args_node_index {
+        (i, "args.cni.nodeIndex")
+    } else if let Some(i) = envelope.runtime_node_index {
+        (i, "runtimeConfig.nodeIndex")
+    } else if let Some(i) = pt.node_index {
+        (i, "nodeIndex")
+    } else if let Some(from) = &pt.node_index_from {
+        let path = host.ns.id.path.display().to_string();
+        let link = host.link(&from.interface)?.ok_or_else(|| {
+            CniError::config(format!(
+                "nodeIndexFrom.interface: there is no interface {:?} in the host namespace {path}",
+                from.interface
+            ))
+        })?;
+        let addrs = host
+            .nl
+            .addresses(link.index)
+            .map_err(|e| CniError::kernel(e.to_string()))?;
+        let n = addrs
+            .iter()
+            .find_map(|a| host_number(&from.cidr, a.addr()))
+            .ok_or_else(|| {
+                CniError::config(format!(
+                    "nodeIndexFrom: {} has no address inside {} (it has {})",
+                    from.interface,
+                    from.cidr,
+                    if addrs.is_empty() {
+                        "none".to_string()
+                    } else {
+                        addrs
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ))
+            })?;
+        let n = u32::try_from(n).map_err(|_| {
+            CniError::config(format!("nodeIndexFrom: host number {n} is too large"))
+        })?;
+        (n, "nodeIndexFrom")
+    } else {
+        return Ok((state.lowest_free_index()?, "allocated"));
+    };
+    // An explicit index must not be held by another live attachment.
+    if let Some(stem) = state.holder(Claim::Index, &index.to_string())? {
+        match state.load_stem(&stem)? {
+            None => state.drop_orphan(Claim::Index, &index.to_string()),
+            Some(other) if other.phase == Phase::Complete && alive(&other) => {
+                return Err(CniError::busy(format!(
+                    "node index {index} (from {source}) is already held by the live attachment {}; every node needs its own index",
+                    other.key
+                )))
+            }
+            Some(other) => {
+                log_warn!("node index {index} is held by the stale attachment {}; cleaning it up", other.key);
+                remove_attachment(state, &other)?;
+            }
+        }
+    }
+    Ok((index, source))
+}

@@ -1,0 +1,47 @@
+//! GC (CNI 1.1): remove, as DEL does, every attachment of this network that the runtime no longer lists.
+//! Keeps going past individual failures and reports them together.
+
+use crate::cni::{CniError, Result};
+use crate::config::Envelope;
+use crate::state::StateDir;
+use crate::{log_info, log_warn};
+
+use super::remove_attachment;
+
+pub fn gc(envelope: &Envelope) -> Result<()> {
+    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let valid = envelope.valid_attachments.clone().unwrap_or_default();
+    let mut errors = Vec::new();
+    for stem in state.stems()? {
+        let rec = match state.load_stem(&stem) {
+            Ok(Some(r)) => r,
+            Ok(None) => continue,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if rec.key.network != envelope.name {
+            continue;
+        }
+        let listed = valid
+            .iter()
+            .any(|v| v.container_id == rec.key.container_id && v.ifname == rec.key.ifname);
+        if listed {
+            continue;
+        }
+        log_info!(
+            "GC: removing attachment {}, which the runtime no longer lists",
+            rec.key
+        );
+        if let Err(e) = remove_attachment(&state, &rec) {
+            log_warn!("GC: {}: {}", rec.key, e.msg);
+            errors.push(e.context(format!("removing {}", rec.key)));
+        }
+    }
+    state.sweep_temporaries();
+    match CniError::join(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,90 @@
+//! The CNI verbs, each readable top to bottom: ADD, DEL, CHECK, VERSION, STATUS, GC.
+
+pub mod add;
+pub mod check;
+pub mod del;
+pub mod gc;
+
+use serde_json::{json, Value};
+
+use crate::cni::{code, version_at_least, CniError, Command, Env, Result, SUPPORTED_VERSIONS};
+use crate::config::{self, Envelope};
+use crate::state::{Claim, Record, StateDir};
+use crate::{datapath, fault, log, log_info};
+
+/// Run one CNI invocation. Returns what to print on stdout (nothing for DEL, CHECK, STATUS, GC).
+pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>> {
+    if command == Command::Version {
+        return Ok(Some(version(stdin)));
+    }
+    let conf = config::parse_json(stdin)?;
+    let envelope = Envelope::parse(&conf)?;
+    if let Some(level) = envelope.log_level {
+        log::set_level(level);
+    }
+    if let Some(file) = &envelope.log_file {
+        log::set_file(file);
+    }
+    let need = |min: &str, verb: &str| -> Result<()> {
+        if version_at_least(&envelope.cni_version, min) {
+            Ok(())
+        } else {
+            Err(CniError::new(
+                code::INCOMPATIBLE_VERSION,
+                format!(
+                    "{verb} needs cniVersion {min} or later; the configuration says {}",
+                    envelope.cni_version
+                ),
+            ))
+        }
+    };
+    match command {
+        Command::Check => need("0.4.0", "CHECK")?,
+        Command::Status => need("1.1.0", "STATUS")?,
+        Command::Gc => need("1.1.0", "GC")?,
+        _ => {}
+    }
+    let env = Env::from_env(command)?;
+    match command {
+        Command::Add => add::add(&env, &envelope).map(Some),
+        Command::Del => del::del(&env, &envelope).map(|()| None),
+        Command::Check => check::check(&env, &envelope).map(|()| None),
+        Command::Gc => gc::gc(&envelope).map(|()| None),
+        Command::Status => status(&envelope).map(|()| None),
+        Command::Version => unreachable!("handled above"),
+    }
+}
+
+/// VERSION: stdin may be empty, and no other variable is looked at.
+fn version(stdin: &[u8]) -> Value {
+    let asked = serde_json::from_slice::<Value>(stdin)
+        .ok()
+        .and_then(|v| config::version_of(&v).map(str::to_string))
+        .unwrap_or_else(|| SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].to_string());
+    json!({ "cniVersion": asked, "supportedVersions": SUPPORTED_VERSIONS })
+}
+
+/// STATUS: ready when the state directory can be created, checked and locked.
+fn status(envelope: &Envelope) -> Result<()> {
+    StateDir::open_locked(&envelope.state_dir)
+        .map(|_| ())
+        .map_err(|e| CniError::new(code::NOT_READY, format!("not ready: {}", e.msg)))
+}
+
+/// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
+/// the record stays, so the next DEL can finish the job.
+pub fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
+    datapath::teardown(rec)?;
+    release_claims(state, rec)?;
+    fault::point("del:claims-released");
+    state.remove(&rec.key)?;
+    log_info!("removed attachment {}", rec.key);
+    Ok(())
+}
+
+fn release_claims(state: &StateDir, rec: &Record) -> Result<()> {
+    state.release(Claim::Index, &rec.node_index.to_string(), &rec.key)?;
+    state.release(Claim::Netns, &rec.netns.key(), &rec.key)?;
+    state.release(Claim::HostNetns, &rec.host_netns.key(), &rec.key)?;
+    Ok(())
+}

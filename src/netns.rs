@@ -1,0 +1,184 @@
+//! Network namespaces: identity (path plus nsfs device and inode), and brief visits to open netlink sockets and
+//! write sysctls there. `setns` changes only the calling thread, and the plugin has only one thread; every visit
+//! goes through a guard that returns to the original namespace even on early return.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::{setns, CloneFlags};
+use serde::{Deserialize, Serialize};
+
+use crate::cni::{CniError, Result};
+use crate::netlink::Netlink;
+
+/// A namespace as recorded: the path it was reached by, and the nsfs device and inode it had then.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NsId {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl NsId {
+    /// A stable name for the namespace itself, used to key claims in the state directory.
+    pub fn key(&self) -> String {
+        format!("{}_{}", self.dev, self.ino)
+    }
+
+    /// Alive: the recorded path still opens to the same namespace.
+    pub fn is_alive(&self) -> bool {
+        match std::fs::metadata(&self.path) {
+            Ok(m) => m.dev() == self.dev && m.ino() == self.ino,
+            Err(_) => false,
+        }
+    }
+
+    pub fn same_ns(&self, other: &NsId) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// An open network namespace.
+pub struct Netns {
+    file: File,
+    pub id: NsId,
+}
+
+const NSFS_MAGIC: i64 = 0x6e73_6673;
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+impl Netns {
+    /// Open `path` and make sure it is a network namespace. `field` names where the path came from.
+    pub fn open(path: &Path, field: &str) -> Result<Netns> {
+        let file = File::open(path).map_err(|e| {
+            let code = if field.starts_with("CNI_") {
+                crate::cni::code::INVALID_ENV
+            } else {
+                crate::cni::code::INVALID_CONFIG
+            };
+            CniError::new(
+                code,
+                format!(
+                    "{field}: cannot open network namespace {}: {e}",
+                    path.display()
+                ),
+            )
+        })?;
+        Self::from_file(file, path, field)
+    }
+
+    fn from_file(file: File, path: &Path, field: &str) -> Result<Netns> {
+        let code = if field.starts_with("CNI_") {
+            crate::cni::code::INVALID_ENV
+        } else {
+            crate::cni::code::INVALID_CONFIG
+        };
+        let not_netns = || {
+            CniError::new(
+                code,
+                format!("{field}: {} is not a network namespace", path.display()),
+            )
+        };
+        let fs = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|_| not_netns())?;
+        if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
+            return Err(not_netns());
+        }
+        // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor, which stays open here.
+        let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE as _) };
+        if kind != libc::CLONE_NEWNET {
+            return Err(not_netns());
+        }
+        let m = file.metadata().map_err(|_| not_netns())?;
+        Ok(Netns {
+            id: NsId {
+                path: path.to_path_buf(),
+                dev: m.dev(),
+                ino: m.ino(),
+            },
+            file,
+        })
+    }
+
+    /// The namespace this thread is in now.
+    pub fn current() -> Result<Netns> {
+        let path = Path::new("/proc/thread-self/ns/net");
+        let file = File::open(path)
+            .map_err(|e| CniError::kernel(format!("cannot open {}: {e}", path.display())))?;
+        let mut ns = Self::from_file(file, path, "the plugin's own namespace")?;
+        ns.id.path = PathBuf::from("/proc/self/ns/net");
+        Ok(ns)
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Run `f` inside this namespace and come back, whatever `f` returns.
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let _guard = Visit::enter(self)?;
+        Ok(f())
+    }
+
+    /// A netlink socket bound inside this namespace.
+    pub fn netlink(&self) -> Result<Netlink> {
+        self.run(Netlink::open)?
+            .map_err(|e| CniError::kernel(format!("{e} in {}", self.id.path.display())))
+    }
+
+    /// Write a sysctl (path under /proc/sys) as seen from inside this namespace.
+    pub fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
+        self.run(|| -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/sys/{key}"))?;
+            f.write_all(value.as_bytes())
+        })?
+        .map_err(|e| {
+            CniError::kernel(format!(
+                "setting {key}={value} in {}: {e}",
+                self.id.path.display()
+            ))
+        })
+    }
+
+    pub fn read_sysctl(&self, key: &str) -> Result<String> {
+        self.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")))?
+            .map(|s| s.trim().to_string())
+            .map_err(|e| {
+                CniError::kernel(format!("reading {key} in {}: {e}", self.id.path.display()))
+            })
+    }
+}
+
+/// While alive, the thread is inside another namespace; dropping it returns to where the thread was.
+struct Visit {
+    home: File,
+}
+
+impl Visit {
+    fn enter(target: &Netns) -> Result<Visit> {
+        let home = File::open("/proc/thread-self/ns/net").map_err(|e| {
+            CniError::kernel(format!("cannot open this thread's network namespace: {e}"))
+        })?;
+        setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+            CniError::kernel(format!(
+                "cannot enter network namespace {}: {e}",
+                target.id.path.display()
+            ))
+        })?;
+        Ok(Visit { home })
+    }
+}
+
+impl Drop for Visit {
+    fn drop(&mut self) {
+        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+            // Staying in the wrong namespace would make every later operation act on the wrong links.
+            crate::log_error!("cannot return to the original network namespace: {e}; aborting");
+            std::process::abort();
+        }
+    }
+}
