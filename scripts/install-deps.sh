@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs everything the demo and the tests need on a fresh Debian 12 machine (run as root). Idempotent.
+set -euo pipefail
+
+packages=(
+  iproute2 iputils-ping tcpdump jq procps psmisc
+  frr frr-pythontools bird2 gobgpd
+  containernetworking-plugins golang-go golang-github-appc-cni-dev
+  build-essential pkg-config ca-certificates curl python3 python3-yaml
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # The frr package starts its service where systemd runs; the tests run their own instances instead.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Never leave the distribution's own FRR or BIRD running: tests and demo start private instances.
+if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
+  systemctl disable --now frr bird >/dev/null 2>&1 || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "installing the Rust toolchain with rustup" >&2
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal >/dev/null
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+cargo --version >&2

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine, as root: installs what it needs, builds, runs every
+# test (unit, golden, integration with real namespaces, libcni, FRR/BIRD end to end), and cleans up after itself.
+#   scripts/test.sh            the suite (what CI runs)
+#   LONG=1 scripts/test.sh     also the long variants (crash and concurrency soaks)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "scripts/test.sh must run as root (it makes network namespaces)" >&2; exit 1; }
+scripts/install-deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+
+cargo build --locked --release --bins
+cargo test --locked --no-fail-fast
