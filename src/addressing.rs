@@ -45,22 +45,17 @@ fn v6_at(net: Ipv6Net, offset: u128, field: &str, index: u32) -> Result<Ipv6Net>
 
 /// The router and host addresses for `index`, IPv4 first.
 pub fn veth_addresses(hs: &HostSession, index: u32) -> Result<VethAddresses> {
-    let mut out = VethAddresses {
-        router: Vec::new(),
-        host: Vec::new(),
-    };
+    let mut out = VethAddresses { router: Vec::new(), host: Vec::new() };
     let host_offset = index as u128 + 2;
     if let Some(net) = hs.ipv4 {
         let field = "l3passthrough.hostsession.localcidr.ipv4";
         out.router.push(IpNet::V4(v4_at(net, 1, field, index)?));
-        out.host
-            .push(IpNet::V4(v4_at(net, host_offset, field, index)?));
+        out.host.push(IpNet::V4(v4_at(net, host_offset, field, index)?));
     }
     if let Some(net) = hs.ipv6 {
         let field = "l3passthrough.hostsession.localcidr.ipv6";
         out.router.push(IpNet::V6(v6_at(net, 1, field, index)?));
-        out.host
-            .push(IpNet::V6(v6_at(net, host_offset, field, index)?));
+        out.host.push(IpNet::V6(v6_at(net, host_offset, field, index)?));
     }
     Ok(out)
 }
@@ -83,9 +78,7 @@ pub fn router_id(cidr: Ipv4Net, index: u32) -> Result<Ipv4Addr> {
     let size = 1u64 << (32 - net.prefix_len());
     let offset = index as u64 + 1;
     if offset >= size {
-        return Err(CniError::config(format!(
-            "underlay.routerIDCIDR: {net} is too small for node index {index}"
-        )));
+        return Err(CniError::config(format!("underlay.routerIDCIDR: {net} is too small for node index {index}")));
     }
     Ok(Ipv4Addr::from(u32::from(net.network()) + offset as u32))
 }
@@ -121,14 +114,8 @@ mod tests {
     #[test]
     fn never_the_broadcast_address() {
         let h = hs(Some("192.169.10.0/30"), None);
-        assert_eq!(
-            strs(&veth_addresses(&h, 0).unwrap().host),
-            ["192.169.10.2/30"]
-        );
-        assert!(
-            veth_addresses(&h, 1).is_err(),
-            ".3 is the broadcast address of a /30"
-        );
+        assert_eq!(strs(&veth_addresses(&h, 0).unwrap().host), ["192.169.10.2/30"]);
+        assert!(veth_addresses(&h, 1).is_err(), ".3 is the broadcast address of a /30");
         let h = hs(Some("192.169.10.0/24"), None);
         assert!(veth_addresses(&h, 252).is_ok());
         let e = veth_addresses(&h, 253).unwrap_err();
@@ -146,12 +133,7 @@ mod tests {
         assert_eq!(host_number(&n, "192.168.11.3".parse().unwrap()), Some(3));
         assert_eq!(host_number(&n, "192.168.12.3".parse().unwrap()), None);
         assert_eq!(host_number(&n, "::1".parse().unwrap()), None);
-        assert_eq!(
-            router_id("10.0.0.0/24".parse().unwrap(), 0)
-                .unwrap()
-                .to_string(),
-            "10.0.0.1"
-        );
+        assert_eq!(router_id("10.0.0.0/24".parse().unwrap(), 0).unwrap().to_string(), "10.0.0.1");
         assert!(router_id("10.0.0.0/30".parse().unwrap(), 3).is_err());
     }
 }

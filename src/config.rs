@@ -115,10 +115,7 @@ struct Fields<'a> {
 fn show(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 60 {
-        format!(
-            "{}...",
-            &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())]
-        )
+        format!("{}...", &s[..s.char_indices().nth(57).map(|(i, _)| i).unwrap_or(s.len())])
     } else {
         s
     }
@@ -135,15 +132,8 @@ fn join(path: &str, name: &str) -> String {
 impl<'a> Fields<'a> {
     fn new(v: &'a Value, path: &str) -> Result<Fields<'a>> {
         match v {
-            Value::Object(map) => Ok(Fields {
-                map,
-                path: path.to_string(),
-                used: HashSet::new(),
-            }),
-            other => Err(CniError::config(format!(
-                "{path}: must be an object, got {}",
-                show(other)
-            ))),
+            Value::Object(map) => Ok(Fields { map, path: path.to_string(), used: HashSet::new() }),
+            other => Err(CniError::config(format!("{path}: must be an object, got {}", show(other)))),
         }
     }
 
@@ -164,14 +154,11 @@ impl<'a> Fields<'a> {
                 found = Some((name, v));
             }
         }
-        Ok(found
-            .filter(|(_, v)| !v.is_null())
-            .map(|(n, v)| (v, join(&self.path, n))))
+        Ok(found.filter(|(_, v)| !v.is_null()).map(|(n, v)| (v, join(&self.path, n))))
     }
 
     fn required(&mut self, names: &[&'a str]) -> Result<(&'a Value, String)> {
-        self.get(names)?
-            .ok_or_else(|| CniError::config(format!("{}: is required", join(&self.path, names[0]))))
+        self.get(names)?.ok_or_else(|| CniError::config(format!("{}: is required", join(&self.path, names[0]))))
     }
 
     fn ignore(&mut self, names: &[&'a str]) {
@@ -195,10 +182,7 @@ impl<'a> Fields<'a> {
 fn uint(v: &Value, path: &str, min: u64, max: u64) -> Result<u64> {
     match v.as_u64() {
         Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(CniError::config(format!(
-            "{path}: must be a whole number from {min} to {max}, got {}",
-            show(v)
-        ))),
+        _ => Err(CniError::config(format!("{path}: must be a whole number from {min} to {max}, got {}", show(v)))),
     }
 }
 
@@ -209,33 +193,25 @@ fn asn(v: &Value, path: &str) -> Result<u32> {
 }
 
 fn string<'v>(v: &'v Value, path: &str) -> Result<&'v str> {
-    let s = v
-        .as_str()
-        .ok_or_else(|| CniError::config(format!("{path}: must be a string, got {}", show(v))))?;
+    let s = v.as_str().ok_or_else(|| CniError::config(format!("{path}: must be a string, got {}", show(v))))?;
     if s.chars().any(|c| c.is_control()) {
-        return Err(CniError::config(format!(
-            "{path}: must not contain control characters such as newlines"
-        )));
+        return Err(CniError::config(format!("{path}: must not contain control characters such as newlines")));
     }
     Ok(s)
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool> {
-    v.as_bool()
-        .ok_or_else(|| CniError::config(format!("{path}: must be true or false, got {}", show(v))))
+    v.as_bool().ok_or_else(|| CniError::config(format!("{path}: must be true or false, got {}", show(v))))
 }
 
 fn array<'v>(v: &'v Value, path: &str) -> Result<&'v Vec<Value>> {
-    v.as_array()
-        .ok_or_else(|| CniError::config(format!("{path}: must be an array, got {}", show(v))))
+    v.as_array().ok_or_else(|| CniError::config(format!("{path}: must be an array, got {}", show(v))))
 }
 
 fn abs_path(v: &Value, path: &str) -> Result<PathBuf> {
     let s = string(v, path)?;
     if !s.starts_with('/') || s.split('/').any(|c| c == "..") || s.len() > 4096 {
-        return Err(CniError::config(format!(
-            "{path}: {s:?} must be an absolute path without '..' components"
-        )));
+        return Err(CniError::config(format!("{path}: {s:?} must be an absolute path without '..' components")));
     }
     Ok(PathBuf::from(s))
 }
@@ -260,17 +236,14 @@ fn ifname(v: &Value, path: &str) -> Result<String> {
 
 fn ip_addr(v: &Value, path: &str) -> Result<IpAddr> {
     let s = string(v, path)?;
-    s.parse::<IpAddr>()
-        .map_err(|_| CniError::config(format!("{path}: {s:?} is not an IP address")))
+    s.parse::<IpAddr>().map_err(|_| CniError::config(format!("{path}: {s:?} is not an IP address")))
 }
 
 /// A CIDR; host bits are masked off (as upstream does), and the mask is logged.
 fn cidr(v: &Value, path: &str) -> Result<IpNet> {
     let s = string(v, path)?;
     let net = s.parse::<IpNet>().map_err(|_| {
-        CniError::config(format!(
-            "{path}: {s:?} is not a CIDR (like 192.169.10.0/24 or 2001:db8:10::/64)"
-        ))
+        CniError::config(format!("{path}: {s:?} is not a CIDR (like 192.169.10.0/24 or 2001:db8:10::/64)"))
     })?;
     let masked = net.trunc();
     if masked != net {
@@ -284,26 +257,18 @@ fn remote_type(v: &Value, path: &str) -> Result<RemoteAs> {
     match s.to_ascii_lowercase().as_str() {
         "external" => Ok(RemoteAs::External),
         "internal" => Ok(RemoteAs::Internal),
-        _ => Err(CniError::config(format!(
-            "{path}: {s:?} must be External or Internal"
-        ))),
+        _ => Err(CniError::config(format!("{path}: {s:?} must be External or Internal"))),
     }
 }
 
 /// `asn` (a number) or `type` (External/Internal): exactly one of the two.
-fn remote_as(
-    f: &mut Fields,
-    asn_names: &[&'static str],
-    type_names: &[&'static str],
-) -> Result<RemoteAs> {
+fn remote_as(f: &mut Fields, asn_names: &[&'static str], type_names: &[&'static str]) -> Result<RemoteAs> {
     let by_asn = f.get(asn_names)?;
     let by_type = f.get(type_names)?;
     match (by_asn, by_type) {
         (Some((v, p)), None) => Ok(RemoteAs::Asn(asn(v, &p)?)),
         (None, Some((v, p))) => remote_type(v, &p),
-        (Some((_, a)), Some((_, t))) => Err(CniError::config(format!(
-            "{a} and {t}: give exactly one of the two"
-        ))),
+        (Some((_, a)), Some((_, t))) => Err(CniError::config(format!("{a} and {t}: give exactly one of the two"))),
         (None, None) => Err(CniError::config(format!(
             "{}: one of {} or {} is required",
             f.path,
@@ -316,18 +281,12 @@ fn remote_as(
 /// A resource may be pasted whole (`apiVersion`, `kind`, `metadata`, `spec`, `status`): use its `spec`.
 fn spec_of<'a>(v: &'a Value, path: &str, kind: &str) -> Result<(&'a Value, String)> {
     let Some(obj) = v.as_object() else {
-        return Err(CniError::config(format!(
-            "{path}: must be an object, got {}",
-            show(v)
-        )));
+        return Err(CniError::config(format!("{path}: must be an object, got {}", show(v))));
     };
     if let Some(spec) = obj.get("spec") {
         if let Some(k) = obj.get("kind") {
             if k.as_str() != Some(kind) {
-                return Err(CniError::config(format!(
-                    "{path}.kind: must be {kind:?}, got {}",
-                    show(k)
-                )));
+                return Err(CniError::config(format!("{path}.kind: must be {kind:?}, got {}", show(k))));
             }
         }
         return Ok((spec, format!("{path}.spec")));
@@ -339,12 +298,8 @@ fn spec_of<'a>(v: &'a Value, path: &str, kind: &str) -> Result<(&'a Value, Strin
 
 /// Parse stdin's bytes into JSON, with the CNI codes for unreadable or malformed input.
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        CniError::new(
-            code::DECODE,
-            format!("the network configuration on stdin is not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_slice(bytes)
+        .map_err(|e| CniError::new(code::DECODE, format!("the network configuration on stdin is not valid JSON: {e}")))
 }
 
 /// The `cniVersion` of a configuration, if it has a string one (for error replies before full parsing).
@@ -357,18 +312,12 @@ impl Envelope {
         let mut f = Fields::new(v, "")?;
         f.path = String::new();
         let (ver, _) = f.get(&["cniVersion"])?.ok_or_else(|| {
-            CniError::new(
-                code::INCOMPATIBLE_VERSION,
-                "cniVersion: is required (one of 0.3.0 .. 1.1.0)",
-            )
+            CniError::new(code::INCOMPATIBLE_VERSION, "cniVersion: is required (one of 0.3.0 .. 1.1.0)")
         })?;
         let cni_version = ver
             .as_str()
             .ok_or_else(|| {
-                CniError::new(
-                    code::INCOMPATIBLE_VERSION,
-                    format!("cniVersion: must be a string, got {}", show(ver)),
-                )
+                CniError::new(code::INCOMPATIBLE_VERSION, format!("cniVersion: must be a string, got {}", show(ver)))
             })?
             .to_string();
         check_version(&cni_version)?;
@@ -383,20 +332,21 @@ impl Envelope {
             Some((v, p)) => abs_path(v, &p)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
-        let log_file = f
-            .get(&["logFile"])?
-            .map(|(v, p)| abs_path(v, &p))
-            .transpose()?;
+        let log_file = f.get(&["logFile"])?.map(|(v, p)| abs_path(v, &p)).transpose()?;
         let log_level = match f.get(&["logLevel"])? {
             Some((v, p)) => Some(Level::parse(string(v, &p)?).ok_or_else(|| {
-                CniError::config(format!(
-                    "{p}: must be one of error, warn, info, debug, got {}",
-                    show(v)
-                ))
+                CniError::config(format!("{p}: must be one of error, warn, info, debug, got {}", show(v)))
             })?),
             None => None,
         };
-        let prev_result = f.get(&["prevResult"])?.map(|(v, _)| v.clone());
+        let prev_result = match f.get(&["prevResult"])? {
+            Some((v, p)) => {
+                // Checked here, before anything changes, so that ADD can always build its result.
+                crate::cni::result::check_prev(v, &p)?;
+                Some(v.clone())
+            }
+            None => None,
+        };
         let runtime_node_index = match f.get(&["runtimeConfig"])? {
             Some((rc, p)) => {
                 let mut rc = Fields::new(rc, &p)?;
@@ -423,11 +373,10 @@ impl Envelope {
             }
             None => None,
         };
-        let valid_attachments =
-            match f.get(&["cni.dev/valid-attachments", "cni.dev/attachments"])? {
-                Some((v, p)) => Some(valid_attachments(v, &p)?),
-                None => None,
-            };
+        let valid_attachments = match f.get(&["cni.dev/valid-attachments", "cni.dev/attachments"])? {
+            Some((v, p)) => Some(valid_attachments(v, &p)?),
+            None => None,
+        };
         Ok(Envelope {
             cni_version,
             name,
@@ -449,8 +398,7 @@ impl Envelope {
 }
 
 fn node_index(v: Option<(&Value, String)>) -> Result<Option<u32>> {
-    v.map(|(v, p)| uint(v, &p, 0, u32::MAX as u64).map(|n| n as u32))
-        .transpose()
+    v.map(|(v, p)| uint(v, &p, 0, u32::MAX as u64).map(|n| n as u32)).transpose()
 }
 
 fn valid_attachments(v: &Value, path: &str) -> Result<Vec<ValidAttachment>> {
@@ -460,10 +408,7 @@ fn valid_attachments(v: &Value, path: &str) -> Result<Vec<ValidAttachment>> {
         let mut f = Fields::new(item, &p)?;
         let (c, cp) = f.required(&["containerID", "containerId"])?;
         let (n, np) = f.required(&["ifname"])?;
-        out.push(ValidAttachment {
-            container_id: string(c, &cp)?.to_string(),
-            ifname: string(n, &np)?.to_string(),
-        });
+        out.push(ValidAttachment { container_id: string(c, &cp)?.to_string(), ifname: string(n, &np)?.to_string() });
         f.finish();
     }
     Ok(out)
@@ -494,9 +439,7 @@ const CNI_KEYS: &[&str] = &[
 impl Passthrough {
     /// Parse from a whole configuration object (the plugin configuration on stdin, or a sample file).
     pub fn parse(v: &Value) -> Result<Passthrough> {
-        let map = v
-            .as_object()
-            .ok_or_else(|| CniError::config("the network configuration must be a JSON object"))?;
+        let map = v.as_object().ok_or_else(|| CniError::config("the network configuration must be a JSON object"))?;
         Self::parse_object(map)
     }
 
@@ -514,26 +457,16 @@ impl Passthrough {
                 let mut n = Fields::new(v, &p)?;
                 let (i, ip) = n.required(&["interface"])?;
                 let (c, cp) = n.required(&["cidr"])?;
-                let out = NodeIndexFrom {
-                    interface: ifname(i, &ip)?,
-                    cidr: cidr(c, &cp)?,
-                };
+                let out = NodeIndexFrom { interface: ifname(i, &ip)?, cidr: cidr(c, &cp)? };
                 n.finish();
                 Some(out)
             }
             None => None,
         };
-        let host_netns = f
-            .get(&["hostNetns"])?
-            .map(|(v, p)| abs_path(v, &p))
-            .transpose()?;
+        let host_netns = f.get(&["hostNetns"])?.map(|(v, p)| abs_path(v, &p)).transpose()?;
         let mtu = match f.get(&["mtu"])? {
             Some((v, p)) => {
-                let min = if host_session.ipv6.is_some() {
-                    1280
-                } else {
-                    68
-                };
+                let min = if host_session.ipv6.is_some() { 1280 } else { 68 };
                 Some(uint(v, &p, min, 65535).map_err(|e| {
                     if min == 1280 {
                         e.context("IPv6 needs an MTU of at least 1280")
@@ -545,14 +478,7 @@ impl Passthrough {
             None => None,
         };
         f.finish();
-        Ok(Passthrough {
-            underlay,
-            host_session,
-            node_index,
-            node_index_from,
-            host_netns,
-            mtu,
-        })
+        Ok(Passthrough { underlay, host_session, node_index, node_index_from, host_netns, mtu })
     }
 }
 
@@ -567,9 +493,7 @@ fn parse_underlay(v: &Value, path: &str) -> Result<Underlay> {
         let p = format!("{np}[{i}]");
         let name = ifname(nic, &p)?;
         if name == ROUTER_IFNAME || name == HOST_IFNAME {
-            return Err(CniError::config(format!(
-                "{p}: {name:?} is the name of the plugin's own veth"
-            )));
+            return Err(CniError::config(format!("{p}: {name:?} is the name of the plugin's own veth")));
         }
         if nics.contains(&name) {
             return Err(CniError::config(format!("{p}: {name:?} is listed twice")));
@@ -579,42 +503,26 @@ fn parse_underlay(v: &Value, path: &str) -> Result<Underlay> {
     let (nb, nbp) = f.required(&["neighbors"])?;
     let list = array(nb, &nbp)?;
     if list.is_empty() {
-        return Err(CniError::config(format!(
-            "{nbp}: needs at least one BGP neighbor"
-        )));
+        return Err(CniError::config(format!("{nbp}: needs at least one BGP neighbor")));
     }
     let mut neighbors: Vec<Neighbor> = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let n = parse_neighbor(item, &format!("{nbp}[{i}]"))?;
         if neighbors.iter().any(|m| m.address == n.address) {
-            return Err(CniError::config(format!(
-                "{nbp}[{i}].address: {} is listed twice",
-                n.address
-            )));
+            return Err(CniError::config(format!("{nbp}[{i}].address: {} is listed twice", n.address)));
         }
         neighbors.push(n);
     }
     let router_id_cidr = match f.get(&["routerIDCIDR", "routerIdCidr", "routeridcidr"])? {
         Some((v, p)) => match cidr(v, &p)? {
             IpNet::V4(n) => n,
-            IpNet::V6(_) => {
-                return Err(CniError::config(format!(
-                    "{p}: must be an IPv4 CIDR (router ids are IPv4)"
-                )))
-            }
+            IpNet::V6(_) => return Err(CniError::config(format!("{p}: must be an IPv4 CIDR (router ids are IPv4)"))),
         },
-        None => DEFAULT_ROUTER_ID_CIDR
-            .parse()
-            .expect("default router id CIDR"),
+        None => DEFAULT_ROUTER_ID_CIDR.parse().expect("default router id CIDR"),
     };
     f.ignore(&["evpn", "gracefulRestart"]);
     f.finish();
-    Ok(Underlay {
-        asn,
-        nics,
-        neighbors,
-        router_id_cidr,
-    })
+    Ok(Underlay { asn, nics, neighbors, router_id_cidr })
 }
 
 fn parse_neighbor(v: &Value, path: &str) -> Result<Neighbor> {
@@ -622,10 +530,7 @@ fn parse_neighbor(v: &Value, path: &str) -> Result<Neighbor> {
     let (a, ap) = f.required(&["address"])?;
     let address = ip_addr(a, &ap)?;
     let remote_as = remote_as(&mut f, &["asn"], &["type"])?;
-    let port = f
-        .get(&["port"])?
-        .map(|(v, p)| uint(v, &p, 1, 65535).map(|n| n as u16))
-        .transpose()?;
+    let port = f.get(&["port"])?.map(|(v, p)| uint(v, &p, 1, 65535).map(|n| n as u16)).transpose()?;
     let password = match f.get(&["password"])? {
         Some((v, p)) => {
             let s = string(v, &p)?;
@@ -645,37 +550,25 @@ fn parse_neighbor(v: &Value, path: &str) -> Result<Neighbor> {
         (Some((h, hp)), Some((k, kp))) => {
             let h = uint(h, &hp, 0, 65535)?;
             if h != 0 && h < 3 {
-                return Err(CniError::config(format!(
-                    "{hp}: must be 0 or at least 3 seconds, got {h}"
-                )));
+                return Err(CniError::config(format!("{hp}: must be 0 or at least 3 seconds, got {h}")));
             }
             let k = uint(k, &kp, 0, 65535)?;
             if k > h {
-                return Err(CniError::config(format!(
-                    "{kp}: must not exceed {hp} ({h}), got {k}"
-                )));
+                return Err(CniError::config(format!("{kp}: must not exceed {hp} ({h}), got {k}")));
             }
             (Some(h as u16), Some(k as u16))
         }
         (Some((_, p)), None) | (None, Some((_, p))) => {
-            return Err(CniError::config(format!(
-                "{p}: holdTimeSeconds and keepaliveTimeSeconds must be set together"
-            )))
+            return Err(CniError::config(format!("{p}: holdTimeSeconds and keepaliveTimeSeconds must be set together")))
         }
     };
     let connect_time_seconds = f
         .get(&["connectTimeSeconds", "connectTime"])?
         .map(|(v, p)| uint(v, &p, 1, 65535).map(|n| n as u16))
         .transpose()?;
-    let ebgp_multi_hop = f
-        .get(&["ebgpMultiHop"])?
-        .map(|(v, p)| boolean(v, &p))
-        .transpose()?
-        .unwrap_or(false);
+    let ebgp_multi_hop = f.get(&["ebgpMultiHop"])?.map(|(v, p)| boolean(v, &p)).transpose()?.unwrap_or(false);
     if let Some((_, p)) = f.get(&["bfd"])? {
-        crate::log_warn!(
-            "{p}: BFD is not supported by openpe-passthrough yet; the session runs without it"
-        );
+        crate::log_warn!("{p}: BFD is not supported by openpe-passthrough yet; the session runs without it");
     }
     f.finish();
     Ok(Neighbor {
@@ -698,11 +591,7 @@ fn parse_l3passthrough(v: &Value, path: &str) -> Result<HostSession> {
     let mut f = Fields::new(hs, &hsp)?;
     let (a, ap) = f.required(&["asn"])?;
     let asn = asn(a, &ap)?;
-    let host_as = remote_as(
-        &mut f,
-        &["hostasn", "hostASN", "hostAsn"],
-        &["hostType", "hosttype"],
-    )?;
+    let host_as = remote_as(&mut f, &["hostasn", "hostASN", "hostAsn"], &["hostType", "hosttype"])?;
     let (lc, lcp) = f.required(&["localcidr", "localCIDR", "localCidr"])?;
     let mut l = Fields::new(lc, &lcp)?;
     let ipv4 = match l.get(&["ipv4", "IPv4"])? {
@@ -714,11 +603,7 @@ fn parse_l3passthrough(v: &Value, path: &str) -> Result<HostSession> {
                 )))
             }
             IpNet::V4(n) => Some(n),
-            IpNet::V6(_) => {
-                return Err(CniError::config(format!(
-                    "{p}: is an IPv6 CIDR; ipv4 needs an IPv4 one"
-                )))
-            }
+            IpNet::V6(_) => return Err(CniError::config(format!("{p}: is an IPv6 CIDR; ipv4 needs an IPv4 one"))),
         },
         None => None,
     };
@@ -731,27 +616,16 @@ fn parse_l3passthrough(v: &Value, path: &str) -> Result<HostSession> {
                 )))
             }
             IpNet::V6(n) => Some(n),
-            IpNet::V4(_) => {
-                return Err(CniError::config(format!(
-                    "{p}: is an IPv4 CIDR; ipv6 needs an IPv6 one"
-                )))
-            }
+            IpNet::V4(_) => return Err(CniError::config(format!("{p}: is an IPv4 CIDR; ipv6 needs an IPv6 one"))),
         },
         None => None,
     };
     if ipv4.is_none() && ipv6.is_none() {
-        return Err(CniError::config(format!(
-            "{lcp}: give at least one of ipv4 and ipv6"
-        )));
+        return Err(CniError::config(format!("{lcp}: give at least one of ipv4 and ipv6")));
     }
     l.finish();
     f.finish();
-    Ok(HostSession {
-        asn,
-        host_as,
-        ipv4,
-        ipv6,
-    })
+    Ok(HostSession { asn, host_as, ipv4, ipv6 })
 }
 
 #[cfg(test)]
@@ -798,11 +672,7 @@ mod tests {
         assert_eq!(p.underlay.neighbors[0].remote_as, RemoteAs::External);
         assert_eq!(p.underlay.neighbors[0].port, Some(1790));
         assert_eq!(p.host_session.host_as, RemoteAs::Internal);
-        assert_eq!(
-            p.host_session.ipv4.unwrap().to_string(),
-            "192.169.10.0/24",
-            "host bits are masked"
-        );
+        assert_eq!(p.host_session.ipv4.unwrap().to_string(), "192.169.10.0/24", "host bits are masked");
     }
 
     #[test]
@@ -841,34 +711,19 @@ mod tests {
 
     #[test]
     fn envelope_versions_and_names() {
+        assert_eq!(Envelope::parse(&json!({"name": "a"})).unwrap_err().code, code::INCOMPATIBLE_VERSION);
         assert_eq!(
-            Envelope::parse(&json!({"name": "a"})).unwrap_err().code,
+            Envelope::parse(&json!({"cniVersion": "0.2.0", "name": "a"})).unwrap_err().code,
             code::INCOMPATIBLE_VERSION
         );
-        assert_eq!(
-            Envelope::parse(&json!({"cniVersion": "0.2.0", "name": "a"}))
-                .unwrap_err()
-                .code,
-            code::INCOMPATIBLE_VERSION
-        );
-        assert_eq!(
-            Envelope::parse(&json!({"cniVersion": "1.0.0", "name": "a b"}))
-                .unwrap_err()
-                .code,
-            7
-        );
-        let e =
-            Envelope::parse(&json!({"cniVersion": "1.1.0", "name": "a", "stateDir": "/x/../y"}))
-                .unwrap_err();
+        assert_eq!(Envelope::parse(&json!({"cniVersion": "1.0.0", "name": "a b"})).unwrap_err().code, 7);
+        let e = Envelope::parse(&json!({"cniVersion": "1.1.0", "name": "a", "stateDir": "/x/../y"})).unwrap_err();
         assert!(e.msg.starts_with("stateDir:"));
         let e = Envelope::parse(&json!({"cniVersion": "1.1.0", "name": "a",
             "args": {"cni": {"nodeIndex": 4}}, "runtimeConfig": {"nodeIndex": 5},
             "cni.dev/attachments": [{"containerID": "c", "ifname": "i"}]}))
         .unwrap();
-        assert_eq!(
-            (e.args_node_index, e.runtime_node_index),
-            (Some(4), Some(5))
-        );
+        assert_eq!((e.args_node_index, e.runtime_node_index), (Some(4), Some(5)));
         assert_eq!(e.valid_attachments.unwrap()[0].container_id, "c");
     }
 }

@@ -51,26 +51,12 @@ fn kernel(e: NlError, ns: &str) -> CniError {
 pub fn snapshot_nic(host: &mut Side, name: &str, field: &str) -> Result<(NicState, Link)> {
     let path = host.path();
     let link = host.link(name)?.ok_or_else(|| {
-        CniError::config(format!(
-            "{field}: there is no interface {name:?} in the host namespace {path}"
-        ))
+        CniError::config(format!("{field}: there is no interface {name:?} in the host namespace {path}"))
     })?;
-    let addresses = host
-        .nl
-        .addresses(link.index)
-        .map_err(|e| kernel(e, &path))?;
-    let routes = host
-        .nl
-        .routes_via(link.index)
-        .map_err(|e| kernel(e, &path))?;
-    let state = NicState {
-        name: link.name.clone(),
-        mac: link.mac.clone(),
-        mtu: link.mtu,
-        up: link.up,
-        addresses,
-        routes,
-    };
+    let addresses = host.nl.addresses(link.index).map_err(|e| kernel(e, &path))?;
+    let routes = host.nl.routes_via(link.index).map_err(|e| kernel(e, &path))?;
+    let state =
+        NicState { name: link.name.clone(), mac: link.mac.clone(), mtu: link.mtu, up: link.up, addresses, routes };
     Ok((state, link))
 }
 
@@ -92,35 +78,19 @@ pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(
     let alias = rec.veth_alias();
     let hpath = host.path();
     host.nl
-        .create_veth(
-            HOST_IFNAME,
-            ROUTER_IFNAME,
-            router.ns.fd(),
-            rec.mtu,
-            VETH_GROUP,
-        )
+        .create_veth(HOST_IFNAME, ROUTER_IFNAME, router.ns.fd(), rec.mtu, VETH_GROUP)
         .map_err(|e| kernel(e, &hpath))?;
-    fault::point("add:veth-created");
     let mut ends = Vec::new();
-    for (side, name, addrs) in [
-        (host, HOST_IFNAME, &rec.addresses.host),
-        (router, ROUTER_IFNAME, &rec.addresses.router),
-    ] {
+    for (side, name, addrs) in
+        [(host, HOST_IFNAME, &rec.addresses.host), (router, ROUTER_IFNAME, &rec.addresses.router)]
+    {
         let path = side.path();
-        let link = side.link(name)?.ok_or_else(|| {
-            CniError::kernel(format!("{name} vanished from {path} after creation"))
-        })?;
-        side.nl
-            .set_up_with_alias(link.index, &alias)
-            .map_err(|e| kernel(e, &path))?;
+        let link =
+            side.link(name)?.ok_or_else(|| CniError::kernel(format!("{name} vanished from {path} after creation")))?;
+        side.nl.set_up_with_alias(link.index, &alias).map_err(|e| kernel(e, &path))?;
         add_addresses(side, link.index, addrs, name)?;
-        ends.push(Link {
-            up: true,
-            alias: Some(alias.clone()),
-            ..link
-        });
+        ends.push(Link { up: true, alias: Some(alias.clone()), ..link });
     }
-    fault::point("add:veth-addressed");
     let router_link = ends.pop().expect("two ends");
     let host_link = ends.pop().expect("two ends");
     Ok((host_link, router_link))
@@ -132,31 +102,21 @@ pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u3
     let hpath = host.path();
     let rpath = router.path();
     host.nl
-        .move_to_netns(
-            index,
-            router.ns.fd(),
-            &format!("moving {} into the router namespace {rpath}", nic.name),
-        )
+        .move_to_netns(index, router.ns.fd(), &format!("moving {} into the router namespace {rpath}", nic.name))
         .map_err(|e| kernel(e, &hpath))?;
-    fault::point("add:nic-moved");
-    let link = router.link(&nic.name)?.ok_or_else(|| {
-        CniError::kernel(format!("{} is not in {rpath} after the move", nic.name))
-    })?;
+    let link = router
+        .link(&nic.name)?
+        .ok_or_else(|| CniError::kernel(format!("{} is not in {rpath} after the move", nic.name)))?;
     add_addresses(router, link.index, &nic.addresses, &nic.name)?;
-    router
-        .nl
-        .set_up(link.index, true)
-        .map_err(|e| kernel(e, &rpath))?;
-    fault::point("add:nic-addressed");
+    router.nl.set_up(link.index, true).map_err(|e| kernel(e, &rpath))?;
     Ok(link)
 }
 
 /// Step 4 of ADD: the router forwards, in both families.
 pub fn enable_forwarding(router: &Side) -> Result<()> {
     router.ns.write_sysctl("net/ipv4/ip_forward", "1")?;
-    router
-        .ns
-        .write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+    fault::point("add:ipv4-forwarding-set");
+    router.ns.write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
     fault::point("add:forwarding-set");
     Ok(())
 }
@@ -184,12 +144,7 @@ impl Reach {
         let host = open_alive(&rec.host_netns);
         let router = open_alive(&rec.netns);
         let init = if router.is_none() {
-            Netns::open(
-                std::path::Path::new("/proc/1/ns/net"),
-                "the initial namespace",
-            )
-            .ok()
-            .and_then(|ns| {
+            Netns::open(std::path::Path::new("/proc/1/ns/net"), "the initial namespace").ok().and_then(|ns| {
                 // Only useful when it is not the host namespace itself.
                 if host.as_ref().is_some_and(|h| h.ns.id.same_ns(&ns.id)) {
                     None
@@ -210,60 +165,37 @@ impl Reach {
 fn return_nic(reach: &mut Reach, nic: &NicState) -> Result<()> {
     let matches = |l: &Link| l.mac == nic.mac;
     let Some(host) = reach.host.as_mut() else {
-        log_warn!(
-            "host namespace of {} is gone; nothing to restore it into",
-            nic.name
-        );
+        log_warn!("host namespace of {} is gone; nothing to restore it into", nic.name);
         return Ok(());
     };
     let host_fd = host.ns.fd();
     let hpath = host.path();
-    for away in [reach.router.as_mut(), reach.init.as_mut()]
-        .into_iter()
-        .flatten()
-    {
+    for away in [reach.router.as_mut(), reach.init.as_mut()].into_iter().flatten() {
         if let Some(l) = away.link(&nic.name)?.filter(matches) {
             let apath = away.path();
             away.nl
-                .move_to_netns(
-                    l.index,
-                    host_fd,
-                    &format!("returning {} to the host namespace {hpath}", nic.name),
-                )
+                .move_to_netns(l.index, host_fd, &format!("returning {} to the host namespace {hpath}", nic.name))
                 .map_err(|e| kernel(e, &apath))?;
-            fault::point("del:nic-returned");
             break;
         }
     }
     let Some(link) = host.link(&nic.name)?.filter(matches) else {
         // A virtual NIC (veth) dies with the router namespace; a physical one always comes back.
-        log_warn!(
-            "{} ({}) is gone; it was not a physical NIC or was removed by someone else",
-            nic.name,
-            nic.mac
-        );
+        log_warn!("{} ({}) is gone; it was not a physical NIC or was removed by someone else", nic.name, nic.mac);
         return Ok(());
     };
     if link.mtu != nic.mtu {
-        host.nl
-            .set_mtu(link.index, nic.mtu)
-            .map_err(|e| kernel(e, &hpath))?;
+        host.nl.set_mtu(link.index, nic.mtu).map_err(|e| kernel(e, &hpath))?;
     }
     add_addresses(host, link.index, &nic.addresses, &nic.name)?;
     if link.up != nic.up {
-        host.nl
-            .set_up(link.index, nic.up)
-            .map_err(|e| kernel(e, &hpath))?;
+        host.nl.set_up(link.index, nic.up).map_err(|e| kernel(e, &hpath))?;
     }
     for r in &nic.routes {
         match host.nl.add_route(link.index, r) {
             Ok(()) => {}
             Err(e) if e.is(libc::EEXIST) => {}
-            Err(e) => {
-                return Err(
-                    kernel(e, &hpath).context(format!("restoring the routes of {}", nic.name))
-                )
-            }
+            Err(e) => return Err(kernel(e, &hpath).context(format!("restoring the routes of {}", nic.name))),
         }
     }
     fault::point("del:nic-restored");

@@ -1,29 +1,35 @@
-//! Fault points for the crash-consistency tests: with the `fault-injection` feature, a process whose
-//! `OPENPE_FAULT_POINT` names a point kills itself with SIGKILL there, as a crash would. Without the feature
-//! (every normal build) a fault point compiles to nothing.
+//! Fault points for the crash-consistency tests. With the `fault-injection` feature, a process kills itself
+//! with SIGKILL, as a crash would:
+//! - at the point named by `OPENPE_FAULT_POINT`, or
+//! - at the N-th fault point it reaches when `OPENPE_FAULT_AFTER=N` (N from 1), which lets a test walk every
+//!   point of ADD or DEL without knowing them: after each kernel change (every netlink request that changes
+//!   something) and each state write (before and after its rename), plus the named steps below.
+//!
+//! Without the feature (every normal build) a fault point compiles to nothing.
 
 /// Die here if the tests asked for it.
 #[inline(always)]
 pub fn point(_name: &str) {
     #[cfg(feature = "fault-injection")]
-    if std::env::var("OPENPE_FAULT_POINT").is_ok_and(|p| p == _name) {
-        // SAFETY: raising a signal at ourselves has no memory-safety preconditions.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    }
+    armed::point(_name);
 }
 
-/// Every fault point, in the order an ADD then a DEL reaches them (the tests iterate over this list).
-pub const POINTS: &[&str] = &[
-    "add:record-written",
-    "add:claims-written",
-    "add:veth-created",
-    "add:veth-addressed",
-    "add:nic-moved",
-    "add:nic-addressed",
-    "add:forwarding-set",
-    "add:record-complete",
-    "del:nic-returned",
-    "del:nic-restored",
-    "del:veth-removed",
-    "del:claims-released",
-];
+#[cfg(feature = "fault-injection")]
+mod armed {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static REACHED: AtomicU64 = AtomicU64::new(0);
+    static AFTER: OnceLock<Option<u64>> = OnceLock::new();
+
+    pub fn point(name: &str) {
+        let n = REACHED.fetch_add(1, Ordering::SeqCst) + 1;
+        let after = *AFTER.get_or_init(|| std::env::var("OPENPE_FAULT_AFTER").ok().and_then(|v| v.parse().ok()));
+        let named = std::env::var("OPENPE_FAULT_POINT").is_ok_and(|p| p == name);
+        if named || after == Some(n) {
+            crate::log_warn!("fault injection: dying at point {n} ({name})");
+            // SAFETY: raising a signal at ourselves has no memory-safety preconditions.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
+}

@@ -52,32 +52,17 @@ pub fn table(records: &[Record]) -> String {
             r.key.ifname.clone(),
             format!("{:?}", r.phase).to_lowercase(),
             format!("{} ({})", r.node_index, r.index_source),
-            r.addresses
-                .host
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+            r.addresses.host.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(","),
             r.netns.path.display().to_string(),
             r.host_netns.path.display().to_string(),
-            r.nics
-                .iter()
-                .map(|n| n.name.clone())
-                .collect::<Vec<_>>()
-                .join(","),
+            r.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>().join(","),
             if alive { "yes" } else { "no" }.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
+        let line: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }

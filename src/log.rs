@@ -51,22 +51,11 @@ pub fn set_level(level: Level) {
 
 /// Send logs to `path` (appended, created 0600). On failure logs stay on stderr and the reason is logged there.
 pub fn set_file(path: &Path) {
-    match OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-    {
+    match OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
         Ok(f) => {
             let _ = FILE.set(Mutex::new(f));
         }
-        Err(e) => write(
-            Level::Warn,
-            format_args!(
-                "cannot open logFile {}: {e}; logging to stderr",
-                path.display()
-            ),
-        ),
+        Err(e) => write(Level::Warn, format_args!("cannot open logFile {}: {e}; logging to stderr", path.display())),
     }
 }
 
@@ -78,9 +67,7 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
     if !enabled(level) {
         return;
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let line = format!(
         "{}.{:03} {} [{}] {}: {}\n",
         now.as_secs(),

@@ -10,13 +10,10 @@ use std::os::fd::RawFd;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -32,12 +29,7 @@ pub struct NlError {
 
 impl std::fmt::Display for NlError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: {}",
-            self.what,
-            std::io::Error::from_raw_os_error(self.errno)
-        )
+        write!(f, "{}: {}", self.what, std::io::Error::from_raw_os_error(self.errno))
     }
 }
 
@@ -46,10 +38,7 @@ impl NlError {
         self.errno == errno
     }
     pub fn not_found(&self) -> bool {
-        matches!(
-            self.errno,
-            libc::ENODEV | libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL
-        )
+        matches!(self.errno, libc::ENODEV | libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL)
     }
 }
 
@@ -83,11 +72,7 @@ pub struct Route {
 }
 
 pub fn format_mac(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 pub struct Netlink {
@@ -116,24 +101,12 @@ impl Netlink {
         socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
         // Extended acks give the kernel's own message; strict checking makes dumps honour filters.
         let _ = socket.set_ext_ack(true);
-        Ok(Netlink {
-            socket,
-            seq: 0,
-            buf: vec![0; 64 * 1024],
-        })
+        Ok(Netlink { socket, seq: 0, buf: vec![0; 64 * 1024] })
     }
 
     /// Send one request and collect the answers until the ack, the end of a dump, or an error.
-    fn request(
-        &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-        what: &str,
-    ) -> NlResult<Vec<RouteNetlinkMessage>> {
-        let fail = |errno: i32| NlError {
-            errno,
-            what: what.to_string(),
-        };
+    fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, what: &str) -> NlResult<Vec<RouteNetlinkMessage>> {
+        let fail = |errno: i32| NlError { errno, what: what.to_string() };
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags;
@@ -142,9 +115,7 @@ impl Netlink {
         req.finalize();
         let mut out = vec![0u8; req.buffer_len()];
         req.serialize(&mut out);
-        self.socket
-            .send(&out, 0)
-            .map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
+        self.socket.send(&out, 0).map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut answers = Vec::new();
         loop {
@@ -187,9 +158,11 @@ impl Netlink {
         }
     }
 
+    /// A request that changes something in the kernel; a fault point follows each one.
     fn ack(&mut self, msg: RouteNetlinkMessage, extra: u16, what: &str) -> NlResult<()> {
-        self.request(msg, NLM_F_REQUEST | NLM_F_ACK | extra, what)
-            .map(|_| ())
+        let r = self.request(msg, NLM_F_REQUEST | NLM_F_ACK | extra, what).map(|_| ());
+        crate::fault::point(what);
+        r
     }
 
     // --- links -------------------------------------------------------------------------------------------------
@@ -228,11 +201,7 @@ impl Netlink {
     /// The link called `name`, or None when there is none.
     pub fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
         let msg = LinkUnspec::new_with_name(name).build();
-        match self.request(
-            RouteNetlinkMessage::GetLink(msg),
-            NLM_F_REQUEST,
-            &format!("looking up link {name}"),
-        ) {
+        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {name}")) {
             Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
                 _ => None,
@@ -254,25 +223,16 @@ impl Netlink {
         mtu: Option<u32>,
         group: u32,
     ) -> NlResult<()> {
-        let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-            .name(peer.to_string())
-            .link_group(group)
-            .setns_by_fd(peer_ns);
-        let mut main = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
-            .name(name.to_string())
-            .link_group(group);
+        let mut peer_msg =
+            LinkMessageBuilder::<LinkUnspec>::new().name(peer.to_string()).link_group(group).setns_by_fd(peer_ns);
+        let mut main =
+            LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth).name(name.to_string()).link_group(group);
         if let Some(m) = mtu {
             peer_msg = peer_msg.mtu(m);
             main = main.mtu(m);
         }
-        let msg = main
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
-            .build();
-        self.ack(
-            RouteNetlinkMessage::NewLink(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &format!("creating veth {name}/{peer}"),
-        )
+        let msg = main.set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build()))).build();
+        self.ack(RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL, &format!("creating veth {name}/{peer}"))
     }
 
     fn set_link(&mut self, msg: LinkMessage, what: &str) -> NlResult<()> {
@@ -282,18 +242,12 @@ impl Netlink {
     pub fn set_up(&mut self, index: u32, up: bool) -> NlResult<()> {
         let b = LinkUnspec::new_with_index(index);
         let msg = if up { b.up() } else { b.down() }.build();
-        self.set_link(
-            msg,
-            &format!("setting link {index} {}", if up { "up" } else { "down" }),
-        )
+        self.set_link(msg, &format!("setting link {index} {}", if up { "up" } else { "down" }))
     }
 
     /// Bring a link up and give it an alias, in one request.
     pub fn set_up_with_alias(&mut self, index: u32, alias: &str) -> NlResult<()> {
-        let msg = LinkUnspec::new_with_index(index)
-            .up()
-            .alias(alias.to_string())
-            .build();
+        let msg = LinkUnspec::new_with_index(index).up().alias(alias.to_string()).build();
         self.set_link(msg, &format!("setting link {index} up"))
     }
 
@@ -306,10 +260,7 @@ impl Netlink {
 
     /// Move a link into the namespace open at `ns_fd`. The kernel drops its addresses and routes.
     pub fn move_to_netns(&mut self, index: u32, ns_fd: RawFd, what: &str) -> NlResult<()> {
-        self.set_link(
-            LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).build(),
-            what,
-        )
+        self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).build(), what)
     }
 
     pub fn delete_link(&mut self, index: u32, what: &str) -> NlResult<()> {
@@ -323,11 +274,8 @@ impl Netlink {
     pub fn addresses(&mut self, index: u32) -> NlResult<Vec<IpNet>> {
         let mut msg = AddressMessage::default();
         msg.header.index = index;
-        let answers = self.request(
-            RouteNetlinkMessage::GetAddress(msg),
-            NLM_F_REQUEST | NLM_F_DUMP,
-            "listing addresses",
-        )?;
+        let answers =
+            self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing addresses")?;
         let mut out = Vec::new();
         for a in answers {
             let RouteNetlinkMessage::NewAddress(a) = a else {
@@ -363,17 +311,10 @@ impl Netlink {
     /// Add `net` to link `index`. IPv6 addresses skip duplicate address detection, so they are usable at once.
     pub fn add_address(&mut self, index: u32, net: IpNet) -> NlResult<()> {
         let msg = match net.addr() {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new()
-                .index(index)
-                .address(a, net.prefix_len())
-                .build(),
+            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(a, net.prefix_len()).build(),
             IpAddr::V6(a) => {
-                let mut m = AddressMessageBuilder::<Ipv6Addr>::new()
-                    .index(index)
-                    .address(a, net.prefix_len())
-                    .build();
-                m.attributes
-                    .push(AddressAttribute::Flags(AddressFlags::Nodad));
+                let mut m = AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(a, net.prefix_len()).build();
+                m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
                 m
             }
         };
@@ -393,11 +334,8 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
-            let answers = self.request(
-                RouteNetlinkMessage::GetRoute(msg),
-                NLM_F_REQUEST | NLM_F_DUMP,
-                "listing routes",
-            )?;
+            let answers =
+                self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing routes")?;
             for r in answers {
                 let RouteNetlinkMessage::NewRoute(r) = r else {
                     continue;
@@ -455,17 +393,10 @@ impl Netlink {
 
     pub fn add_route(&mut self, index: u32, route: &Route) -> NlResult<()> {
         let mut msg = RouteMessage::default();
-        msg.header.address_family = if route.destination.addr().is_ipv4() {
-            AddressFamily::Inet
-        } else {
-            AddressFamily::Inet6
-        };
+        msg.header.address_family =
+            if route.destination.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         msg.header.destination_prefix_length = route.destination.prefix_len();
-        msg.header.table = if route.table < 256 {
-            route.table as u8
-        } else {
-            0
-        };
+        msg.header.table = if route.table < 256 { route.table as u8 } else { 0 };
         msg.header.protocol = route.protocol.into();
         msg.header.scope = route.scope.into();
         msg.header.kind = route.kind.into();
@@ -473,8 +404,7 @@ impl Netlink {
             msg.attributes.push(RouteAttribute::Table(route.table));
         }
         if route.destination.prefix_len() > 0 {
-            msg.attributes
-                .push(RouteAttribute::Destination(route.destination.addr().into()));
+            msg.attributes.push(RouteAttribute::Destination(route.destination.addr().into()));
         }
         if let Some(gw) = route.gateway {
             msg.attributes.push(RouteAttribute::Gateway(gw.into()));
@@ -489,15 +419,8 @@ impl Netlink {
         let what = format!(
             "adding route {}{} via link {index}",
             route.destination,
-            route
-                .gateway
-                .map(|g| format!(" via {g}"))
-                .unwrap_or_default()
+            route.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
         );
-        self.ack(
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &what,
-        )
+        self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, &what)
     }
 }

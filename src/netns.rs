@@ -59,29 +59,15 @@ impl Netns {
             } else {
                 crate::cni::code::INVALID_CONFIG
             };
-            CniError::new(
-                code,
-                format!(
-                    "{field}: cannot open network namespace {}: {e}",
-                    path.display()
-                ),
-            )
+            CniError::new(code, format!("{field}: cannot open network namespace {}: {e}", path.display()))
         })?;
         Self::from_file(file, path, field)
     }
 
     fn from_file(file: File, path: &Path, field: &str) -> Result<Netns> {
-        let code = if field.starts_with("CNI_") {
-            crate::cni::code::INVALID_ENV
-        } else {
-            crate::cni::code::INVALID_CONFIG
-        };
-        let not_netns = || {
-            CniError::new(
-                code,
-                format!("{field}: {} is not a network namespace", path.display()),
-            )
-        };
+        let code =
+            if field.starts_with("CNI_") { crate::cni::code::INVALID_ENV } else { crate::cni::code::INVALID_CONFIG };
+        let not_netns = || CniError::new(code, format!("{field}: {} is not a network namespace", path.display()));
         let fs = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|_| not_netns())?;
         if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
             return Err(not_netns());
@@ -92,21 +78,13 @@ impl Netns {
             return Err(not_netns());
         }
         let m = file.metadata().map_err(|_| not_netns())?;
-        Ok(Netns {
-            id: NsId {
-                path: path.to_path_buf(),
-                dev: m.dev(),
-                ino: m.ino(),
-            },
-            file,
-        })
+        Ok(Netns { id: NsId { path: path.to_path_buf(), dev: m.dev(), ino: m.ino() }, file })
     }
 
     /// The namespace this thread is in now.
     pub fn current() -> Result<Netns> {
         let path = Path::new("/proc/thread-self/ns/net");
-        let file = File::open(path)
-            .map_err(|e| CniError::kernel(format!("cannot open {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| CniError::kernel(format!("cannot open {}: {e}", path.display())))?;
         let mut ns = Self::from_file(file, path, "the plugin's own namespace")?;
         ns.id.path = PathBuf::from("/proc/self/ns/net");
         Ok(ns)
@@ -124,32 +102,22 @@ impl Netns {
 
     /// A netlink socket bound inside this namespace.
     pub fn netlink(&self) -> Result<Netlink> {
-        self.run(Netlink::open)?
-            .map_err(|e| CniError::kernel(format!("{e} in {}", self.id.path.display())))
+        self.run(Netlink::open)?.map_err(|e| CniError::kernel(format!("{e} in {}", self.id.path.display())))
     }
 
     /// Write a sysctl (path under /proc/sys) as seen from inside this namespace.
     pub fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
         self.run(|| -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(format!("/proc/sys/{key}"))?;
+            let mut f = std::fs::OpenOptions::new().write(true).open(format!("/proc/sys/{key}"))?;
             f.write_all(value.as_bytes())
         })?
-        .map_err(|e| {
-            CniError::kernel(format!(
-                "setting {key}={value} in {}: {e}",
-                self.id.path.display()
-            ))
-        })
+        .map_err(|e| CniError::kernel(format!("setting {key}={value} in {}: {e}", self.id.path.display())))
     }
 
     pub fn read_sysctl(&self, key: &str) -> Result<String> {
         self.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")))?
             .map(|s| s.trim().to_string())
-            .map_err(|e| {
-                CniError::kernel(format!("reading {key} in {}: {e}", self.id.path.display()))
-            })
+            .map_err(|e| CniError::kernel(format!("reading {key} in {}: {e}", self.id.path.display())))
     }
 }
 
@@ -160,14 +128,10 @@ struct Visit {
 
 impl Visit {
     fn enter(target: &Netns) -> Result<Visit> {
-        let home = File::open("/proc/thread-self/ns/net").map_err(|e| {
-            CniError::kernel(format!("cannot open this thread's network namespace: {e}"))
-        })?;
+        let home = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| CniError::kernel(format!("cannot open this thread's network namespace: {e}")))?;
         setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-            CniError::kernel(format!(
-                "cannot enter network namespace {}: {e}",
-                target.id.path.display()
-            ))
+            CniError::kernel(format!("cannot enter network namespace {}: {e}", target.id.path.display()))
         })?;
         Ok(Visit { home })
     }

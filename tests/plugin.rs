@@ -10,12 +10,7 @@ fn ips_of(result: &Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|ip| {
-            (
-                ip["address"].as_str().unwrap().to_string(),
-                ip["interface"].as_u64().unwrap(),
-            )
-        })
+        .map(|ip| (ip["address"].as_str().unwrap().to_string(), ip["interface"].as_u64().unwrap()))
         .collect()
 }
 
@@ -46,11 +41,7 @@ fn every_cni_version_gets_its_own_result_format() {
         assert_eq!(ifs[2]["sandbox"], lab.router.path_str());
         for i in ifs {
             assert_eq!(i["mac"].as_str().unwrap().len(), 17, "{i}");
-            assert_eq!(
-                i.get("mtu").is_some(),
-                version == "1.1.0",
-                "mtu only from 1.1.0: {i}"
-            );
+            assert_eq!(i.get("mtu").is_some(), version == "1.1.0", "mtu only from 1.1.0: {i}");
         }
         assert_eq!(
             ips_of(&r),
@@ -63,18 +54,10 @@ fn every_cni_version_gets_its_own_result_format() {
         );
         for ip in r["ips"].as_array().unwrap() {
             let has_version = ip.get("version").is_some();
-            assert_eq!(
-                has_version,
-                version.starts_with("0."),
-                "ips[].version only below 1.0.0: {ip}"
-            );
+            assert_eq!(has_version, version.starts_with("0."), "ips[].version only below 1.0.0: {ip}");
         }
         lab.del(&conf);
-        assert_eq!(
-            lab.snapshot(),
-            before,
-            "DEL at {version} must restore everything"
-        );
+        assert_eq!(lab.snapshot(), before, "DEL at {version} must restore everything");
     }
     assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
 }
@@ -83,16 +66,8 @@ fn every_cni_version_gets_its_own_result_format() {
 fn ipv4_only_ipv6_only_and_dual_stack() {
     let lab = Lab::new("fam");
     let cases = [
-        (
-            json!({"ipv4": "192.169.10.0/24"}),
-            vec!["192.169.10.1/24"],
-            vec!["192.169.10.2/24"],
-        ),
-        (
-            json!({"ipv6": "2001:db8:10::/64"}),
-            vec!["2001:db8:10::1/64"],
-            vec!["2001:db8:10::2/64"],
-        ),
+        (json!({"ipv4": "192.169.10.0/24"}), vec!["192.169.10.1/24"], vec!["192.169.10.2/24"]),
+        (json!({"ipv6": "2001:db8:10::/64"}), vec!["2001:db8:10::1/64"], vec!["2001:db8:10::2/64"]),
         (
             json!({"ipv4": "192.169.10.0/24", "ipv6": "2001:db8:10::/64"}),
             vec!["192.169.10.1/24", "2001:db8:10::1/64"],
@@ -100,10 +75,7 @@ fn ipv4_only_ipv6_only_and_dual_stack() {
         ),
     ];
     for (cidrs, router, host) in cases {
-        let conf = lab.conf(
-            "1.0.0",
-            json!({"l3passthrough": {"hostsession": {"localcidr": null}}}),
-        );
+        let conf = lab.conf("1.0.0", json!({"l3passthrough": {"hostsession": {"localcidr": null}}}));
         let mut conf = conf;
         conf["l3passthrough"]["hostsession"]["localcidr"] = cidrs;
         lab.add(&conf);
@@ -112,12 +84,7 @@ fn ipv4_only_ipv6_only_and_dual_stack() {
         // IPv6 addresses go on without duplicate address detection: never tentative.
         for (ns, dev) in [(&lab.host, "pt-host"), (&lab.router, "pt-ns")] {
             let shown = ns.ip(&format!("addr show dev {dev}"));
-            assert!(
-                !shown
-                    .lines()
-                    .any(|l| l.contains("2001:db8:10::") && l.contains("tentative")),
-                "{shown}"
-            );
+            assert!(!shown.lines().any(|l| l.contains("2001:db8:10::") && l.contains("tentative")), "{shown}");
         }
         lab.del(&conf);
     }
@@ -129,29 +96,13 @@ fn node_index_sources_in_order() {
     let host_v4 = |lab: &Lab| addrs(&lab.host, "pt-host")[0].clone();
     // (extra configuration, CNI_ARGS, expected host address)
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({}), "", "192.169.10.2/24"), // allocated: lowest free
+        (json!({}), "", "192.169.10.2/24"),               // allocated: lowest free
         (json!({"nodeIndex": 0}), "", "192.169.10.2/24"), // index 0 gives .2
         (json!({"nodeIndex": 3}), "", "192.169.10.5/24"), // index 3 gives .5
-        (
-            json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}),
-            "",
-            "192.169.10.5/24",
-        ),
-        (
-            json!({"nodeIndex": 3, "runtimeConfig": {"nodeIndex": 7}}),
-            "",
-            "192.169.10.9/24",
-        ),
-        (
-            json!({"runtimeConfig": {"nodeIndex": 7}, "args": {"cni": {"nodeIndex": 9}}}),
-            "",
-            "192.169.10.11/24",
-        ),
-        (
-            json!({"args": {"cni": {"nodeIndex": 9}}}),
-            "OPENPE_NODE_INDEX=12",
-            "192.169.10.14/24",
-        ),
+        (json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}), "", "192.169.10.5/24"),
+        (json!({"nodeIndex": 3, "runtimeConfig": {"nodeIndex": 7}}), "", "192.169.10.9/24"),
+        (json!({"runtimeConfig": {"nodeIndex": 7}, "args": {"cni": {"nodeIndex": 9}}}), "", "192.169.10.11/24"),
+        (json!({"args": {"cni": {"nodeIndex": 9}}}), "OPENPE_NODE_INDEX=12", "192.169.10.14/24"),
         (
             json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}),
             "IgnoreUnknown=1;K8S_POD_NAME=x;OPENPE_NODE_INDEX=4",
@@ -170,12 +121,7 @@ fn node_index_sources_in_order() {
 
 fn inspect_json(lab: &Lab) -> Value {
     let out = std::process::Command::new(plugin_bin())
-        .args([
-            "inspect",
-            "--json",
-            "--state-dir",
-            &lab.state.path.display().to_string(),
-        ])
+        .args(["inspect", "--json", "--state-dir", &lab.state.path.display().to_string()])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -191,14 +137,8 @@ fn two_simulated_nodes_on_one_state_directory_get_different_addresses() {
     let conf_b = b.conf("1.0.0", json!({"stateDir": state}));
     a.add(&conf_a);
     b.add(&conf_b);
-    assert_eq!(
-        addrs(&a.host, "pt-host"),
-        ["192.169.10.2/24", "2001:db8:10::2/64"]
-    );
-    assert_eq!(
-        addrs(&b.host, "pt-host"),
-        ["192.169.10.3/24", "2001:db8:10::3/64"]
-    );
+    assert_eq!(addrs(&a.host, "pt-host"), ["192.169.10.2/24", "2001:db8:10::2/64"]);
+    assert_eq!(addrs(&b.host, "pt-host"), ["192.169.10.3/24", "2001:db8:10::3/64"]);
     // DEL releases the index; the next node takes the lowest free one.
     a.del(&conf_a);
     let c = Lab::with_state("twoc", TempDir::new("twocst"));
@@ -225,48 +165,23 @@ fn nic_moves_with_addresses_mtu_and_mac_and_del_restores_it_exactly() {
     let mac = mac[0]["address"].as_str().unwrap().to_string();
     let conf = lab.conf("1.0.0", json!({}));
     lab.add(&conf);
-    assert!(
-        !lab.host.has_link("toswitch"),
-        "the NIC left the host namespace"
-    );
+    assert!(!lab.host.has_link("toswitch"), "the NIC left the host namespace");
     let moved: Value = serde_json::from_str(&lab.router.ip("-j link show toswitch")).unwrap();
     assert_eq!(moved[0]["address"], mac);
     assert_eq!(moved[0]["mtu"], 1400);
     assert!(moved[0]["flags"].as_array().unwrap().contains(&json!("UP")));
-    assert_eq!(
-        addrs(&lab.router, "toswitch"),
-        ["192.168.11.3/24", "2001:db8:11::3/64"]
-    );
-    assert!(
-        !lab.host.ip("route").contains("default"),
-        "the gateway route left with the NIC"
-    );
-    assert_eq!(
-        lab.router.exec("cat /proc/sys/net/ipv4/ip_forward").trim(),
-        "1"
-    );
-    assert_eq!(
-        lab.router
-            .exec("cat /proc/sys/net/ipv6/conf/all/forwarding")
-            .trim(),
-        "1"
-    );
+    assert_eq!(addrs(&lab.router, "toswitch"), ["192.168.11.3/24", "2001:db8:11::3/64"]);
+    assert!(!lab.host.ip("route").contains("default"), "the gateway route left with the NIC");
+    assert_eq!(lab.router.exec("cat /proc/sys/net/ipv4/ip_forward").trim(), "1");
+    assert_eq!(lab.router.exec("cat /proc/sys/net/ipv6/conf/all/forwarding").trim(), "1");
     // The router really reaches the ToR over the moved NIC.
     lab.router.exec("ping -c1 -W2 192.168.11.2");
     let rec = &inspect_json(&lab)[0];
     assert_eq!(rec["nics"][0]["mtu"], 1400);
-    assert_eq!(
-        rec["nics"][0]["routes"].as_array().unwrap().len(),
-        2,
-        "{}",
-        rec["nics"][0]
-    );
+    assert_eq!(rec["nics"][0]["routes"].as_array().unwrap().len(), 2, "{}", rec["nics"][0]);
     lab.del(&conf);
     assert_eq!(lab.snapshot(), before);
-    assert!(lab
-        .host
-        .ip("route")
-        .contains("default via 192.168.11.2 dev toswitch metric 50"));
+    assert!(lab.host.ip("route").contains("default via 192.168.11.2 dev toswitch metric 50"));
 }
 
 #[test]
@@ -312,8 +227,7 @@ fn del_is_idempotent() {
     // A DEL whose key has no record touches no link, even where pt-host exists.
     lab.add(&conf);
     let during = lab.snapshot();
-    lab.run("DEL", &conf, &[("CNI_CONTAINERID", "someone-else")])
-        .ok();
+    lab.run("DEL", &conf, &[("CNI_CONTAINERID", "someone-else")]).ok();
     lab.run("DEL", &conf, &[("CNI_IFNAME", "eth9")]).ok();
     assert_eq!(lab.snapshot(), during);
     lab.del(&conf);
@@ -326,10 +240,7 @@ fn del_after_the_router_namespace_was_deleted() {
     lab.add(&conf);
     sh(&format!("ip netns del {}", lab.router.name));
     lab.del(&conf);
-    assert!(
-        !lab.host.has_link("pt-host"),
-        "the veth died with its peer's namespace"
-    );
+    assert!(!lab.host.has_link("pt-host"), "the veth died with its peer's namespace");
     assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
     // The virtual NIC died with the namespace; the host namespace is otherwise as it was.
     assert!(!lab.host.has_link("toswitch"));
@@ -347,18 +258,10 @@ fn add_twice_fails_without_harming_the_first() {
     assert_eq!(lab.snapshot(), during);
     assert_eq!(lab.state_files(), files);
     // Another container on the same router namespace, or on the same host namespace: one attachment each.
-    lab.run("ADD", &conf, &[("CNI_CONTAINERID", "other")])
-        .err(11, "router namespace");
+    lab.run("ADD", &conf, &[("CNI_CONTAINERID", "other")]).err(11, "router namespace");
     let other_router = Ns::new("twice2");
-    lab.run(
-        "ADD",
-        &conf,
-        &[
-            ("CNI_CONTAINERID", "other"),
-            ("CNI_NETNS", &other_router.path_str()),
-        ],
-    )
-    .err(11, "host namespace");
+    lab.run("ADD", &conf, &[("CNI_CONTAINERID", "other"), ("CNI_NETNS", &other_router.path_str())])
+        .err(11, "host namespace");
     assert_eq!(lab.snapshot(), during);
     lab.del(&conf);
 }
@@ -371,28 +274,12 @@ fn add_cleans_up_an_attachment_whose_router_namespace_is_gone() {
     sh(&format!("ip netns del {}", lab.router.name));
     // The runtime never sent DEL; a new router pod for the same host comes up.
     let router2 = Ns::new("stale2");
-    lab.run(
-        "ADD",
-        &conf,
-        &[
-            ("CNI_CONTAINERID", "new-pod"),
-            ("CNI_NETNS", &router2.path_str()),
-        ],
-    )
-    .ok();
+    lab.run("ADD", &conf, &[("CNI_CONTAINERID", "new-pod"), ("CNI_NETNS", &router2.path_str())]).ok();
     let recs = inspect_json(&lab);
     assert_eq!(recs.as_array().unwrap().len(), 1);
     assert_eq!(recs[0]["key"]["containerId"], "new-pod");
     assert_eq!(addrs(&lab.host, "pt-host")[0], "192.169.10.2/24");
-    lab.run(
-        "DEL",
-        &conf,
-        &[
-            ("CNI_CONTAINERID", "new-pod"),
-            ("CNI_NETNS", &router2.path_str()),
-        ],
-    )
-    .ok();
+    lab.run("DEL", &conf, &[("CNI_CONTAINERID", "new-pod"), ("CNI_NETNS", &router2.path_str())]).ok();
     assert!(lab.state_files().is_empty());
 }
 
@@ -404,10 +291,7 @@ fn check_reports_out_of_band_damage() {
     let mut with_prev = conf.clone();
     with_prev["prevResult"] = result;
     lab.run("CHECK", &with_prev, &[]).ok();
-    assert!(
-        lab.run("CHECK", &with_prev, &[]).stdout.is_empty(),
-        "CHECK prints nothing on success"
-    );
+    assert!(lab.run("CHECK", &with_prev, &[]).stdout.is_empty(), "CHECK prints nothing on success");
 
     lab.run("CHECK", &conf, &[]).err(7, "prevResult");
     let mut old = with_prev.clone();
@@ -447,10 +331,7 @@ fn gc_removes_what_the_runtime_no_longer_lists_and_status_reports_readiness() {
     };
     let b_before_add = b_before.clone();
     b.add(&conf_b);
-    let gc = a.conf(
-        "1.1.0",
-        json!({"cni.dev/valid-attachments": [{"containerID": a.container, "ifname": "net1"}]}),
-    );
+    let gc = a.conf("1.1.0", json!({"cni.dev/valid-attachments": [{"containerID": a.container, "ifname": "net1"}]}));
     run_plugin("GC", &[], &gc.to_string()).ok();
     assert!(a.host.has_link("pt-host"), "A is listed and stays");
     assert!(!b.host.has_link("pt-host"), "B is not listed and goes");
@@ -468,12 +349,8 @@ fn gc_removes_what_the_runtime_no_longer_lists_and_status_reports_readiness() {
     let file = TempDir::new("stfile");
     let not_dir = file.path.join("plain-file");
     std::fs::write(&not_dir, "x").unwrap();
-    let out = run_plugin(
-        "STATUS",
-        &[],
-        &a.conf("1.1.0", json!({"stateDir": not_dir.display().to_string()}))
-            .to_string(),
-    );
+    let out =
+        run_plugin("STATUS", &[], &a.conf("1.1.0", json!({"stateDir": not_dir.display().to_string()})).to_string());
     out.err(50, "not ready");
     run_plugin("STATUS", &[], &a.conf("1.0.0", json!({})).to_string()).err(1, "STATUS");
 }
@@ -490,21 +367,10 @@ fn chained_after_another_plugin_keeps_its_result() {
         "dns": {"nameservers": ["10.99.0.1"]}
     });
     let r = lab.add(&conf);
-    let names: Vec<&str> = r["interfaces"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = r["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["veth0a1b", "eth0", "pt-host", "pt-ns", "toswitch"]);
-    assert_eq!(
-        r["ips"][0],
-        json!({"address": "10.99.0.5/24", "gateway": "10.99.0.1", "interface": 1})
-    );
-    assert_eq!(
-        r["ips"][1]["interface"], 3,
-        "pt-ns is interface 3 after the two before"
-    );
+    assert_eq!(r["ips"][0], json!({"address": "10.99.0.5/24", "gateway": "10.99.0.1", "interface": 1}));
+    assert_eq!(r["ips"][1]["interface"], 3, "pt-ns is interface 3 after the two before");
     assert_eq!(r["routes"], conf["prevResult"]["routes"]);
     assert_eq!(r["dns"], conf["prevResult"]["dns"]);
     lab.del(&conf);
@@ -515,10 +381,7 @@ fn version_needs_nothing_but_the_command() {
     let out = run_plugin("VERSION", &[], "");
     out.ok();
     let v = out.json();
-    assert_eq!(
-        v["supportedVersions"],
-        json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
-    );
+    assert_eq!(v["supportedVersions"], json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]));
     let out = run_plugin("VERSION", &[], r#"{"cniVersion": "0.4.0"}"#);
     assert_eq!(out.json()["cniVersion"], "0.4.0");
 }
@@ -543,20 +406,8 @@ fn invalid_input_is_refused_and_changes_nothing() {
     let cidr6 = |v6: Value| json!({"l3passthrough": {"hostsession": {"localcidr": {"ipv4": null, "ipv6": v6}}}});
     #[allow(clippy::type_complexity)]
     let cases: Vec<(&str, Value, Vec<(&str, &str)>, u64, &str)> = vec![
-        (
-            "wrong family v4",
-            cidr(json!("2001:db8::/64")),
-            vec![],
-            7,
-            "localcidr.ipv4",
-        ),
-        (
-            "wrong family v6",
-            cidr6(json!("192.169.10.0/24")),
-            vec![],
-            7,
-            "localcidr.ipv6",
-        ),
+        ("wrong family v4", cidr(json!("2001:db8::/64")), vec![], 7, "localcidr.ipv4"),
+        ("wrong family v6", cidr6(json!("192.169.10.0/24")), vec![], 7, "localcidr.ipv6"),
         (
             "too small for the index",
             json!({"nodeIndex": 2, "l3passthrough": {"hostsession": {"localcidr": {"ipv4": "192.169.10.0/30", "ipv6": null}}}}),
@@ -564,34 +415,10 @@ fn invalid_input_is_refused_and_changes_nothing() {
             7,
             "localcidr.ipv4",
         ),
-        (
-            "/31",
-            cidr(json!("192.169.10.0/31")),
-            vec![],
-            7,
-            "localcidr.ipv4",
-        ),
-        (
-            "/32",
-            cidr(json!("192.169.10.1/32")),
-            vec![],
-            7,
-            "localcidr.ipv4",
-        ),
-        (
-            "/127",
-            cidr6(json!("2001:db8::/127")),
-            vec![],
-            7,
-            "localcidr.ipv6",
-        ),
-        (
-            "/128",
-            cidr6(json!("2001:db8::1/128")),
-            vec![],
-            7,
-            "localcidr.ipv6",
-        ),
+        ("/31", cidr(json!("192.169.10.0/31")), vec![], 7, "localcidr.ipv4"),
+        ("/32", cidr(json!("192.169.10.1/32")), vec![], 7, "localcidr.ipv4"),
+        ("/127", cidr6(json!("2001:db8::/127")), vec![], 7, "localcidr.ipv6"),
+        ("/128", cidr6(json!("2001:db8::1/128")), vec![], 7, "localcidr.ipv6"),
         (
             "no family",
             json!({"l3passthrough": {"hostsession": {"localcidr": {"ipv4": null, "ipv6": null}}}}),
@@ -599,27 +426,9 @@ fn invalid_input_is_refused_and_changes_nothing() {
             7,
             "localcidr",
         ),
-        (
-            "not a CIDR",
-            cidr(json!("192.169.10.0/33")),
-            vec![],
-            7,
-            "localcidr.ipv4",
-        ),
-        (
-            "zero ASN",
-            json!({"underlay": {"asn": 0}}),
-            vec![],
-            7,
-            "underlay.asn",
-        ),
-        (
-            "ASN too big",
-            json!({"underlay": {"asn": 4294967296u64}}),
-            vec![],
-            7,
-            "underlay.asn",
-        ),
+        ("not a CIDR", cidr(json!("192.169.10.0/33")), vec![], 7, "localcidr.ipv4"),
+        ("zero ASN", json!({"underlay": {"asn": 0}}), vec![], 7, "underlay.asn"),
+        ("ASN too big", json!({"underlay": {"asn": 4294967296u64}}), vec![], 7, "underlay.asn"),
         (
             "neighbor ASN a string",
             json!({"underlay": {"neighbors": [{"asn": "64512", "address": "192.168.11.2"}]}}),
@@ -634,27 +443,9 @@ fn invalid_input_is_refused_and_changes_nothing() {
             7,
             "hostType",
         ),
-        (
-            "NIC missing",
-            json!({"underlay": {"nics": ["nosuchnic"]}}),
-            vec![],
-            7,
-            "underlay.nics[0]",
-        ),
-        (
-            "NIC name with /",
-            json!({"underlay": {"nics": ["a/b"]}}),
-            vec![],
-            7,
-            "underlay.nics[0]",
-        ),
-        (
-            "NIC name too long",
-            json!({"underlay": {"nics": ["abcdefghijklmnop"]}}),
-            vec![],
-            7,
-            "underlay.nics[0]",
-        ),
+        ("NIC missing", json!({"underlay": {"nics": ["nosuchnic"]}}), vec![], 7, "underlay.nics[0]"),
+        ("NIC name with /", json!({"underlay": {"nics": ["a/b"]}}), vec![], 7, "underlay.nics[0]"),
+        ("NIC name too long", json!({"underlay": {"nics": ["abcdefghijklmnop"]}}), vec![], 7, "underlay.nics[0]"),
         (
             "nodeIndexFrom without match",
             json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "10.9.0.0/24"}}),
@@ -662,172 +453,46 @@ fn invalid_input_is_refused_and_changes_nothing() {
             7,
             "nodeIndexFrom",
         ),
-        (
-            "index held by a live attachment",
-            json!({"nodeIndex": 5}),
-            vec![],
-            11,
-            "node index 5",
-        ),
-        (
-            "hostNetns is the router",
-            json!({"hostNetns": lab.router.path_str()}),
-            vec![],
-            7,
-            "hostNetns",
-        ),
-        (
-            "hostNetns missing",
-            json!({"hostNetns": "/var/run/netns/does-not-exist-xyz"}),
-            vec![],
-            7,
-            "hostNetns",
-        ),
-        (
-            "hostNetns a regular file",
-            json!({"hostNetns": regular}),
-            vec![],
-            7,
-            "hostNetns",
-        ),
-        (
-            "unsupported cniVersion",
-            json!({"cniVersion": "0.2.0"}),
-            vec![],
-            1,
-            "cniVersion",
-        ),
-        (
-            "bad network name",
-            json!({"name": "bad name"}),
-            vec![],
-            7,
-            "name",
-        ),
-        (
-            "stateDir relative",
-            json!({"stateDir": "relative/dir"}),
-            vec![],
-            7,
-            "stateDir",
-        ),
-        (
-            "mtu too small for IPv6",
-            json!({"mtu": 1000}),
-            vec![],
-            7,
-            "mtu",
-        ),
-        (
-            "CNI_NETNS missing",
-            json!({}),
-            vec![("CNI_NETNS", "")],
-            4,
-            "CNI_NETNS",
-        ),
-        (
-            "CNI_NETNS does not exist",
-            json!({}),
-            vec![("CNI_NETNS", "/var/run/netns/nope-nope")],
-            4,
-            "CNI_NETNS",
-        ),
-        (
-            "CNI_NETNS a regular file",
-            json!({}),
-            vec![("CNI_NETNS", regular.as_str())],
-            4,
-            "CNI_NETNS",
-        ),
-        (
-            "container id traversal",
-            json!({}),
-            vec![("CNI_CONTAINERID", "../../etc")],
-            4,
-            "CNI_CONTAINERID",
-        ),
-        (
-            "container id missing",
-            json!({}),
-            vec![("CNI_CONTAINERID", "")],
-            4,
-            "CNI_CONTAINERID",
-        ),
-        (
-            "ifname with /",
-            json!({}),
-            vec![("CNI_IFNAME", "a/b")],
-            4,
-            "CNI_IFNAME",
-        ),
-        (
-            "ifname too long",
-            json!({}),
-            vec![("CNI_IFNAME", "abcdefghijklmnop")],
-            4,
-            "CNI_IFNAME",
-        ),
-        (
-            "unknown CNI_ARGS key",
-            json!({}),
-            vec![("CNI_ARGS", "FOO=bar")],
-            4,
-            "CNI_ARGS",
-        ),
-        (
-            "bad OPENPE_NODE_INDEX",
-            json!({}),
-            vec![("CNI_ARGS", "OPENPE_NODE_INDEX=x")],
-            4,
-            "OPENPE_NODE_INDEX",
-        ),
-        (
-            "unknown command",
-            json!({}),
-            vec![("CNI_COMMAND", "FROB")],
-            4,
-            "CNI_COMMAND",
-        ),
+        ("index held by a live attachment", json!({"nodeIndex": 5}), vec![], 11, "node index 5"),
+        ("hostNetns is the router", json!({"hostNetns": lab.router.path_str()}), vec![], 7, "hostNetns"),
+        ("hostNetns missing", json!({"hostNetns": "/var/run/netns/does-not-exist-xyz"}), vec![], 7, "hostNetns"),
+        ("hostNetns a regular file", json!({"hostNetns": regular}), vec![], 7, "hostNetns"),
+        ("unsupported cniVersion", json!({"cniVersion": "0.2.0"}), vec![], 1, "cniVersion"),
+        ("bad network name", json!({"name": "bad name"}), vec![], 7, "name"),
+        ("stateDir relative", json!({"stateDir": "relative/dir"}), vec![], 7, "stateDir"),
+        ("mtu too small for IPv6", json!({"mtu": 1000}), vec![], 7, "mtu"),
+        ("CNI_NETNS missing", json!({}), vec![("CNI_NETNS", "")], 4, "CNI_NETNS"),
+        ("CNI_NETNS does not exist", json!({}), vec![("CNI_NETNS", "/var/run/netns/nope-nope")], 4, "CNI_NETNS"),
+        ("CNI_NETNS a regular file", json!({}), vec![("CNI_NETNS", regular.as_str())], 4, "CNI_NETNS"),
+        ("container id traversal", json!({}), vec![("CNI_CONTAINERID", "../../etc")], 4, "CNI_CONTAINERID"),
+        ("container id missing", json!({}), vec![("CNI_CONTAINERID", "")], 4, "CNI_CONTAINERID"),
+        ("ifname with /", json!({}), vec![("CNI_IFNAME", "a/b")], 4, "CNI_IFNAME"),
+        ("ifname too long", json!({}), vec![("CNI_IFNAME", "abcdefghijklmnop")], 4, "CNI_IFNAME"),
+        ("unknown CNI_ARGS key", json!({}), vec![("CNI_ARGS", "FOO=bar")], 4, "CNI_ARGS"),
+        ("bad OPENPE_NODE_INDEX", json!({}), vec![("CNI_ARGS", "OPENPE_NODE_INDEX=x")], 4, "OPENPE_NODE_INDEX"),
+        ("unknown command", json!({}), vec![("CNI_COMMAND", "FROB")], 4, "CNI_COMMAND"),
     ];
     let total = cases.len();
     for (what, extra, env, code, field) in cases {
         let conf = lab.conf("1.0.0", json!({"stateDir": state}));
         let mut conf = conf;
         merge(&mut conf, extra);
-        let cmd = env
-            .iter()
-            .find(|(k, _)| *k == "CNI_COMMAND")
-            .map(|(_, v)| *v)
-            .unwrap_or("ADD");
-        let env: Vec<(&str, &str)> = env
-            .into_iter()
-            .filter(|(k, _)| *k != "CNI_COMMAND")
-            .collect();
+        let cmd = env.iter().find(|(k, _)| *k == "CNI_COMMAND").map(|(_, v)| *v).unwrap_or("ADD");
+        let env: Vec<(&str, &str)> = env.into_iter().filter(|(k, _)| *k != "CNI_COMMAND").collect();
         let out = lab.run(cmd, &conf, &env);
         assert_ne!(out.code, 0, "{what}: expected failure");
         let v = out.json();
         assert_eq!(v["code"], code, "{what}: {v}");
-        assert!(
-            v["msg"].as_str().unwrap().contains(field),
-            "{what}: message must name {field}: {v}"
-        );
+        assert!(v["msg"].as_str().unwrap().contains(field), "{what}: message must name {field}: {v}");
         assert_eq!(lab.snapshot(), before, "{what}: the host must be unchanged");
-        assert_eq!(
-            lab.state_files(),
-            files_before,
-            "{what}: no record may be left"
-        );
+        assert_eq!(lab.state_files(), files_before, "{what}: no record may be left");
     }
     // Malformed stdin.
     let out = lab.run("ADD", &json!("x"), &[]);
     assert_eq!(out.json()["code"], 7);
     let out = run_plugin(
         "ADD",
-        &[
-            ("CNI_CONTAINERID", "c"),
-            ("CNI_NETNS", &lab.router.path_str()),
-            ("CNI_IFNAME", "net1"),
-        ],
+        &[("CNI_CONTAINERID", "c"), ("CNI_NETNS", &lab.router.path_str()), ("CNI_IFNAME", "net1")],
         "{not json",
     );
     assert_eq!(out.json()["code"], 6);

@@ -33,11 +33,7 @@ pub type Result<T, E = CniError> = std::result::Result<T, E>;
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError {
-            code,
-            msg: msg.into(),
-            details: String::new(),
-        }
+        CniError { code, msg: msg.into(), details: String::new() }
     }
     pub fn with_details(mut self, details: impl Into<String>) -> Self {
         self.details = details.into();
@@ -70,17 +66,12 @@ impl CniError {
     /// Several teardown failures reported together; the first one's code wins.
     pub fn join(errors: Vec<CniError>) -> Option<CniError> {
         let first = errors.first()?.code;
-        let msg = errors
-            .iter()
-            .map(|e| e.msg.as_str())
-            .collect::<Vec<_>>()
-            .join("; ");
+        let msg = errors.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; ");
         Some(CniError::new(first, msg))
     }
 
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
-        let mut v =
-            serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
+        let mut v = serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
         if !self.details.is_empty() {
             v["details"] = self.details.clone().into();
         }

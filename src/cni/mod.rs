@@ -24,10 +24,7 @@ pub fn check_version(version: &str) -> Result<()> {
     if rank(version).is_none() {
         return Err(CniError::new(
             code::INCOMPATIBLE_VERSION,
-            format!(
-                "cniVersion {version:?} is not supported; use one of {}",
-                SUPPORTED_VERSIONS.join(", ")
-            ),
+            format!("cniVersion {version:?} is not supported; use one of {}", SUPPORTED_VERSIONS.join(", ")),
         ));
     }
     Ok(())
@@ -52,14 +49,12 @@ impl Command {
             "VERSION" => Command::Version,
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
-            "" => {
-                return Err(CniError::env(
-                    "CNI_COMMAND is not set; expected ADD, DEL, CHECK, VERSION, STATUS or GC",
-                ))
+            "" => return Err(CniError::env("CNI_COMMAND is not set; expected ADD, DEL, CHECK, VERSION, STATUS or GC")),
+            other => {
+                return Err(CniError::env(format!(
+                    "CNI_COMMAND {other:?} is unknown; expected ADD, DEL, CHECK, VERSION, STATUS or GC"
+                )))
             }
-            other => return Err(CniError::env(format!(
-                "CNI_COMMAND {other:?} is unknown; expected ADD, DEL, CHECK, VERSION, STATUS or GC"
-            ))),
         })
     }
 }
@@ -79,14 +74,11 @@ impl CniArgs {
             .split(';')
             .filter(|p| !p.is_empty())
             .map(|p| {
-                p.split_once('=').ok_or_else(|| {
-                    CniError::env(format!("CNI_ARGS: {p:?} is not of the form KEY=VALUE"))
-                })
+                p.split_once('=').ok_or_else(|| CniError::env(format!("CNI_ARGS: {p:?} is not of the form KEY=VALUE")))
             })
             .collect::<Result<_>>()?;
-        let ignore_unknown = pairs
-            .iter()
-            .any(|(k, v)| *k == "IgnoreUnknown" && (v.eq_ignore_ascii_case("true") || *v == "1"));
+        let ignore_unknown =
+            pairs.iter().any(|(k, v)| *k == "IgnoreUnknown" && (v.eq_ignore_ascii_case("true") || *v == "1"));
         for (k, v) in pairs {
             match k {
                 "IgnoreUnknown" => {}
@@ -140,9 +132,7 @@ pub fn valid_cni_ifname(s: &str) -> bool {
         && s.len() <= 15
         && s != "."
         && s != ".."
-        && !s
-            .chars()
-            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
+        && !s.chars().any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
 }
 
 impl Env {
@@ -152,17 +142,11 @@ impl Env {
 
     /// Read and validate the variables the command needs. VERSION needs none.
     pub fn from_env(command: Command) -> Result<Env> {
-        let mut env = Env {
-            command,
-            container_id: String::new(),
-            netns: None,
-            ifname: String::new(),
-            args: CniArgs::default(),
-        };
+        let mut env =
+            Env { command, container_id: String::new(), netns: None, ifname: String::new(), args: CniArgs::default() };
         if matches!(command, Command::Add | Command::Del | Command::Check) {
-            env.container_id = var("CNI_CONTAINERID").ok_or_else(|| {
-                CniError::env("CNI_CONTAINERID is not set; the runtime must name the container")
-            })?;
+            env.container_id = var("CNI_CONTAINERID")
+                .ok_or_else(|| CniError::env("CNI_CONTAINERID is not set; the runtime must name the container"))?;
             if !valid_identifier(&env.container_id) || env.container_id.len() > 1024 {
                 return Err(CniError::env(format!(
                     "CNI_CONTAINERID {:?} is invalid: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
@@ -178,9 +162,7 @@ impl Env {
             }
             env.netns = var("CNI_NETNS").map(PathBuf::from);
             if env.netns.is_none() && command != Command::Del {
-                return Err(CniError::env(
-                    "CNI_NETNS is not set; it must name the router's network namespace",
-                ));
+                return Err(CniError::env("CNI_NETNS is not set; it must name the router's network namespace"));
             }
             if let Some(raw) = var("CNI_ARGS") {
                 env.args = CniArgs::parse(&raw)?;
@@ -205,10 +187,7 @@ mod tests {
 
     #[test]
     fn cni_args_reject_unknown_keys_unless_told() {
-        assert_eq!(
-            CniArgs::parse("OPENPE_NODE_INDEX=3").unwrap().node_index,
-            Some(3)
-        );
+        assert_eq!(CniArgs::parse("OPENPE_NODE_INDEX=3").unwrap().node_index, Some(3));
         assert!(CniArgs::parse("FOO=1").is_err());
         assert!(CniArgs::parse("IgnoreUnknown=1;FOO=1").is_ok());
         assert!(CniArgs::parse("IgnoreUnknown=true;K8S_POD_NAME=a;FOO=x").is_ok());

@@ -46,9 +46,9 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
     let mut ips: Vec<Value> = Vec::new();
     let mut out = Map::new();
     if let Some(prev) = prev {
-        let prev = prev.as_object().ok_or_else(|| {
-            CniError::config("prevResult must be a JSON object (the previous plugin's result)")
-        })?;
+        let prev = prev
+            .as_object()
+            .ok_or_else(|| CniError::config("prevResult must be a JSON object (the previous plugin's result)"))?;
         for (k, v) in prev {
             match k.as_str() {
                 "interfaces" => interfaces = array_of(v, "prevResult.interfaces")?,
@@ -74,8 +74,7 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
         interfaces.push(v);
     }
     for ip in &add.ips {
-        let mut v =
-            json!({ "address": ip.address.to_string(), "interface": ip.interface + offset });
+        let mut v = json!({ "address": ip.address.to_string(), "interface": ip.interface + offset });
         if with_ip_version {
             v["version"] = family_version(&ip.address.addr()).into();
         }
@@ -87,6 +86,19 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
         out.insert("ips".into(), Value::Array(ips));
     }
     Ok(Value::Object(out))
+}
+
+/// A previous result must be an object whose `interfaces` and `ips`, when present, are arrays.
+pub fn check_prev(prev: &Value, field: &str) -> Result<()> {
+    let obj = prev
+        .as_object()
+        .ok_or_else(|| CniError::config(format!("{field}: must be a JSON object (the previous plugin's result)")))?;
+    for key in ["interfaces", "ips"] {
+        if let Some(v) = obj.get(key) {
+            array_of(v, &format!("{field}.{key}"))?;
+        }
+    }
+    Ok(())
 }
 
 fn array_of(v: &Value, field: &str) -> Result<Vec<Value>> {
@@ -104,12 +116,7 @@ mod tests {
     fn additions() -> Additions {
         Additions {
             interfaces: vec![
-                Interface {
-                    name: "pt-host".into(),
-                    mac: "aa:bb:cc:dd:ee:01".into(),
-                    mtu: 1500,
-                    sandbox: None,
-                },
+                Interface { name: "pt-host".into(), mac: "aa:bb:cc:dd:ee:01".into(), mtu: 1500, sandbox: None },
                 Interface {
                     name: "pt-ns".into(),
                     mac: "aa:bb:cc:dd:ee:02".into(),
@@ -117,10 +124,7 @@ mod tests {
                     sandbox: Some("/var/run/netns/r".into()),
                 },
             ],
-            ips: vec![IpConfig {
-                address: "192.169.10.1/24".parse().unwrap(),
-                interface: 1,
-            }],
+            ips: vec![IpConfig { address: "192.169.10.1/24".parse().unwrap(), interface: 1 }],
         }
     }
 

@@ -11,7 +11,7 @@ use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
 use crate::netns::{Netns, NsId};
 use crate::state::{Claim, Key, NicState, Phase, Record, StateDir, FORMAT_VERSION};
-use crate::{fault, log_info, log_warn};
+use crate::{log_info, log_warn};
 
 use super::remove_attachment;
 
@@ -30,11 +30,8 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
             host_ns.id.path.display()
         )));
     }
-    let key = Key {
-        network: envelope.name.clone(),
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-    };
+    let key =
+        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
     let state = StateDir::open_locked(&envelope.state_dir)?;
 
     // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
@@ -85,20 +82,15 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         nics: nics.iter().map(|(n, _)| n.clone()).collect(),
         underlay: pt.underlay.clone(),
         host_session: pt.host_session.clone(),
-        created_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     state.save(&rec)?;
-    fault::point("add:record-written");
     state.claim(Claim::Index, &node_index.to_string(), &key)?;
     if index_source == "allocated" {
         state.advance_hint(node_index)?;
     }
     state.claim(Claim::Netns, &rec.netns.key(), &key)?;
     state.claim(Claim::HostNetns, &rec.host_netns.key(), &key)?;
-    fault::point("add:claims-written");
 
     // 6. The kernel. Any failure undoes this ADD completely.
     let additions = match configure(&mut host, &mut router, &rec, &nics) {
@@ -106,63 +98,37 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         Err(e) => return Err(roll_back(&state, &rec, e)),
     };
 
-    // 7. Done: the record says so, and the runtime gets its result.
+    // 7. Done: the result is built, the record says complete, and the runtime gets the result.
+    let result = match result::build(&envelope.cni_version, envelope.prev_result.as_ref(), &additions) {
+        Ok(r) => r,
+        Err(e) => return Err(roll_back(&state, &rec, e)),
+    };
     rec.phase = Phase::Complete;
     if let Err(e) = state.save(&rec) {
         return Err(roll_back(&state, &rec, e));
     }
-    fault::point("add:record-complete");
-    log_info!(
-        "added attachment {} with node index {node_index} ({index_source})",
-        rec.key
-    );
-    result::build(
-        &envelope.cni_version,
-        envelope.prev_result.as_ref(),
-        &additions,
-    )
+    log_info!("added attachment {} with node index {node_index} ({index_source})", rec.key);
+    Ok(result)
 }
 
 /// The kernel steps of ADD, in order; returns what the result reports.
-fn configure(
-    host: &mut Side,
-    router: &mut Side,
-    rec: &Record,
-    nics: &[(NicState, u32)],
-) -> Result<Additions> {
+fn configure(host: &mut Side, router: &mut Side, rec: &Record, nics: &[(NicState, u32)]) -> Result<Additions> {
     let (host_link, router_link) = datapath::create_veth(host, router, rec)?;
     let sandbox = Some(router.ns.id.path.display().to_string());
     let mut add = Additions::default();
-    add.interfaces.push(Interface {
-        name: host_link.name,
-        mac: host_link.mac,
-        mtu: host_link.mtu,
-        sandbox: None,
-    });
+    add.interfaces.push(Interface { name: host_link.name, mac: host_link.mac, mtu: host_link.mtu, sandbox: None });
     add.interfaces.push(Interface {
         name: router_link.name,
         mac: router_link.mac,
         mtu: router_link.mtu,
         sandbox: sandbox.clone(),
     });
-    add.ips
-        .extend(rec.addresses.router.iter().map(|a| IpConfig {
-            address: *a,
-            interface: 1,
-        }));
+    add.ips.extend(rec.addresses.router.iter().map(|a| IpConfig { address: *a, interface: 1 }));
     for (nic, index) in nics {
         let link = datapath::move_nic_in(host, router, nic, *index)?;
         let i = add.interfaces.len();
-        add.interfaces.push(Interface {
-            name: link.name,
-            mac: link.mac,
-            mtu: link.mtu,
-            sandbox: sandbox.clone(),
-        });
-        add.ips.extend(nic.addresses.iter().map(|a| IpConfig {
-            address: *a,
-            interface: i,
-        }));
+        add.interfaces.push(Interface { name: link.name, mac: link.mac, mtu: link.mtu, sandbox: sandbox.clone() });
+        add.ips.extend(nic.addresses.iter().map(|a| IpConfig { address: *a, interface: i }));
     }
     datapath::enable_forwarding(router)?;
     Ok(add)
@@ -175,7 +141,10 @@ fn roll_back(state: &StateDir, rec: &Record, cause: CniError) -> CniError {
         Ok(()) => cause,
         Err(e) => CniError::new(
             crate::cni::code::ROLLBACK_INCOMPLETE,
-            format!("{}; undoing the ADD failed too ({}): run DEL for this attachment to finish cleaning up", cause.msg, e.msg),
+            format!(
+                "{}; undoing the ADD failed too ({}): run DEL for this attachment to finish cleaning up",
+                cause.msg, e.msg
+            ),
         ),
     }
 }
@@ -195,17 +164,10 @@ fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Res
                 "the attachment ({key}) already exists; DEL it before adding it again"
             )));
         }
-        log_warn!(
-            "cleaning up the earlier {:?} attachment of the same key ({key})",
-            rec.phase
-        );
-        remove_attachment(state, &rec)
-            .map_err(|e| e.context("cleaning up the earlier attachment of the same key"))?;
+        log_warn!("cleaning up the earlier {:?} attachment of the same key ({key})", rec.phase);
+        remove_attachment(state, &rec).map_err(|e| e.context("cleaning up the earlier attachment of the same key"))?;
     }
-    for (kind, id, what) in [
-        (Claim::Netns, router, "router namespace"),
-        (Claim::HostNetns, host, "host namespace"),
-    ] {
+    for (kind, id, what) in [(Claim::Netns, router, "router namespace"), (Claim::HostNetns, host, "host namespace")] {
         let Some(stem) = state.holder(kind, &id.key())? else {
             continue;
         };
@@ -220,10 +182,7 @@ fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Res
                 other.key
             )));
         }
-        log_warn!(
-            "cleaning up attachment {} whose namespace is gone or whose ADD was interrupted",
-            other.key
-        );
+        log_warn!("cleaning up attachment {} whose namespace is gone or whose ADD was interrupted", other.key);
         remove_attachment(state, &other)
             .map_err(|e| e.context(format!("cleaning up the stale attachment {}", other.key)))?;
     }
@@ -254,32 +213,21 @@ fn node_index(
                 from.interface
             ))
         })?;
-        let addrs = host
-            .nl
-            .addresses(link.index)
-            .map_err(|e| CniError::kernel(e.to_string()))?;
-        let n = addrs
-            .iter()
-            .find_map(|a| host_number(&from.cidr, a.addr()))
-            .ok_or_else(|| {
-                CniError::config(format!(
-                    "nodeIndexFrom: {} has no address inside {} (it has {})",
-                    from.interface,
-                    from.cidr,
-                    if addrs.is_empty() {
-                        "none".to_string()
-                    } else {
-                        addrs
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                ))
-            })?;
-        let n = u32::try_from(n).map_err(|_| {
-            CniError::config(format!("nodeIndexFrom: host number {n} is too large"))
+        let addrs = host.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?;
+        let n = addrs.iter().find_map(|a| host_number(&from.cidr, a.addr())).ok_or_else(|| {
+            CniError::config(format!(
+                "nodeIndexFrom: {} has no address inside {} (it has {})",
+                from.interface,
+                from.cidr,
+                if addrs.is_empty() {
+                    "none".to_string()
+                } else {
+                    addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")
+                }
+            ))
         })?;
+        let n =
+            u32::try_from(n).map_err(|_| CniError::config(format!("nodeIndexFrom: host number {n} is too large")))?;
         (n, "nodeIndexFrom")
     } else {
         return Ok((state.lowest_free_index()?, "allocated"));

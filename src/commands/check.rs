@@ -12,24 +12,16 @@ use crate::state::{Key, Phase, StateDir};
 pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     let pt = envelope.passthrough()?;
     if envelope.prev_result.is_none() {
-        return Err(CniError::config(
-            "prevResult: CHECK needs the result of ADD as prevResult",
-        ));
+        return Err(CniError::config("prevResult: CHECK needs the result of ADD as prevResult"));
     }
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for CHECK");
     let router_ns = Netns::open(netns_path, "CNI_NETNS")?;
     let state = StateDir::open_locked(&envelope.state_dir)?;
-    let key = Key {
-        network: envelope.name.clone(),
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-    };
-    let rec = state.load(&key)?.ok_or_else(|| {
-        CniError::new(
-            code::UNKNOWN_CONTAINER,
-            format!("no attachment is recorded for {key}"),
-        )
-    })?;
+    let key =
+        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
+    let rec = state
+        .load(&key)?
+        .ok_or_else(|| CniError::new(code::UNKNOWN_CONTAINER, format!("no attachment is recorded for {key}")))?;
 
     let mut drift: Vec<String> = Vec::new();
     if rec.phase != Phase::Complete {
@@ -44,28 +36,18 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     }
     let expected = addressing::veth_addresses(&pt.host_session, rec.node_index)?;
     if expected != rec.addresses {
-        drift.push("the configuration's localcidr no longer gives the recorded addresses (DEL and ADD to apply it)".into());
-    }
-    if pt.underlay.nics != rec.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
         drift.push(
-            "underlay.nics differs from the NICs this attachment moved (DEL and ADD to apply it)"
-                .into(),
+            "the configuration's localcidr no longer gives the recorded addresses (DEL and ADD to apply it)".into(),
         );
     }
+    if pt.underlay.nics != rec.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
+        drift.push("underlay.nics differs from the NICs this attachment moved (DEL and ADD to apply it)".into());
+    }
     if !rec.host_netns.is_alive() {
-        drift.push(format!(
-            "the host namespace {} is gone",
-            rec.host_netns.path.display()
-        ));
+        drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
     } else {
         let mut host = Side::open(Netns::open(&rec.host_netns.path, "hostNetns")?)?;
-        check_link(
-            &mut host,
-            HOST_IFNAME,
-            Some(&rec.veth_alias()),
-            &rec.addresses.host,
-            &mut drift,
-        )?;
+        check_link(&mut host, HOST_IFNAME, Some(&rec.veth_alias()), &rec.addresses.host, &mut drift)?;
         for nic in &rec.nics {
             if host.link(&nic.name)?.is_some_and(|l| l.mac == nic.mac) {
                 drift.push(format!("NIC {} is back in the host namespace", nic.name));
@@ -73,13 +55,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
         }
     }
     let mut router = Side::open(router_ns)?;
-    check_link(
-        &mut router,
-        ROUTER_IFNAME,
-        Some(&rec.veth_alias()),
-        &rec.addresses.router,
-        &mut drift,
-    )?;
+    check_link(&mut router, ROUTER_IFNAME, Some(&rec.veth_alias()), &rec.addresses.router, &mut drift)?;
     for nic in &rec.nics {
         check_link(&mut router, &nic.name, None, &nic.addresses, &mut drift)?;
     }
@@ -91,10 +67,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     if drift.is_empty() {
         Ok(())
     } else {
-        Err(CniError::new(
-            code::KERNEL,
-            format!("CHECK of {key} failed: {}", drift.join("; ")),
-        ))
+        Err(CniError::new(code::KERNEL, format!("CHECK of {key} failed: {}", drift.join("; "))))
     }
 }
 
@@ -111,17 +84,12 @@ fn check_link(
         return Ok(());
     };
     if alias.is_some() && (!crate::datapath::is_ours(&link) || link.alias.as_deref() != alias) {
-        drift.push(format!(
-            "{name} in {where_} is not the link this attachment made"
-        ));
+        drift.push(format!("{name} in {where_} is not the link this attachment made"));
     }
     if !link.up {
         drift.push(format!("{name} in {where_} is down"));
     }
-    let have = side
-        .nl
-        .addresses(link.index)
-        .map_err(|e| CniError::kernel(e.to_string()))?;
+    let have = side.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?;
     for a in addrs {
         if !have.contains(a) {
             drift.push(format!("{name} in {where_} lacks address {a}"));

@@ -10,11 +10,8 @@ use super::remove_attachment;
 
 pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
     let state = StateDir::open_locked(&envelope.state_dir)?;
-    let key = Key {
-        network: envelope.name.clone(),
-        container_id: env.container_id.clone(),
-        ifname: env.ifname.clone(),
-    };
+    let key =
+        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
     match state.load(&key)? {
         // Without a record this plugin made nothing for this key, so it touches nothing.
         None => {

@@ -24,22 +24,16 @@ pub fn gc(envelope: &Envelope) -> Result<()> {
         if rec.key.network != envelope.name {
             continue;
         }
-        let listed = valid
-            .iter()
-            .any(|v| v.container_id == rec.key.container_id && v.ifname == rec.key.ifname);
+        let listed = valid.iter().any(|v| v.container_id == rec.key.container_id && v.ifname == rec.key.ifname);
         if listed {
             continue;
         }
-        log_info!(
-            "GC: removing attachment {}, which the runtime no longer lists",
-            rec.key
-        );
+        log_info!("GC: removing attachment {}, which the runtime no longer lists", rec.key);
         if let Err(e) = remove_attachment(&state, &rec) {
             log_warn!("GC: {}: {}", rec.key, e.msg);
             errors.push(e.context(format!("removing {}", rec.key)));
         }
     }
-    state.sweep_temporaries();
     match CniError::join(errors) {
         Some(e) => Err(e),
         None => Ok(()),

@@ -31,10 +31,7 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>> {
         } else {
             Err(CniError::new(
                 code::INCOMPATIBLE_VERSION,
-                format!(
-                    "{verb} needs cniVersion {min} or later; the configuration says {}",
-                    envelope.cni_version
-                ),
+                format!("{verb} needs cniVersion {min} or later; the configuration says {}", envelope.cni_version),
             ))
         }
     };

@@ -9,6 +9,7 @@
 //! <stateDir>/netns/<dev>_<ino>          claim: that router namespace is held by <key>
 //! <stateDir>/hostns/<dev>_<ino>         claim: that host namespace is held by <key>
 //! <stateDir>/index.hint                 every index below it is claimed (a hint: claims are the truth)
+//! <stateDir>/tmp/                       files being written, renamed into place when complete
 //! ```
 //!
 //! Order makes crashes safe: ADD writes the record, then the claims, then touches the kernel; teardown undoes
@@ -47,6 +48,7 @@ impl Claim {
 }
 
 const SUBDIRS: [&str; 4] = ["attachments", "index", "netns", "hostns"];
+const TMP_DIR: &str = "tmp";
 
 pub struct StateDir {
     root: PathBuf,
@@ -61,10 +63,7 @@ pub fn current_boot_id() -> Result<String> {
 }
 
 fn nofollow_read(path: &Path) -> std::io::Result<String> {
-    let mut f = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
+    let mut f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
     let mut s = String::new();
     f.read_to_string(&mut s)?;
     Ok(s)
@@ -98,10 +97,7 @@ fn ensure_dir(path: &Path) -> Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => check_dir(path),
-        Err(e) => Err(CniError::io(format!(
-            "stateDir: cannot create {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(CniError::io(format!("stateDir: cannot create {}: {e}", path.display()))),
     }
 }
 
@@ -118,7 +114,7 @@ impl StateDir {
             }
         }
         ensure_dir(root)?;
-        for sub in SUBDIRS {
+        for sub in SUBDIRS.iter().chain(&[TMP_DIR]) {
             ensure_dir(&root.join(sub))?;
         }
         let lock_path = root.join("lock");
@@ -131,23 +127,15 @@ impl StateDir {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
             .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => CniError::unsafe_state(format!(
-                    "stateDir: {} is a symbolic link",
-                    lock_path.display()
-                )),
-                _ => CniError::io(format!(
-                    "stateDir: cannot open {}: {e}",
-                    lock_path.display()
-                )),
+                Some(libc::ELOOP) => {
+                    CniError::unsafe_state(format!("stateDir: {} is a symbolic link", lock_path.display()))
+                }
+                _ => CniError::io(format!("stateDir: cannot open {}: {e}", lock_path.display())),
             })?;
-        lock.lock()
-            .io_ctx(|| format!("stateDir: cannot lock {}", lock_path.display()))?;
+        lock.lock().io_ctx(|| format!("stateDir: cannot lock {}", lock_path.display()))?;
         crate::fault::point("state:locked");
-        let dir = StateDir {
-            root: root.to_path_buf(),
-            boot_id: current_boot_id()?,
-            _lock: Some(lock),
-        };
+        let dir = StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: Some(lock) };
+        dir.sweep_temporaries();
         dir.forget_other_boots()?;
         Ok(dir)
     }
@@ -156,11 +144,7 @@ impl StateDir {
     /// record). For the sidecar and `inspect`.
     pub fn open_read_only(root: &Path) -> Result<StateDir> {
         check_dir(root)?;
-        Ok(StateDir {
-            root: root.to_path_buf(),
-            boot_id: current_boot_id()?,
-            _lock: None,
-        })
+        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None })
     }
 
     pub fn root(&self) -> &Path {
@@ -184,9 +168,7 @@ impl StateDir {
                     b.trim()
                 );
                 for sub in SUBDIRS {
-                    for entry in
-                        fs::read_dir(self.root.join(sub)).io_ctx(|| format!("listing {sub}"))?
-                    {
+                    for entry in fs::read_dir(self.root.join(sub)).io_ctx(|| format!("listing {sub}"))? {
                         let entry = entry.io_ctx(|| format!("listing {sub}"))?;
                         let _ = fs::remove_file(entry.path());
                     }
@@ -194,22 +176,16 @@ impl StateDir {
                 let _ = fs::remove_file(self.root.join("index.hint"));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(CniError::unsafe_state(format!(
-                    "stateDir: cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(e) => return Err(CniError::unsafe_state(format!("stateDir: cannot read {}: {e}", path.display()))),
         }
         self.write_atomic(&path, format!("{}\n", self.boot_id).as_bytes())
     }
 
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        let tmp = path.with_file_name(format!(
-            ".tmp.{}.{}",
-            std::process::id(),
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("x")
-        ));
+        // Temporaries live in their own directory, so that sweeping what a crashed writer left costs one
+        // read of a normally empty directory, whatever the number of records.
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+        let tmp = self.root.join(TMP_DIR).join(format!("{}.{name}", std::process::id()));
         let write = || -> std::io::Result<()> {
             let _ = fs::remove_file(&tmp);
             let mut f = OpenOptions::new()
@@ -219,12 +195,15 @@ impl StateDir {
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
             f.write_all(bytes)?;
+            crate::fault::point("state:temporary-written");
             fs::rename(&tmp, path)
         };
         write().map_err(|e| {
             let _ = fs::remove_file(&tmp);
             CniError::io(format!("writing {}: {e}", path.display()))
-        })
+        })?;
+        crate::fault::point("state:renamed");
+        Ok(())
     }
 
     // --- records -----------------------------------------------------------------------------------------------
@@ -249,12 +228,7 @@ impl StateDir {
                     path.display()
                 )))
             }
-            Err(e) => {
-                return Err(CniError::io(format!(
-                    "reading state record {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(e) => return Err(CniError::io(format!("reading state record {}: {e}", path.display()))),
         };
         let rec: Record = serde_json::from_str(&text).map_err(|e| {
             CniError::unsafe_state(format!(
@@ -270,10 +244,7 @@ impl StateDir {
             )));
         }
         if rec.boot_id != self.boot_id {
-            log_warn!(
-                "dropping state record {} of an earlier boot",
-                path.display()
-            );
+            log_warn!("dropping state record {} of an earlier boot", path.display());
             let _ = fs::remove_file(&path);
             return Ok(None);
         }
@@ -281,8 +252,7 @@ impl StateDir {
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(rec)
-            .map_err(|e| CniError::io(format!("encoding record: {e}")))?;
+        let mut text = serde_json::to_vec_pretty(rec).map_err(|e| CniError::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
         self.write_atomic(&self.record_path(&rec.key.file_stem()), &text)
     }
@@ -290,9 +260,7 @@ impl StateDir {
     pub fn remove(&self, key: &Key) -> Result<()> {
         let path = self.record_path(&key.file_stem());
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => {
-                Err(CniError::io(format!("removing {}: {e}", path.display())))
-            }
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(CniError::io(format!("removing {}: {e}", path.display()))),
             _ => Ok(()),
         }
     }
@@ -327,9 +295,9 @@ impl StateDir {
         match nofollow_read(&path) {
             Ok(s) => Ok(Some(s.trim().to_string())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(CniError::unsafe_state(
-                format!("claim {} is a symbolic link; remove it", path.display()),
-            )),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                Err(CniError::unsafe_state(format!("claim {} is a symbolic link; remove it", path.display())))
+            }
             Err(e) => Err(CniError::io(format!("reading {}: {e}", path.display()))),
         }
     }
@@ -353,6 +321,7 @@ impl StateDir {
                 }
                 _ => log_debug!("released {}", path.display()),
             }
+            crate::fault::point("state:claim-released");
         }
         Ok(())
     }
@@ -363,10 +332,7 @@ impl StateDir {
     }
 
     fn hint(&self) -> u32 {
-        nofollow_read(&self.root.join("index.hint"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        nofollow_read(&self.root.join("index.hint")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
 
     fn lower_hint(&self, n: u32) -> Result<()> {
@@ -383,35 +349,21 @@ impl StateDir {
             if self.holder(Claim::Index, &n.to_string())?.is_none() {
                 return Ok(n);
             }
-            n = n
-                .checked_add(1)
-                .ok_or_else(|| CniError::busy("every node index is taken"))?;
+            n = n.checked_add(1).ok_or_else(|| CniError::busy("every node index is taken"))?;
         }
     }
 
     /// After claiming `n` from [`Self::lowest_free_index`], everything up to it is claimed.
     /// (The search checked every index from the hint up to `n`.)
     pub fn advance_hint(&self, n: u32) -> Result<()> {
-        self.write_atomic(
-            &self.root.join("index.hint"),
-            n.saturating_add(1).to_string().as_bytes(),
-        )
+        self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes())
     }
 
-    /// Remove temporary files that crashed writers left behind (only safe under the lock).
-    pub fn sweep_temporaries(&self) {
-        for sub in SUBDIRS.iter().copied().chain(std::iter::once("")) {
-            let Ok(entries) = fs::read_dir(self.root.join(sub)) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_str()
-                    .is_some_and(|n| n.starts_with(".tmp."))
-                {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
+    /// Remove the temporary files that crashed writers left behind: under the lock nobody else is writing.
+    fn sweep_temporaries(&self) {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP_DIR)) else { return };
+        for e in entries.flatten() {
+            let _ = fs::remove_file(e.path());
         }
     }
 }

@@ -47,11 +47,7 @@ impl Key {
 
 impl std::fmt::Display for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "network {:?}, container {:?}, ifname {:?}",
-            self.network, self.container_id, self.ifname
-        )
+        write!(f, "network {:?}, container {:?}, ifname {:?}", self.network, self.container_id, self.ifname)
     }
 }
 

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,16 +19,8 @@ pub fn unique(tag: &str) -> String {
 }
 
 pub fn sh(cmd: &str) -> String {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(cmd)
-        .output()
-        .expect("run sh");
-    assert!(
-        out.status.success(),
-        "command failed: {cmd}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("sh").arg("-c").arg(cmd).output().expect("run sh");
+    assert!(out.status.success(), "command failed: {cmd}\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -63,11 +54,7 @@ impl Ns {
     }
     /// Run a shell command inside the namespace.
     pub fn exec(&self, cmd: &str) -> String {
-        sh(&format!(
-            "ip netns exec {} sh -c '{}'",
-            self.name,
-            cmd.replace('\'', "'\\''")
-        ))
+        sh(&format!("ip netns exec {} sh -c '{}'", self.name, cmd.replace('\'', "'\\''")))
     }
     pub fn ip(&self, args: &str) -> String {
         sh(&format!("ip -n {} {args}", self.name))
@@ -79,10 +66,7 @@ impl Ns {
 
 impl Drop for Ns {
     fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).stderr(Stdio::null()).status();
     }
 }
 
@@ -115,35 +99,19 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}): {:?}\nstderr: {}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}\nstderr: {}", self.stdout, self.stderr))
     }
     pub fn ok(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "plugin failed: stdout {} stderr {}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "plugin failed: stdout {} stderr {}", self.stdout, self.stderr);
         self
     }
     /// Assert a CNI error with `code` whose message contains `needle`.
     pub fn err(&self, code: u64, needle: &str) -> Value {
-        assert_ne!(
-            self.code, 0,
-            "expected failure, got success: {}",
-            self.stdout
-        );
+        assert_ne!(self.code, 0, "expected failure, got success: {}", self.stdout);
         let v = self.json();
         assert_eq!(v["code"], code, "wrong CNI code in {v}");
-        assert!(
-            v["msg"].as_str().unwrap_or("").contains(needle),
-            "message {:?} does not mention {needle:?}",
-            v["msg"]
-        );
+        assert!(v["msg"].as_str().unwrap_or("").contains(needle), "message {:?} does not mention {needle:?}", v["msg"]);
         v
     }
 }
@@ -155,25 +123,16 @@ pub fn plugin_bin() -> PathBuf {
 /// Run the plugin with a CNI environment. `env` pairs override or add variables; a pair with an empty value
 /// is passed empty, as libcni does.
 pub fn run_plugin(command: &str, env: &[(&str, &str)], stdin: &str) -> Outcome {
-    let mut cmd = Command::new(plugin_bin());
+    let mut cmd = assert_cmd::Command::cargo_bin("openpe-passthrough").expect("the plugin binary");
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CNI_COMMAND", command)
         .env("CNI_PATH", "/usr/lib/cni")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .write_stdin(stdin.as_bytes().to_vec());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().expect("spawn plugin");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = cmd.output().expect("run the plugin");
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -201,10 +160,7 @@ impl Lab {
         let host = Ns::new(&format!("{tag}h"));
         let router = Ns::new(&format!("{tag}r"));
         let tor = Ns::new(&format!("{tag}t"));
-        host.ip(&format!(
-            "link add toswitch type veth peer name tor-side netns {}",
-            tor.name
-        ));
+        host.ip(&format!("link add toswitch type veth peer name tor-side netns {}", tor.name));
         host.ip("link set toswitch mtu 1400 up");
         host.ip("addr add 192.168.11.3/24 dev toswitch");
         host.ip("addr add 2001:db8:11::3/64 dev toswitch nodad");
@@ -213,13 +169,7 @@ impl Lab {
         tor.ip("link set tor-side up");
         tor.ip("addr add 192.168.11.2/24 dev tor-side");
         let container = unique("c");
-        Lab {
-            host,
-            router,
-            tor,
-            state,
-            container,
-        }
+        Lab { host, router, tor, state, container }
     }
 
     /// The sample dual-stack configuration for this lab, with `extra` merged over it.
@@ -267,11 +217,7 @@ impl Lab {
 
     /// Normalised state of every namespace of the lab.
     pub fn snapshot(&self) -> String {
-        [&self.host, &self.router, &self.tor]
-            .iter()
-            .map(|ns| snapshot(&ns.name))
-            .collect::<Vec<_>>()
-            .join("\n")
+        [&self.host, &self.router, &self.tor].iter().map(|ns| snapshot(&ns.name)).collect::<Vec<_>>().join("\n")
     }
 
     pub fn state_files(&self) -> Vec<String> {
@@ -350,18 +296,11 @@ pub fn snapshot(ns: &str) -> String {
             if local.starts_with("fe80:") {
                 continue;
             }
-            lines.insert(format!(
-                "{ns} addr {} {}/{}",
-                l["ifname"].as_str().unwrap_or(""),
-                local,
-                a["prefixlen"]
-            ));
+            lines.insert(format!("{ns} addr {} {}/{}", l["ifname"].as_str().unwrap_or(""), local, a["prefixlen"]));
         }
     }
     for fam in ["-4", "-6"] {
-        let routes: Value =
-            serde_json::from_str(&sh(&format!("ip -j -n {ns} {fam} route show table main")))
-                .unwrap();
+        let routes: Value = serde_json::from_str(&sh(&format!("ip -j -n {ns} {fam} route show table main"))).unwrap();
         for r in routes.as_array().unwrap() {
             let dst = r["dst"].as_str().unwrap_or("");
             if dst.starts_with("fe80::") || dst.starts_with("ff00::") {

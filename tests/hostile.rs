@@ -1,0 +1,482 @@
+//! Hostile input: a table of bad configurations, environments and planted state. Each case must get the right
+//! CNI error code and a message that names the field, and change nothing: `ip -j` snapshots of every namespace
+//! involved and the state directory's files are compared before and after.
+
+mod common;
+
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+
+use common::*;
+use serde_json::{json, Value};
+
+type Setup = Box<dyn Fn(&Path, &Lab)>;
+
+struct Case {
+    what: &'static str,
+    /// Merged over the lab's valid configuration (a null removes a field).
+    patch: Value,
+    env: Vec<(&'static str, String)>,
+    /// Raw stdin instead of the configuration.
+    stdin: Option<Vec<u8>>,
+    /// Prepares the case's own state directory (planted links, modes, owners).
+    setup: Option<Setup>,
+    command: &'static str,
+    code: u64,
+    needle: &'static str,
+}
+
+fn case(what: &'static str, patch: Value, code: u64, needle: &'static str) -> Case {
+    Case { what, patch, env: vec![], stdin: None, setup: None, command: "ADD", code, needle }
+}
+
+fn env_case(what: &'static str, k: &'static str, v: &str, code: u64, needle: &'static str) -> Case {
+    Case { env: vec![(k, v.to_string())], ..case(what, json!({}), code, needle) }
+}
+
+fn stdin_case(what: &'static str, stdin: &[u8], code: u64, needle: &'static str) -> Case {
+    Case { stdin: Some(stdin.to_vec()), ..case(what, json!({}), code, needle) }
+}
+
+fn state_case(what: &'static str, setup: Setup, needle: &'static str) -> Case {
+    Case { setup: Some(setup), ..case(what, json!({}), 102, needle) }
+}
+
+fn neighbor(extra: Value) -> Value {
+    let mut n = json!({"asn": 64512, "address": "192.168.11.2"});
+    merge(&mut n, extra);
+    json!({"underlay": {"neighbors": [n]}})
+}
+
+fn hostsession(extra: Value) -> Value {
+    json!({"l3passthrough": {"hostsession": extra}})
+}
+
+fn cidrs(v4: Value, v6: Value) -> Value {
+    hostsession(json!({"localcidr": {"ipv4": v4, "ipv6": v6}}))
+}
+
+fn cases(lab: &Lab, regular_file: &str) -> Vec<Case> {
+    let router = lab.router.path_str();
+    let long_string = "x".repeat(300);
+    vec![
+        // Malformed stdin.
+        stdin_case("empty stdin", b"", 6, "JSON"),
+        stdin_case("truncated JSON", b"{\"cniVersion\": \"1.0.0\",", 6, "JSON"),
+        stdin_case("trailing garbage", b"{} x", 6, "JSON"),
+        stdin_case("not UTF-8", b"{\"name\": \"\xff\xfe\"}", 6, "JSON"),
+        stdin_case("nested too deep", &[b'['; 5000], 6, "JSON"),
+        stdin_case("a number beyond f64", b"{\"cniVersion\":\"1.0.0\",\"name\":\"a\",\"x\":1e400}", 6, "JSON"),
+        stdin_case("a JSON array", b"[]", 7, "object"),
+        stdin_case("JSON null", b"null", 7, "object"),
+        // The envelope.
+        case("cniVersion missing", json!({"cniVersion": null}), 1, "cniVersion"),
+        case("cniVersion unknown", json!({"cniVersion": "1.2.0"}), 1, "cniVersion"),
+        case("cniVersion too old", json!({"cniVersion": "0.2.0"}), 1, "cniVersion"),
+        case("cniVersion a number", json!({"cniVersion": 1}), 1, "cniVersion"),
+        case("name missing", json!({"name": null}), 7, "name"),
+        case("name with a space", json!({"name": "open pe"}), 7, "name"),
+        case("name with a slash", json!({"name": "../etc"}), 7, "name"),
+        case("name with a newline", json!({"name": "a\nb"}), 7, "name"),
+        case("name too long", json!({"name": long_string}), 7, "name"),
+        case("stateDir relative", json!({"stateDir": "run/x"}), 7, "stateDir"),
+        case("stateDir with ..", json!({"stateDir": "/run/../etc"}), 7, "stateDir"),
+        case("stateDir a number", json!({"stateDir": 5}), 7, "stateDir"),
+        case("logLevel unknown", json!({"logLevel": "loud"}), 7, "logLevel"),
+        case("logFile relative", json!({"logFile": "x.log"}), 7, "logFile"),
+        case("prevResult not an object", json!({"prevResult": 5}), 7, "prevResult"),
+        // The underlay.
+        case("underlay missing", json!({"underlay": null}), 7, "underlay"),
+        case("underlay a string", json!({"underlay": "x"}), 7, "underlay"),
+        case("underlay kind wrong", json!({"underlay": {"kind": "L3Passthrough", "spec": {}}}), 7, "underlay.kind"),
+        case("asn zero", json!({"underlay": {"asn": 0}}), 7, "underlay.asn"),
+        case("asn negative", json!({"underlay": {"asn": -1}}), 7, "underlay.asn"),
+        case("asn above 4294967295", json!({"underlay": {"asn": 4294967296u64}}), 7, "underlay.asn"),
+        case("asn beyond u64", json!({"underlay": {"asn": 1.8446744073709552e19}}), 7, "underlay.asn"),
+        case("asn fractional", json!({"underlay": {"asn": 64514.5}}), 7, "underlay.asn"),
+        case("asn a string", json!({"underlay": {"asn": "64514"}}), 7, "underlay.asn"),
+        case("nics missing", json!({"underlay": {"nics": null}}), 7, "underlay.nics"),
+        case("nics not an array", json!({"underlay": {"nics": "toswitch"}}), 7, "underlay.nics"),
+        case("nic a number", json!({"underlay": {"nics": [1]}}), 7, "underlay.nics[0]"),
+        case("nic name too long", json!({"underlay": {"nics": ["abcdefghijklmnop"]}}), 7, "underlay.nics[0]"),
+        case("nic name with /", json!({"underlay": {"nics": ["to/switch"]}}), 7, "underlay.nics[0]"),
+        case("nic name with a newline", json!({"underlay": {"nics": ["toswitch\n"]}}), 7, "underlay.nics[0]"),
+        case("nic name with a space", json!({"underlay": {"nics": ["to switch"]}}), 7, "underlay.nics[0]"),
+        case("nic named pt-host", json!({"underlay": {"nics": ["pt-host"]}}), 7, "underlay.nics[0]"),
+        case("nic listed twice", json!({"underlay": {"nics": ["toswitch", "toswitch"]}}), 7, "underlay.nics[1]"),
+        case("nic that does not exist", json!({"underlay": {"nics": ["nosuchnic"]}}), 7, "underlay.nics[0]"),
+        case("neighbors missing", json!({"underlay": {"neighbors": null}}), 7, "underlay.neighbors"),
+        case("neighbors empty", json!({"underlay": {"neighbors": []}}), 7, "underlay.neighbors"),
+        case(
+            "neighbor address injects a line",
+            neighbor(json!({"address": "192.168.11.2\nrouter bgp 1"})),
+            7,
+            "underlay.neighbors[0].address",
+        ),
+        case(
+            "neighbor address not an IP",
+            neighbor(json!({"address": "tor.example"})),
+            7,
+            "underlay.neighbors[0].address",
+        ),
+        case(
+            "neighbor address with a space",
+            neighbor(json!({"address": "192.168.11.2 "})),
+            7,
+            "underlay.neighbors[0].address",
+        ),
+        case("neighbor asn and type", neighbor(json!({"type": "External"})), 7, "exactly one"),
+        case("neighbor neither asn nor type", neighbor(json!({"asn": null})), 7, "underlay.neighbors[0]"),
+        case(
+            "neighbor type unknown",
+            neighbor(json!({"asn": null, "type": "Externalish"})),
+            7,
+            "underlay.neighbors[0].type",
+        ),
+        case(
+            "neighbor type with a newline",
+            neighbor(json!({"asn": null, "type": "External\n"})),
+            7,
+            "underlay.neighbors[0].type",
+        ),
+        case("neighbor port zero", neighbor(json!({"port": 0})), 7, "underlay.neighbors[0].port"),
+        case("neighbor port too big", neighbor(json!({"port": 65536})), 7, "underlay.neighbors[0].port"),
+        case("password with a space", neighbor(json!({"password": "a b"})), 7, "underlay.neighbors[0].password"),
+        case(
+            "password with a newline",
+            neighbor(json!({"password": "a\nno router bgp"})),
+            7,
+            "underlay.neighbors[0].password",
+        ),
+        case("password too long", neighbor(json!({"password": "p".repeat(81)})), 7, "underlay.neighbors[0].password"),
+        case("password empty", neighbor(json!({"password": ""})), 7, "underlay.neighbors[0].password"),
+        case("hold time 2", neighbor(json!({"holdTimeSeconds": 2, "keepaliveTimeSeconds": 1})), 7, "holdTimeSeconds"),
+        case("hold time without keepalive", neighbor(json!({"holdTimeSeconds": 9})), 7, "holdTimeSeconds"),
+        case(
+            "keepalive above hold",
+            neighbor(json!({"holdTimeSeconds": 9, "keepaliveTimeSeconds": 10})),
+            7,
+            "keepaliveTimeSeconds",
+        ),
+        case("connect time zero", neighbor(json!({"connectTimeSeconds": 0})), 7, "connectTimeSeconds"),
+        case("ebgpMultiHop a string", neighbor(json!({"ebgpMultiHop": "yes"})), 7, "ebgpMultiHop"),
+        case(
+            "neighbor listed twice",
+            json!({"underlay": {"neighbors": [{"asn": 1, "address": "192.168.11.2"}, {"asn": 2, "address": "192.168.11.2"}]}}),
+            7,
+            "underlay.neighbors[1].address",
+        ),
+        case("routerIDCIDR IPv6", json!({"underlay": {"routerIDCIDR": "2001:db8::/64"}}), 7, "routerIDCIDR"),
+        case(
+            "routerIDCIDR too small",
+            json!({"nodeIndex": 5, "underlay": {"routerIDCIDR": "10.0.0.0/30"}}),
+            7,
+            "routerIDCIDR",
+        ),
+        // The host session.
+        case("l3passthrough missing", json!({"l3passthrough": null}), 7, "l3passthrough"),
+        case("hostsession missing", json!({"l3passthrough": {"hostsession": null}}), 7, "hostsession"),
+        case("both spellings of hostsession", json!({"l3passthrough": {"hostSession": {}}}), 7, "two spellings"),
+        case("host session asn zero", hostsession(json!({"asn": 0})), 7, "hostsession.asn"),
+        case("hostasn a string", hostsession(json!({"hostasn": "64515"})), 7, "hostsession.hostasn"),
+        case("hostasn and hostType", hostsession(json!({"hostType": "External"})), 7, "exactly one"),
+        case("hostType unknown", hostsession(json!({"hostasn": null, "hostType": "Both"})), 7, "hostType"),
+        case("localcidr missing", hostsession(json!({"localcidr": null})), 7, "localcidr"),
+        case("localcidr empty", cidrs(Value::Null, Value::Null), 7, "localcidr"),
+        case("ipv4 CIDR is IPv6", cidrs(json!("2001:db8::/64"), Value::Null), 7, "localcidr.ipv4"),
+        case("ipv6 CIDR is IPv4", cidrs(Value::Null, json!("192.169.10.0/24")), 7, "localcidr.ipv6"),
+        case("ipv4 /31", cidrs(json!("192.169.10.0/31"), Value::Null), 7, "localcidr.ipv4"),
+        case("ipv4 /32", cidrs(json!("192.169.10.1/32"), Value::Null), 7, "localcidr.ipv4"),
+        case("ipv6 /127", cidrs(Value::Null, json!("2001:db8::/127")), 7, "localcidr.ipv6"),
+        case("ipv6 /128", cidrs(Value::Null, json!("2001:db8::/128")), 7, "localcidr.ipv6"),
+        case("ipv4 prefix 33", cidrs(json!("192.169.10.0/33"), Value::Null), 7, "localcidr.ipv4"),
+        case("ipv4 without prefix", cidrs(json!("192.169.10.0"), Value::Null), 7, "localcidr.ipv4"),
+        case("CIDR with a newline", cidrs(json!("192.169.10.0/24\n"), Value::Null), 7, "localcidr.ipv4"),
+        case(
+            "CIDR too small for the index",
+            json!({"nodeIndex": 253, "l3passthrough": {"hostsession": {"localcidr": {"ipv4": "192.169.10.0/24", "ipv6": null}}}}),
+            7,
+            "localcidr.ipv4",
+        ),
+        // Node index, MTU, host namespace.
+        case("nodeIndex negative", json!({"nodeIndex": -1}), 7, "nodeIndex"),
+        case("nodeIndex above u32", json!({"nodeIndex": 4294967296u64}), 7, "nodeIndex"),
+        case("nodeIndex a string", json!({"nodeIndex": "3"}), 7, "nodeIndex"),
+        case("runtimeConfig nodeIndex bad", json!({"runtimeConfig": {"nodeIndex": -3}}), 7, "runtimeConfig.nodeIndex"),
+        case("args.cni.nodeIndex bad", json!({"args": {"cni": {"nodeIndex": "x"}}}), 7, "args.cni.nodeIndex"),
+        case(
+            "nodeIndexFrom interface missing",
+            json!({"nodeIndexFrom": {"interface": "nosuch", "cidr": "192.168.11.0/24"}}),
+            7,
+            "nodeIndexFrom.interface",
+        ),
+        case(
+            "nodeIndexFrom cidr bad",
+            json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "x"}}),
+            7,
+            "nodeIndexFrom.cidr",
+        ),
+        case("mtu zero", json!({"mtu": 0}), 7, "mtu"),
+        case("mtu too big", json!({"mtu": 70000}), 7, "mtu"),
+        case("mtu a string", json!({"mtu": "1500"}), 7, "mtu"),
+        case("hostNetns relative", json!({"hostNetns": "netns/x"}), 7, "hostNetns"),
+        case("hostNetns missing", json!({"hostNetns": "/var/run/netns/does-not-exist-9"}), 7, "hostNetns"),
+        case("hostNetns a regular file", json!({"hostNetns": regular_file}), 7, "hostNetns"),
+        case("hostNetns a directory", json!({"hostNetns": "/tmp"}), 7, "hostNetns"),
+        case("hostNetns the router itself", json!({"hostNetns": router}), 7, "hostNetns"),
+        // The environment.
+        env_case("CNI_COMMAND missing", "CNI_COMMAND", "", 4, "CNI_COMMAND"),
+        env_case("CNI_COMMAND unknown", "CNI_COMMAND", "DESTROY", 4, "CNI_COMMAND"),
+        env_case("CNI_CONTAINERID missing", "CNI_CONTAINERID", "", 4, "CNI_CONTAINERID"),
+        env_case("CNI_CONTAINERID traversal", "CNI_CONTAINERID", "../../etc/passwd", 4, "CNI_CONTAINERID"),
+        env_case("CNI_CONTAINERID with a slash", "CNI_CONTAINERID", "a/b", 4, "CNI_CONTAINERID"),
+        env_case("CNI_CONTAINERID with a newline", "CNI_CONTAINERID", "a\nb", 4, "CNI_CONTAINERID"),
+        env_case("CNI_IFNAME missing", "CNI_IFNAME", "", 4, "CNI_IFNAME"),
+        env_case("CNI_IFNAME too long", "CNI_IFNAME", "abcdefghijklmnop", 4, "CNI_IFNAME"),
+        env_case("CNI_IFNAME with /", "CNI_IFNAME", "a/b", 4, "CNI_IFNAME"),
+        env_case("CNI_IFNAME with :", "CNI_IFNAME", "a:b", 4, "CNI_IFNAME"),
+        env_case("CNI_IFNAME ..", "CNI_IFNAME", "..", 4, "CNI_IFNAME"),
+        env_case("CNI_IFNAME with a space", "CNI_IFNAME", "a b", 4, "CNI_IFNAME"),
+        env_case("CNI_NETNS missing", "CNI_NETNS", "", 4, "CNI_NETNS"),
+        env_case("CNI_NETNS does not exist", "CNI_NETNS", "/var/run/netns/nope-nope-9", 4, "CNI_NETNS"),
+        env_case("CNI_NETNS a regular file", "CNI_NETNS", regular_file, 4, "CNI_NETNS"),
+        env_case("CNI_NETNS a directory", "CNI_NETNS", "/tmp", 4, "CNI_NETNS"),
+        env_case("CNI_NETNS a mount namespace", "CNI_NETNS", "/proc/self/ns/mnt", 4, "CNI_NETNS"),
+        env_case("CNI_ARGS unknown key", "CNI_ARGS", "FOO=bar", 4, "CNI_ARGS"),
+        env_case("CNI_ARGS without =", "CNI_ARGS", "novalue", 4, "CNI_ARGS"),
+        env_case("OPENPE_NODE_INDEX negative", "CNI_ARGS", "OPENPE_NODE_INDEX=-1", 4, "OPENPE_NODE_INDEX"),
+        env_case("OPENPE_NODE_INDEX huge", "CNI_ARGS", "OPENPE_NODE_INDEX=99999999999", 4, "OPENPE_NODE_INDEX"),
+        // Verbs the version does not have.
+        Case {
+            command: "CHECK",
+            ..case("CHECK at 0.3.1", json!({"cniVersion": "0.3.1", "prevResult": {}}), 1, "CHECK")
+        },
+        Case { command: "STATUS", ..case("STATUS at 1.0.0", json!({"cniVersion": "1.0.0"}), 1, "STATUS") },
+        Case { command: "GC", ..case("GC at 0.4.0", json!({"cniVersion": "0.4.0"}), 1, "GC") },
+        // Planted state.
+        state_case(
+            "stateDir a symlink",
+            Box::new(|d: &Path, _: &Lab| {
+                let target = d.with_extension("real");
+                std::fs::create_dir_all(&target).unwrap();
+                symlink(&target, d).unwrap();
+            }),
+            "symbolic link",
+        ),
+        state_case(
+            "attachments a symlink",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+                symlink("/etc", d.join("attachments")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        state_case(
+            "lock a symlink",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+                symlink("/etc/passwd", d.join("lock")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        state_case(
+            "the record a symlink",
+            Box::new(|d: &Path, lab: &Lab| {
+                prepare(d);
+                symlink("/etc/passwd", d.join("attachments").join(format!("openpe@{}@net1.json", lab.container)))
+                    .unwrap();
+            }),
+            "symbolic link",
+        ),
+        state_case(
+            "an index claim a symlink",
+            Box::new(|d: &Path, _: &Lab| {
+                prepare(d);
+                symlink("/etc/passwd", d.join("index").join("0")).unwrap();
+            }),
+            "symbolic link",
+        ),
+        state_case(
+            "a corrupt record",
+            Box::new(|d: &Path, lab: &Lab| {
+                prepare(d);
+                std::fs::write(d.join("attachments").join(format!("openpe@{}@net1.json", lab.container)), "{not json")
+                    .unwrap();
+            }),
+            "unreadable",
+        ),
+        state_case(
+            "stateDir writable by others",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+            }),
+            "writable by group or others",
+        ),
+        state_case(
+            "stateDir writable by group",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o770)).unwrap();
+            }),
+            "writable by group or others",
+        ),
+        state_case(
+            "stateDir owned by another user",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::create_dir_all(d).unwrap();
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o700)).unwrap();
+                std::os::unix::fs::chown(d, Some(65534), Some(65534)).unwrap();
+            }),
+            "owned by another user",
+        ),
+        state_case(
+            "stateDir a regular file",
+            Box::new(|d: &Path, _: &Lab| {
+                std::fs::write(d, "").unwrap();
+            }),
+            "not a directory",
+        ),
+    ]
+}
+
+/// A state directory made by the plugin itself (its layout), to plant things in.
+fn prepare(d: &Path) {
+    for sub in ["", "attachments", "index", "netns", "hostns"] {
+        let p = d.join(sub);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
+
+/// Every file and link under `dir` with its kind, and the content of regular files.
+fn fingerprint(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!("{} -> {}", p.display(), std::fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{}/", p.display()));
+                walk(&p, out);
+            } else if !p.ends_with("lock") && !p.ends_with("boot_id") {
+                out.push(format!("{} = {:?}", p.display(), std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn hostile_input_gets_the_right_error_and_changes_nothing() {
+    let lab = Lab::new("hos");
+    let scratch = TempDir::new("hosscratch");
+    let regular = scratch.path.join("regular-file");
+    std::fs::write(&regular, "").unwrap();
+    let passwd_before = std::fs::read("/etc/passwd").unwrap();
+    let before = lab.snapshot();
+    let cases = cases(&lab, &regular.display().to_string());
+    let total = cases.len();
+    for (i, c) in cases.into_iter().enumerate() {
+        let state = scratch.path.join(format!("state-{i}"));
+        if let Some(setup) = &c.setup {
+            setup(&state, &lab);
+        }
+        let state_before = fingerprint(&scratch.path);
+        let mut conf = lab.conf("1.1.0", json!({"stateDir": state.display().to_string()}));
+        merge(&mut conf, c.patch.clone());
+        let stdin = c.stdin.clone().unwrap_or_else(|| conf.to_string().into_bytes());
+        let mut env: Vec<(String, String)> = lab.env();
+        env.push(("CNI_COMMAND".into(), c.command.into()));
+        for (k, v) in &c.env {
+            env.retain(|(ek, _)| ek != k);
+            env.push((k.to_string(), v.clone()));
+        }
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let command = pairs.iter().rev().find(|(k, _)| *k == "CNI_COMMAND").map(|(_, v)| *v).unwrap();
+        let pairs: Vec<(&str, &str)> = pairs.iter().copied().filter(|(k, _)| *k != "CNI_COMMAND").collect();
+        let out = run_bytes(command, &pairs, &stdin);
+        assert_ne!(out.code, 0, "case {i} ({}): expected failure, got {}", c.what, out.stdout);
+        assert!(
+            out.stdout.lines().count() == 1,
+            "case {i} ({}): stdout must be one JSON object: {:?}",
+            c.what,
+            out.stdout
+        );
+        let v = out.json();
+        assert_eq!(v["code"], c.code, "case {i} ({}): {v}", c.what);
+        let msg = v["msg"].as_str().unwrap_or("");
+        assert!(msg.contains(c.needle), "case {i} ({}): the message must name {:?}: {msg}", c.what, c.needle);
+        assert_eq!(lab.snapshot(), before, "case {i} ({}): the namespaces must be unchanged", c.what);
+        let mut after = fingerprint(&scratch.path);
+        // A state directory the plugin was allowed to create holds only empty directories.
+        after.retain(|l| state_before.contains(l) || !(l.ends_with('/') && l.contains(&format!("state-{i}"))));
+        assert_eq!(after, state_before, "case {i} ({}): the state directory must be unchanged", c.what);
+    }
+    assert_eq!(std::fs::read("/etc/passwd").unwrap(), passwd_before);
+    eprintln!("{total} hostile inputs refused with the right code, naming the field, changing nothing");
+    assert!(total >= 60);
+}
+
+fn run_bytes(command: &str, env: &[(&str, &str)], stdin: &[u8]) -> Outcome {
+    let mut cmd = assert_cmd::Command::cargo_bin("openpe-passthrough").unwrap();
+    cmd.env_clear().env("CNI_COMMAND", command).write_stdin(stdin.to_vec());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Secrets: a neighbor password never appears in logs or `inspect`, even at debug level.
+#[test]
+fn passwords_never_reach_logs_or_inspect() {
+    let lab = Lab::new("sec");
+    let log = TempDir::new("seclog");
+    let log_file = log.path.join("plugin.log");
+    let state = lab.state.path.join("private");
+    let conf = lab.conf(
+        "1.0.0",
+        json!({"logLevel": "debug", "logFile": log_file.display().to_string(), "stateDir": state.display().to_string(),
+               "underlay": {"neighbors": [{"asn": 64512, "address": "192.168.11.2", "password": "S3cretPassw0rd"}]}}),
+    );
+    lab.add(&conf);
+    // The state directory and its records are private.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&state).unwrap().mode() & 0o777, 0o700);
+    let records: Vec<_> = std::fs::read_dir(state.join("attachments")).unwrap().flatten().collect();
+    assert_eq!(records.len(), 1);
+    for f in records {
+        assert_eq!(f.metadata().unwrap().mode() & 0o777, 0o600);
+    }
+    let inspect = std::process::Command::new(plugin_bin())
+        .args(["inspect", "--state-dir", &state.display().to_string()])
+        .output()
+        .unwrap();
+    let inspect_json = std::process::Command::new(plugin_bin())
+        .args(["inspect", "--json", "--state-dir", &state.display().to_string()])
+        .output()
+        .unwrap();
+    lab.del(&conf);
+    let logged = std::fs::read_to_string(&log_file).unwrap();
+    assert!(logged.contains("added attachment"), "the log is written: {logged}");
+    for (what, text) in [
+        ("log", logged),
+        ("inspect", String::from_utf8_lossy(&inspect.stdout).into_owned()),
+        ("inspect --json", String::from_utf8_lossy(&inspect_json.stdout).into_owned()),
+    ] {
+        assert!(!text.contains("S3cretPassw0rd"), "{what} shows the password");
+    }
+    assert!(String::from_utf8_lossy(&inspect_json.stdout).contains("********"));
+}
