@@ -1,0 +1,218 @@
+//! The Kubernetes files under netconf/k8s parse as YAML, have the kinds and fields a cluster needs, and agree
+//! with each other and with the plugin: the NetworkAttachmentDefinition's configuration is one the plugin
+//! accepts (with `nodeIndexFrom` on an underlay NIC), the router pod selects it with interface `pt-ns` and
+//! mounts the state directory the configuration names, and the installer puts the binary into /opt/cni/bin.
+//! (Running the NetworkAttachmentDefinition's configuration through libcni is in tests/libcni.rs.)
+//! Needs no root.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use openpe::config::{Envelope, Passthrough, DEFAULT_STATE_DIR};
+
+fn k8s_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("netconf/k8s")
+}
+
+/// Every document of a YAML file, as JSON values (Kubernetes objects are JSON-compatible).
+fn documents(file: &str) -> Vec<Value> {
+    let path = k8s_dir().join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{file}: not valid YAML: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn the_one(file: &str, kind: &str) -> Value {
+    let docs = documents(file);
+    let mut found: Vec<Value> = docs.into_iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "{file}: expected exactly one {kind}");
+    found.remove(0)
+}
+
+fn str_of<'a>(v: &'a Value, what: &str) -> &'a str {
+    v.as_str().unwrap_or_else(|| panic!("{what}: expected a string, got {v}"))
+}
+
+/// The NetworkAttachmentDefinition's CNI configuration, and its openpe-passthrough plugin entry.
+fn nad_config() -> (Value, Value) {
+    let nad = the_one("network-attachment-definition.yaml", "NetworkAttachmentDefinition");
+    let config: Value =
+        serde_json::from_str(str_of(&nad["spec"]["config"], "spec.config")).expect("spec.config is JSON");
+    let plugin = match config.get("plugins") {
+        Some(list) => list
+            .as_array()
+            .expect("plugins is an array")
+            .iter()
+            .find(|p| p["type"] == "openpe-passthrough")
+            .expect("an openpe-passthrough plugin in the list")
+            .clone(),
+        None => config.clone(),
+    };
+    (config, plugin)
+}
+
+fn containers(pod_spec: &Value) -> Vec<Value> {
+    pod_spec["containers"].as_array().expect("containers").clone()
+}
+
+fn volume<'a>(pod_spec: &'a Value, name: &str) -> &'a Value {
+    pod_spec["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no volume {name:?}"))
+}
+
+fn mount_of<'a>(container: &'a Value, path: &str) -> Option<&'a Value> {
+    container["volumeMounts"].as_array()?.iter().find(|m| m["mountPath"] == path)
+}
+
+/// The value after `flag` in a command line.
+fn flag_value<'a>(command: &'a [Value], flag: &str) -> Option<&'a str> {
+    command.iter().position(|a| a == flag).and_then(|i| command.get(i + 1)).and_then(Value::as_str)
+}
+
+#[test]
+fn every_file_parses_with_the_expected_kinds() {
+    let expect = [
+        ("network-attachment-definition.yaml", vec![("k8s.cni.cncf.io/v1", "NetworkAttachmentDefinition")]),
+        ("router.yaml", vec![("v1", "ConfigMap"), ("apps/v1", "DaemonSet")]),
+        ("install-daemonset.yaml", vec![("v1", "Namespace"), ("apps/v1", "DaemonSet")]),
+    ];
+    let mut files: Vec<String> = std::fs::read_dir(k8s_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
+        .collect();
+    files.sort();
+    let mut named: Vec<String> = expect.iter().map(|(f, _)| f.to_string()).collect();
+    named.sort();
+    assert_eq!(files, named, "every manifest is checked here");
+    for (file, kinds) in expect {
+        let docs = documents(file);
+        let got: Vec<(&str, &str)> =
+            docs.iter().map(|d| (str_of(&d["apiVersion"], "apiVersion"), str_of(&d["kind"], "kind"))).collect();
+        assert_eq!(got, kinds, "{file}");
+        for d in &docs {
+            let name = str_of(&d["metadata"]["name"], "metadata.name");
+            assert!(!name.is_empty());
+            if d["kind"] != "Namespace" {
+                assert_eq!(d["metadata"]["namespace"], "openpe-system", "{file}: {name} lives in openpe-system");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_network_attachment_definition_carries_a_configuration_the_plugin_accepts() {
+    let (config, plugin) = nad_config();
+    // libcni (and so Multus) reads cniVersion and name from the list, and passes them to every plugin.
+    assert_eq!(config["cniVersion"], "1.0.0", "the newest version Multus' libcni parses");
+    let mut whole = plugin.clone();
+    whole["cniVersion"] = config["cniVersion"].clone();
+    whole["name"] = config["name"].clone();
+    let envelope =
+        Envelope::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
+    let pt = Passthrough::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
+    assert_eq!(envelope.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    // One configuration for every node: the index comes from the node's underlay NIC, never a fixed number.
+    let from = pt.node_index_from.expect("nodeIndexFrom is the recommended source in a cluster");
+    assert!(pt.underlay.nics.contains(&from.interface), "nodeIndexFrom.interface is an underlay NIC");
+    assert!(pt.node_index.is_none(), "a fixed nodeIndex would collide across nodes");
+    assert!(pt.host_netns.is_none(), "in a cluster the host side is the namespace the runtime runs the plugin in");
+    let neighbor_in_cidr = pt.underlay.neighbors.iter().any(|n| from.cidr.contains(&n.address));
+    assert!(neighbor_in_cidr, "nodeIndexFrom.cidr is the underlay subnet the fabric numbers the nodes in");
+}
+
+#[test]
+fn the_router_pod_selects_the_network_as_pt_ns_and_shares_the_state_directory() {
+    let nad = the_one("network-attachment-definition.yaml", "NetworkAttachmentDefinition");
+    let (_, plugin) = nad_config();
+    let state_dir = plugin["stateDir"].as_str().unwrap_or(DEFAULT_STATE_DIR);
+
+    let ds = the_one("router.yaml", "DaemonSet");
+    let template = &ds["spec"]["template"];
+    assert_eq!(ds["spec"]["selector"]["matchLabels"], template["metadata"]["labels"]);
+    let networks: Value = serde_json::from_str(str_of(
+        &template["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"],
+        "networks annotation",
+    ))
+    .expect("the networks annotation is JSON");
+    let selection = networks.as_array().expect("a list of networks");
+    assert_eq!(selection.len(), 1);
+    assert_eq!(selection[0]["name"], nad["metadata"]["name"]);
+    assert_eq!(selection[0]["namespace"], nad["metadata"]["namespace"]);
+    assert_eq!(selection[0]["interface"], "pt-ns");
+
+    let spec = &template["spec"];
+    assert_ne!(spec["hostNetwork"], true, "the router needs its own network namespace");
+    let cs = containers(spec);
+    assert_eq!(cs.len(), 2, "FRR and the sidecar in one pod, sharing its network namespace");
+    let frr = cs.iter().find(|c| c["name"] == "frr").expect("an frr container");
+    assert!(str_of(&frr["image"], "frr image").contains("frr"));
+    let sidecar = cs.iter().find(|c| c["name"] == "sidecar").expect("a sidecar container");
+    let command = sidecar["command"].as_array().expect("sidecar command");
+    assert_eq!(command[0], "openpe-sidecar");
+    assert_eq!(flag_value(command, "--state-dir"), Some(state_dir));
+    let pathspace = flag_value(command, "--frr-pathspace").expect("--frr-pathspace");
+    let frr_cmd = frr["command"].as_array().expect("frr command").iter().map(|a| str_of(a, "arg")).collect::<Vec<_>>();
+    assert!(
+        frr_cmd.join(" ").contains(&format!("frrinit.sh start {pathspace}")),
+        "FRR runs in the pathspace the sidecar is told"
+    );
+
+    // The state directory: the node's, through a hostPath, where the plugin (running on the node) writes.
+    let m = mount_of(sidecar, state_dir).expect("the sidecar mounts the state directory");
+    let v = volume(spec, str_of(&m["name"], "mount name"));
+    assert_eq!(v["hostPath"]["path"], state_dir);
+    // FRR's configuration and vty sockets are shared between the two containers.
+    for dir in [format!("/etc/frr/{pathspace}"), "/var/run/frr".to_string()] {
+        let a = mount_of(frr, &dir).unwrap_or_else(|| panic!("frr mounts {dir}"));
+        let b = mount_of(sidecar, &dir).unwrap_or_else(|| panic!("the sidecar mounts {dir}"));
+        assert_eq!(a["name"], b["name"], "{dir} is one volume");
+        assert!(volume(spec, str_of(&a["name"], "name")).get("emptyDir").is_some());
+    }
+    // FRR's daemons file sets the same pathspace.
+    let cm = the_one("router.yaml", "ConfigMap");
+    let daemons = str_of(&cm["data"]["daemons"], "daemons");
+    assert!(daemons.lines().any(|l| l == "bgpd=yes"));
+    assert!(daemons.contains(&format!("-N {pathspace}")));
+    let dm = mount_of(frr, &format!("/etc/frr/{pathspace}/daemons")).expect("the daemons file is mounted");
+    assert_eq!(volume(spec, str_of(&dm["name"], "name"))["configMap"]["name"], cm["metadata"]["name"]);
+}
+
+#[test]
+fn the_installer_puts_the_plugin_into_opt_cni_bin_on_every_node() {
+    let ds = the_one("install-daemonset.yaml", "DaemonSet");
+    let template = &ds["spec"]["template"];
+    assert_eq!(ds["spec"]["selector"]["matchLabels"], template["metadata"]["labels"]);
+    let spec = &template["spec"];
+    assert!(
+        spec["tolerations"].as_array().expect("tolerations").iter().any(|t| t["operator"] == "Exists"),
+        "runs on every node, tainted ones too"
+    );
+    let init = spec["initContainers"].as_array().expect("initContainers");
+    let installer = &init[0];
+    let mount = installer["volumeMounts"].as_array().expect("mounts")[0].clone();
+    let v = volume(spec, str_of(&mount["name"], "mount name"));
+    assert_eq!(v["hostPath"]["path"], "/opt/cni/bin");
+    let target = str_of(&mount["mountPath"], "mountPath");
+    let script = installer["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .map(|a| str_of(a, "arg"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // Copied under a temporary name and renamed into place: a runtime never runs a half-written binary.
+    assert!(
+        script.contains(&format!("mv -f {target}/.openpe-passthrough.tmp {target}/openpe-passthrough")),
+        "{script}"
+    );
+    assert!(!containers(spec).is_empty());
+}
