@@ -10,5 +10,6 @@ scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo build --locked --release --bins
+if [ "${LONG:-}" = 1 ]; then export OPENPE_LONG=1; fi
 # The fault-injection feature arms the fault points used by tests/crash.rs; it is inert without its variables.
 cargo test --locked --no-fail-fast --features fault-injection

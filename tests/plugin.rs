@@ -500,3 +500,18 @@ fn invalid_input_is_refused_and_changes_nothing() {
     eprintln!("{} invalid inputs refused", total + 2);
     other.del(&holder);
 }
+
+#[test]
+fn records_of_an_earlier_boot_are_dropped_never_restored() {
+    let lab = Lab::new("boot");
+    let conf = lab.conf("1.0.0", json!({}));
+    lab.add(&conf);
+    let during = lab.snapshot();
+    // As after a reboot onto a state directory that survived (a persistent stateDir).
+    std::fs::write(lab.state.path.join("boot_id"), "00000000-0000-0000-0000-000000000000\n").unwrap();
+    lab.del(&conf);
+    assert_eq!(lab.snapshot(), during, "a record of another boot must not be restored over the running system");
+    assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
+    let now = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(std::fs::read_to_string(lab.state.path.join("boot_id")).unwrap().trim(), now.trim());
+}
