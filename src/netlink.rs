@@ -99,8 +99,11 @@ impl Netlink {
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(err)?;
         socket.bind_auto().map_err(err)?;
         socket.connect(&SocketAddr::new(0, 0)).map_err(err)?;
-        // Extended acks give the kernel's own message; strict checking makes dumps honour filters.
+        // Extended acks give the kernel's own message.
         let _ = socket.set_ext_ack(true);
+        // Strict checking makes the kernel honour dump filters (an address dump by link, a route dump by table
+        // and output device), so a host with a large routing table is not read whole.
+        let _ = socket.set_netlink_get_strict_chk(true);
         Ok(Netlink { socket, seq: 0, buf: vec![0; 64 * 1024] })
     }
 
@@ -334,6 +337,8 @@ impl Netlink {
         for family in [AddressFamily::Inet, AddressFamily::Inet6] {
             let mut msg = RouteMessage::default();
             msg.header.address_family = family;
+            msg.header.table = RouteHeader::RT_TABLE_MAIN;
+            msg.attributes.push(RouteAttribute::Oif(index));
             let answers =
                 self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing routes")?;
             for r in answers {
