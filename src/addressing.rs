@@ -36,7 +36,7 @@ fn v6_at(net: Ipv6Net, offset: u128, field: &str, index: u32) -> Result<Ipv6Net>
     if bits < 128 && offset >= (1u128 << bits) {
         return Err(CniError::config(format!(
             "{field}: {net} is too small for node index {index}; it holds node indexes 0 to {}",
-            (1u128 << bits) - 3
+            (1u128 << bits).saturating_sub(3)
         )));
     }
     let addr = Ipv6Addr::from(u128::from(net.network()) + offset);
