@@ -13,3 +13,6 @@ cargo build --locked --release --bins
 if [ "${LONG:-}" = 1 ]; then export OPENPE_LONG=1; fi
 # The fault-injection feature arms the fault points used by tests/crash.rs; it is inert without its variables.
 cargo test --locked --no-fail-fast --features fault-injection
+
+# A short coverage-guided fuzzing run of the configuration parser (the long run is in fuzz/README.md).
+FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz-smoke.sh
