@@ -12,7 +12,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 cargo build --locked --release --bins
 if [ "${LONG:-}" = 1 ]; then export OPENPE_LONG=1; fi
 # The fault-injection feature arms the fault points used by tests/crash.rs; it is inert without its variables.
-cargo test --locked --no-fail-fast --features fault-injection
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked --no-fail-fast --features fault-injection 2>&1 | tee "$log"
 
 # A short coverage-guided fuzzing run of the configuration parser (the long run is in fuzz/README.md).
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz-smoke.sh
+
+# One closing line for the whole suite.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
