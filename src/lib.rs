@@ -10,6 +10,7 @@
 //! - [`inspect`]: the human-facing listing of attachments.
 
 pub mod addressing;
+pub mod bgp;
 pub mod cni;
 pub mod commands;
 pub mod config;
@@ -19,4 +20,5 @@ pub mod inspect;
 pub mod log;
 pub mod netlink;
 pub mod netns;
+pub mod sidecar;
 pub mod state;

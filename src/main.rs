@@ -17,6 +17,8 @@ the underlay NICs into the router namespace.
 
 Usage:
   openpe-passthrough inspect [--state-dir DIR] [--json]   list the attachments (passwords masked)
+  openpe-passthrough render --netconf FILE [--node-index N] [--show-secrets]
+                                   print the FRR configuration FILE produces (passwords masked), touching nothing
   openpe-passthrough --version
   openpe-passthrough --help
 ";
@@ -42,13 +44,10 @@ fn cni_main() -> ExitCode {
     let mut stdin = Vec::new();
     let command = Command::parse(&std::env::var("CNI_COMMAND").unwrap_or_default());
     let outcome = command.and_then(|c| {
-        if c != Command::Version || true {
-            std::io::stdin().read_to_end(&mut stdin).map_err(|e| {
-                CniError::io(format!(
-                    "cannot read the network configuration from stdin: {e}"
-                ))
-            })?;
-        }
+        // VERSION's stdin may be empty; reading it is harmless and keeps the error reply's version right.
+        std::io::stdin()
+            .read_to_end(&mut stdin)
+            .map_err(|e| CniError::io(format!("cannot read the network configuration from stdin: {e}")))?;
         commands::run(c, &stdin)
     });
     match outcome {
@@ -63,9 +62,7 @@ fn cni_main() -> ExitCode {
                 .ok()
                 .and_then(|v| config::version_of(&v).map(str::to_string))
                 .filter(|v| cni::check_version(v).is_ok())
-                .unwrap_or_else(|| {
-                    cni::SUPPORTED_VERSIONS[cni::SUPPORTED_VERSIONS.len() - 1].to_string()
-                });
+                .unwrap_or_else(|| cni::SUPPORTED_VERSIONS[cni::SUPPORTED_VERSIONS.len() - 1].to_string());
             openpe::log_error!("{e}");
             print_json(&e.to_json(&version));
             ExitCode::FAILURE
@@ -81,11 +78,7 @@ fn tool(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         "--version" | "-V" | "version" => {
-            println!(
-                "openpe-passthrough {} (CNI {})",
-                env!("CARGO_PKG_VERSION"),
-                cni::SUPPORTED_VERSIONS.join(", ")
-            );
+            println!("openpe-passthrough {} (CNI {})", env!("CARGO_PKG_VERSION"), cni::SUPPORTED_VERSIONS.join(", "));
             ExitCode::SUCCESS
         }
         "inspect" => {
@@ -121,6 +114,43 @@ fn tool(args: &[String]) -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("openpe-passthrough inspect: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        "render" => {
+            let mut file: Option<PathBuf> = None;
+            let mut index: Option<u32> = None;
+            let mut secrets = openpe::bgp::Secrets::Mask;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--show-secrets" => secrets = openpe::bgp::Secrets::Show,
+                    "--netconf" => match it.next() {
+                        Some(f) => file = Some(PathBuf::from(f)),
+                        None => return usage("--netconf needs a file"),
+                    },
+                    "--node-index" => match it.next().and_then(|n| n.parse().ok()) {
+                        Some(n) => index = Some(n),
+                        None => return usage("--node-index needs a whole number from 0 to 4294967295"),
+                    },
+                    other => return usage(&format!("unknown argument {other:?}")),
+                }
+            }
+            let Some(file) = file else {
+                return usage("render needs --netconf FILE");
+            };
+            let rendered = std::fs::read(&file)
+                .map_err(|e| CniError::io(format!("cannot read {}: {e}", file.display())))
+                .and_then(|b| config::parse_json(&b))
+                .and_then(|v| openpe::bgp::render_netconf(&v, index, secrets));
+            match rendered {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("openpe-passthrough render: {}: {}", file.display(), e.msg);
                     ExitCode::FAILURE
                 }
             }

@@ -1,0 +1,33 @@
+//! BGP for the router namespace: the FRR configuration that an attachment's settings produce.
+//!
+//! The renderer is pure: typed, validated configuration in, FRR configuration text out. Nothing here touches
+//! FRR, the kernel or the state directory; the sidecar ([`crate::sidecar`]) applies the text and
+//! `openpe-passthrough render` prints it.
+
+pub mod render;
+
+pub use render::{diff, mask_line, render, render_record, unconfigured, Secrets};
+
+use serde_json::Value;
+
+use crate::addressing::veth_addresses;
+use crate::cni::{CniError, Result};
+use crate::config::Passthrough;
+
+/// The configuration a network configuration produces for `node_index` (or the configuration's own
+/// `nodeIndex`, else 0), for `openpe-passthrough render`. A configuration list (`plugins`) is searched for the
+/// openpe-passthrough plugin. Touches nothing.
+pub fn render_netconf(netconf: &Value, node_index: Option<u32>, secrets: Secrets) -> Result<String> {
+    let conf = match netconf.get("plugins").and_then(Value::as_array) {
+        Some(plugins) => {
+            plugins.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("openpe-passthrough")).ok_or_else(
+                || CniError::config("plugins: the configuration list has no plugin of type \"openpe-passthrough\""),
+            )?
+        }
+        None => netconf,
+    };
+    let pt = Passthrough::parse(conf)?;
+    let index = node_index.or(pt.node_index).unwrap_or(0);
+    let addrs = veth_addresses(&pt.host_session, index)?;
+    render(&pt.underlay, &pt.host_session, index, &addrs, secrets)
+}

@@ -1,0 +1,277 @@
+//! The FRR configuration of one attachment, rendered from typed, validated values.
+//!
+//! Every value written here is an ASN (`u32`), an IP address or network (`std::net`, `ipnet`), a number, or a
+//! password that validation limited to 1..80 printable ASCII characters without spaces: no field can end a
+//! line or start a new one, so nothing from the user's configuration can inject FRR configuration.
+//!
+//! The shape follows upstream OpenPERouter's passthrough template, plus `local-as` for a host session whose
+//! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::addressing::{router_id, VethAddresses};
+use crate::cni::{CniError, Result};
+use crate::config::{HostSession, Neighbor, RemoteAs, Underlay};
+use crate::state::Record;
+
+/// What a password looks like in output meant for people.
+pub const MASK: &str = "********";
+
+/// Whether passwords are written as they are (for FRR) or masked (for people and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Show,
+    Mask,
+}
+
+/// The connect-retry timer of the host session, as upstream: the host's speaker often starts after the router.
+const HOST_CONNECT_SECONDS: u16 = 5;
+
+/// FRR's maximum TTL, which is what a bare `ebgp-multihop` means; written out so that the rendered text equals
+/// what FRR shows in its running configuration.
+const EBGP_MULTIHOP_TTL: u8 = 255;
+
+/// The configuration for an attachment record.
+pub fn render_record(rec: &Record, secrets: Secrets) -> Result<String> {
+    render(&rec.underlay, &rec.host_session, rec.node_index, &rec.addresses, secrets)
+}
+
+/// The configuration that leaves FRR without any BGP configuration (frr-reload.py refuses an empty file).
+pub fn unconfigured() -> String {
+    "! openpe-passthrough: no attachment holds this router namespace, so there is no BGP configuration\n".to_string()
+}
+
+fn family_name(net: &IpNet) -> &'static str {
+    match net {
+        IpNet::V4(_) => "ipv4",
+        IpNet::V6(_) => "ipv6",
+    }
+}
+
+/// The host session of one address family.
+struct HostPeer {
+    family: &'static str,
+    address: IpAddr,
+    host_route: IpNet,
+}
+
+fn host_peers(hs: &HostSession, addrs: &VethAddresses) -> Result<Vec<HostPeer>> {
+    let mut out = Vec::new();
+    let wanted = [("ipv4", hs.ipv4.is_some()), ("ipv6", hs.ipv6.is_some())];
+    for (family, configured) in wanted {
+        if !configured {
+            continue;
+        }
+        let host = addrs.host.iter().find(|n| family_name(n) == family).ok_or_else(|| {
+            CniError::config(format!(
+                "l3passthrough.hostsession.localcidr.{family} is set but the attachment has no {family} host \
+                     address; run DEL and ADD again so that the addresses match the configuration"
+            ))
+        })?;
+        let address = host.addr();
+        let host_route = IpNet::new(address, host.max_prefix_len()).expect("full-length prefix");
+        out.push(HostPeer { family, address, host_route });
+    }
+    Ok(out)
+}
+
+fn is_ebgp(remote: RemoteAs, local_asn: u32) -> bool {
+    match remote {
+        RemoteAs::External => true,
+        RemoteAs::Internal => false,
+        RemoteAs::Asn(n) => n != local_asn,
+    }
+}
+
+fn remote_as_word(remote: RemoteAs) -> String {
+    match remote {
+        RemoteAs::Asn(n) => n.to_string(),
+        RemoteAs::External => "external".into(),
+        RemoteAs::Internal => "internal".into(),
+    }
+}
+
+fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32, secrets: Secrets) {
+    let a = n.address;
+    let _ = writeln!(out, " neighbor {a} remote-as {}", remote_as_word(n.remote_as));
+    if let Some(port) = n.port {
+        let _ = writeln!(out, " neighbor {a} port {port}");
+    }
+    if let Some(pw) = &n.password {
+        let shown = match secrets {
+            Secrets::Show => pw.as_str(),
+            Secrets::Mask => MASK,
+        };
+        let _ = writeln!(out, " neighbor {a} password {shown}");
+    }
+    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already); writing it would leave a
+    // difference between this text and FRR's running configuration forever.
+    if n.ebgp_multi_hop && is_ebgp(n.remote_as, local_asn) {
+        let _ = writeln!(out, " neighbor {a} ebgp-multihop {EBGP_MULTIHOP_TTL}");
+    }
+    if let (Some(hold), Some(keepalive)) = (n.hold_time_seconds, n.keepalive_time_seconds) {
+        // FRR's order is keepalive, then hold time.
+        let _ = writeln!(out, " neighbor {a} timers {keepalive} {hold}");
+    }
+    if let Some(connect) = n.connect_time_seconds {
+        let _ = writeln!(out, " neighbor {a} timers connect {connect}");
+    }
+}
+
+/// The whole FRR configuration of an attachment: the router id from the node index, the underlay neighbors,
+/// and one host session per address family of `localcidr`, each advertising the host's address.
+pub fn render(
+    underlay: &Underlay,
+    hs: &HostSession,
+    node_index: u32,
+    addrs: &VethAddresses,
+    secrets: Secrets,
+) -> Result<String> {
+    let asn = underlay.asn;
+    let rid = router_id(underlay.router_id_cidr, node_index)?;
+    let hosts = host_peers(hs, addrs)?;
+
+    // The host session presents hostsession.asn; FRR's `local-as` does that when it differs from the underlay's.
+    let presented = hs.asn;
+    let host_remote = match hs.host_as {
+        // `internal` in FRR means "the router's own ASN"; with another presented ASN, name it.
+        RemoteAs::Internal if presented != asn => presented.to_string(),
+        other => remote_as_word(other),
+    };
+    let host_ibgp_in_frr = presented == asn && !is_ebgp(hs.host_as, asn);
+
+    let mut out = String::new();
+    let _ =
+        writeln!(out, "! openpe-passthrough: node index {node_index}, underlay AS {asn}, host session AS {presented}");
+    // bgpd holds every peer until the route-map delay timer (5 s by default) set off by defining `allowall`
+    // has run; processing route-map changes at once lets sessions start about a second after the apply.
+    out.push_str("!\nbgp route-map delay-timer 0\n!\nroute-map allowall permit 1\nexit\n!\n");
+    let _ = writeln!(out, "router bgp {asn}");
+    let _ = writeln!(out, " bgp router-id {rid}");
+    out.push_str(" no bgp ebgp-requires-policy\n");
+    out.push_str(" no bgp default ipv4-unicast\n");
+    out.push_str(" no bgp network import-check\n");
+    for n in &underlay.neighbors {
+        underlay_neighbor(&mut out, n, asn, secrets);
+    }
+    for h in &hosts {
+        let a = h.address;
+        let _ = writeln!(out, " neighbor {a} remote-as {host_remote}");
+        if presented != asn {
+            let _ = writeln!(out, " neighbor {a} local-as {presented} no-prepend replace-as");
+        }
+        let _ = writeln!(out, " neighbor {a} timers connect {HOST_CONNECT_SECONDS}");
+    }
+    for h in &hosts {
+        out.push_str(" !\n");
+        let _ = writeln!(out, " address-family {} unicast", h.family);
+        let _ = writeln!(out, "  network {}", h.host_route);
+        for n in &underlay.neighbors {
+            let a = n.address;
+            let _ = writeln!(out, "  neighbor {a} activate");
+            if is_ebgp(n.remote_as, asn) {
+                // Every node of the fabric shares the underlay ASN: accept paths that already carry it.
+                let _ = writeln!(out, "  neighbor {a} allowas-in");
+            } else {
+                let _ = writeln!(out, "  neighbor {a} next-hop-self force");
+            }
+        }
+        let a = h.address;
+        let _ = writeln!(out, "  neighbor {a} activate");
+        if host_ibgp_in_frr {
+            let _ = writeln!(out, "  neighbor {a} next-hop-self force");
+        }
+        let _ = writeln!(out, "  neighbor {a} route-map allowall in");
+        let _ = writeln!(out, "  neighbor {a} route-map allowall out");
+        out.push_str(" exit-address-family\n");
+    }
+    out.push_str("exit\n!\n");
+    Ok(out)
+}
+
+/// `line` with the word after any `password` replaced by a mask (for logs and people).
+pub fn mask_line(line: &str) -> String {
+    let mut words: Vec<&str> = line.split(' ').collect();
+    let mut i = 0;
+    while i + 1 < words.len() {
+        if words[i] == "password" && !words[i + 1].is_empty() {
+            words[i + 1] = MASK;
+            i += 1;
+        }
+        i += 1;
+    }
+    words.join(" ")
+}
+
+/// Every configuration line with the lines that enclose it (`router bgp 64514 > address-family ipv4 unicast >
+/// neighbor ... activate`), in order; comments and `exit` lines carry nothing.
+fn qualified_lines(config: &str) -> Vec<String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for line in config.lines() {
+        let trimmed = line.trim();
+        if trimmed.is_empty()
+            || trimmed.starts_with('!')
+            || trimmed.starts_with('#')
+            || matches!(trimmed, "exit" | "exit-address-family" | "end")
+        {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        stack.truncate(indent);
+        while stack.len() < indent {
+            stack.push(String::new());
+        }
+        stack.push(trimmed.to_string());
+        out.push(stack.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" > "));
+    }
+    out
+}
+
+/// What changes from `old` to `new`: lines removed (`- ...`) and added (`+ ...`), each with its enclosing
+/// context, passwords masked. Empty when the two configurations say the same.
+pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let old_lines = qualified_lines(old);
+    let new_lines = qualified_lines(new);
+    let mut out = Vec::new();
+    for l in &old_lines {
+        if !new_lines.contains(l) {
+            out.push(format!("- {}", mask_line(l)));
+        }
+    }
+    for l in &new_lines {
+        if !old_lines.contains(l) {
+            out.push(format!("+ {}", mask_line(l)));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking() {
+        assert_eq!(mask_line(" neighbor 1.2.3.4 password s3cr#t"), format!(" neighbor 1.2.3.4 password {MASK}"));
+        assert_eq!(mask_line("router bgp 1"), "router bgp 1");
+        assert_eq!(mask_line("password"), "password");
+    }
+
+    #[test]
+    fn diff_is_contextual() {
+        let a = "router bgp 1\n neighbor 1.1.1.1 remote-as 2\n !\n address-family ipv4 unicast\n  neighbor 1.1.1.1 activate\n exit-address-family\nexit\n";
+        let b = "router bgp 1\n neighbor 1.1.1.1 remote-as 2\n neighbor 1.1.1.1 password x\n !\n address-family ipv4 unicast\n exit-address-family\nexit\n";
+        assert_eq!(
+            diff(a, b),
+            vec![
+                "- router bgp 1 > address-family ipv4 unicast > neighbor 1.1.1.1 activate".to_string(),
+                format!("+ router bgp 1 > neighbor 1.1.1.1 password {MASK}"),
+            ]
+        );
+        assert!(diff(a, a).is_empty());
+    }
+}

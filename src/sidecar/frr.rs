@@ -1,0 +1,337 @@
+//! One FRR instance as the sidecar sees it: its configuration file, `frr-reload.py` to apply it, `vtysh` to ask
+//! it questions, and the identity of its daemons' vty sockets to notice that it restarted.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cni::{CniError, Result};
+
+pub const RELOAD_SCRIPT: &str = "/usr/lib/frr/frr-reload.py";
+pub const CONF_ROOT: &str = "/etc/frr";
+pub const RUN_ROOT: &str = "/var/run/frr";
+
+/// The daemons whose restart loses the BGP configuration.
+const WATCHED_DAEMONS: [&str; 2] = ["zebra", "bgpd"];
+
+#[derive(Debug, Clone)]
+pub struct Frr {
+    /// FRR's `-N`: the instance's directories are `/etc/frr/<name>` and `/var/run/frr/<name>`.
+    pub pathspace: Option<String>,
+    /// Where the sidecar writes the configuration it applies.
+    pub config_path: PathBuf,
+}
+
+/// A pathspace becomes a path component and a command-line argument: keep it to a plain name.
+pub fn valid_pathspace(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s != "."
+        && s != ".."
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+impl Frr {
+    pub fn new(pathspace: Option<String>, config_path: Option<PathBuf>) -> Result<Frr> {
+        if let Some(p) = &pathspace {
+            if !valid_pathspace(p) {
+                return Err(CniError::config(format!(
+                    "--frr-pathspace: {p:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
+                )));
+            }
+        }
+        let config_path = match config_path {
+            Some(p) => p,
+            None => Self::dir(CONF_ROOT, pathspace.as_deref()).join("frr.conf"),
+        };
+        Ok(Frr { pathspace, config_path })
+    }
+
+    fn dir(root: &str, pathspace: Option<&str>) -> PathBuf {
+        match pathspace {
+            Some(p) => Path::new(root).join(p),
+            None => PathBuf::from(root),
+        }
+    }
+
+    /// `/var/run/frr[/<pathspace>]`: the daemons' pid files and vty sockets.
+    pub fn rundir(&self) -> PathBuf {
+        Self::dir(RUN_ROOT, self.pathspace.as_deref())
+    }
+
+    fn instance(&self) -> String {
+        match &self.pathspace {
+            Some(p) => format!("FRR instance {p:?}"),
+            None => "the default FRR instance".into(),
+        }
+    }
+
+    /// Write the configuration file atomically: a temporary file in the same directory, mode 0600, owned by
+    /// the `frr` user when there is one (FRR reads it on restart), renamed into place.
+    pub fn write_config(&self, text: &str) -> Result<()> {
+        let path = &self.config_path;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .ok_or_else(|| CniError::config(format!("--frr-config: {} has no directory", path.display())))?;
+        if !dir.is_dir() {
+            return Err(CniError::io(format!(
+                "cannot write the FRR configuration {}: directory {} does not exist; create {} \
+                 (FRR's configuration directory) or pass --frr-config",
+                path.display(),
+                dir.display(),
+                dir.display()
+            )));
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("frr.conf");
+        let tmp = dir.join(format!(".{name}.openpe-sidecar.{}", std::process::id()));
+        let owner = nix::unistd::User::from_name("frr").ok().flatten();
+        let write = || -> std::io::Result<()> {
+            let _ = fs::remove_file(&tmp);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            if let Some(u) = &owner {
+                std::os::unix::fs::fchown(&f, Some(u.uid.as_raw()), Some(u.gid.as_raw()))?;
+            }
+            f.sync_all()?;
+            fs::rename(&tmp, path)
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            CniError::io(format!("cannot write the FRR configuration {}: {e}", path.display()))
+        })
+    }
+
+    fn reload_command(&self, mode: &str) -> Command {
+        let mut cmd = Command::new(RELOAD_SCRIPT);
+        // --stdout keeps frr-reload.py's log (which quotes every line, passwords included) out of
+        // /var/log/frr/frr-reload.log: the sidecar reads it and logs it masked.
+        cmd.args(["--stdout", "--log-level", "warning"]);
+        if let Some(p) = &self.pathspace {
+            cmd.args(["--pathspace", p]);
+        }
+        let rundir = self.rundir();
+        if rundir.is_dir() {
+            cmd.arg("--rundir").arg(rundir);
+        }
+        cmd.arg(mode).arg(&self.config_path);
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    fn run_reload(&self, mode: &str) -> Result<String> {
+        let out = self.reload_command(mode).output().map_err(|e| {
+            CniError::io(format!("cannot run {RELOAD_SCRIPT} (from Debian's frr-pythontools): {e}; install it"))
+        })?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if !out.status.success() {
+            return Err(CniError::io(format!(
+                "frr-reload.py {mode} {} failed for {} ({}): {}",
+                self.config_path.display(),
+                self.instance(),
+                out.status,
+                text.trim()
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Check the written configuration with `frr-reload.py --test`, then apply it with `--reload` (which
+    /// applies only the difference, so unchanged sessions are not reset).
+    pub fn apply(&self) -> Result<()> {
+        self.run_reload("--test")?;
+        self.run_reload("--reload")?;
+        Ok(())
+    }
+
+    /// Run one vtysh command against this instance.
+    pub fn vtysh(&self, command: &str) -> Result<String> {
+        let mut cmd = Command::new("vtysh");
+        if let Some(p) = &self.pathspace {
+            cmd.args(["-N", p]);
+        }
+        let out = cmd
+            .args(["-c", command])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| CniError::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
+        if !out.status.success() {
+            return Err(CniError::io(format!(
+                "vtysh -c {command:?} failed for {}: {}{}",
+                self.instance(),
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Identifies the running daemons, to notice a restart: per watched daemon, its pid file's content and its
+    /// vty socket's inode and change time (a restarted daemon makes a new socket; the inode alone can be
+    /// reused). None while any of them is missing (FRR is down or starting).
+    pub fn generation(&self) -> Option<Vec<Generation>> {
+        let dir = self.rundir();
+        WATCHED_DAEMONS
+            .iter()
+            .map(|d| {
+                let m = fs::symlink_metadata(dir.join(format!("{d}.vty"))).ok()?;
+                let pid = fs::read_to_string(dir.join(format!("{d}.pid"))).ok()?;
+                Some(Generation { pid: pid.trim().to_string(), ino: m.ino(), ctime: (m.ctime(), m.ctime_nsec()) })
+            })
+            .collect()
+    }
+
+    /// Whether FRR answers, its daemons, and every BGP neighbor with its state and the prefixes received.
+    pub fn status(&self) -> Status {
+        let daemons = match self.vtysh("show daemons") {
+            Ok(d) => d.split_whitespace().map(str::to_string).collect(),
+            Err(e) => {
+                return Status { frr_answers: false, error: Some(e.msg), daemons: Vec::new(), neighbors: Vec::new() }
+            }
+        };
+        let mut st = Status { frr_answers: true, error: None, daemons, neighbors: Vec::new() };
+        match self.vtysh("show bgp vrf default summary json").and_then(|s| {
+            serde_json::from_str::<Value>(&s).map_err(|e| CniError::io(format!("vtysh's BGP summary is not JSON: {e}")))
+        }) {
+            Ok(v) => st.neighbors = neighbors_from_summary(&v),
+            Err(e) => st.error = Some(e.msg),
+        }
+        st
+    }
+}
+
+/// One daemon's identity; see [`Frr::generation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pid: String,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub frr_answers: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub daemons: Vec<String>,
+    pub neighbors: Vec<NeighborStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NeighborStatus {
+    pub address: String,
+    pub remote_as: Option<u64>,
+    pub local_as: Option<u64>,
+    pub state: String,
+    /// Per address family (`ipv4Unicast`, `ipv6Unicast`): prefixes received.
+    pub prefixes_received: Vec<(String, u64)>,
+}
+
+impl NeighborStatus {
+    pub fn established(&self) -> bool {
+        self.state == "Established"
+    }
+}
+
+/// The neighbors of `show bgp summary json` (one object per address family, each with `peers`), merged per
+/// neighbor address in order of first appearance.
+pub fn neighbors_from_summary(v: &Value) -> Vec<NeighborStatus> {
+    let mut out: Vec<NeighborStatus> = Vec::new();
+    let Some(families) = v.as_object() else {
+        return out;
+    };
+    for (family, summary) in families {
+        let Some(peers) = summary.get("peers").and_then(Value::as_object) else {
+            continue;
+        };
+        for (address, p) in peers {
+            let received = p.get("pfxRcd").and_then(Value::as_u64).unwrap_or(0);
+            let state = p.get("state").and_then(Value::as_str).unwrap_or("unknown").to_string();
+            match out.iter_mut().find(|n| &n.address == address) {
+                Some(n) => n.prefixes_received.push((family.clone(), received)),
+                None => out.push(NeighborStatus {
+                    address: address.clone(),
+                    remote_as: p.get("remoteAs").and_then(Value::as_u64),
+                    local_as: p.get("localAs").and_then(Value::as_u64),
+                    state,
+                    prefixes_received: vec![(family.clone(), received)],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// `status` for people: one line per neighbor.
+pub fn status_table(st: &Status) -> String {
+    let mut out = String::new();
+    if !st.frr_answers {
+        out.push_str(&format!("FRR: not answering ({})\n", st.error.as_deref().unwrap_or("unknown error")));
+        return out;
+    }
+    out.push_str(&format!("FRR: answering (daemons: {})\n", st.daemons.join(" ")));
+    if let Some(e) = &st.error {
+        out.push_str(&format!("BGP: {e}\n"));
+    }
+    if st.neighbors.is_empty() {
+        out.push_str("no BGP neighbors\n");
+    }
+    for n in &st.neighbors {
+        let pfx: Vec<String> = n.prefixes_received.iter().map(|(f, c)| format!("{f}={c}")).collect();
+        out.push_str(&format!(
+            "{:<40} AS {:<11} {:<12} received {}\n",
+            n.address,
+            n.remote_as.map(|a| a.to_string()).unwrap_or_else(|| "?".into()),
+            n.state,
+            pfx.join(" ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn summary_merges_families() {
+        let v = json!({
+            "ipv4Unicast": {"peers": {
+                "192.168.11.2": {"remoteAs": 64512, "localAs": 64514, "state": "Established", "pfxRcd": 2},
+                "192.169.10.2": {"remoteAs": 64515, "localAs": 64514, "state": "Active", "pfxRcd": 0}}},
+            "ipv6Unicast": {"peers": {
+                "192.168.11.2": {"remoteAs": 64512, "state": "Established", "pfxRcd": 1}}}
+        });
+        let n = neighbors_from_summary(&v);
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0].address, "192.168.11.2");
+        assert!(n[0].established());
+        assert_eq!(n[0].prefixes_received, vec![("ipv4Unicast".into(), 2), ("ipv6Unicast".into(), 1)]);
+        assert!(!n[1].established());
+        assert!(neighbors_from_summary(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn pathspaces() {
+        assert!(valid_pathspace("router-1"));
+        assert!(!valid_pathspace(".."));
+        assert!(!valid_pathspace("a/b"));
+        assert!(!valid_pathspace(""));
+        let f = Frr::new(Some("r1".into()), None).unwrap();
+        assert_eq!(f.config_path, PathBuf::from("/etc/frr/r1/frr.conf"));
+        assert_eq!(f.rundir(), PathBuf::from("/var/run/frr/r1"));
+    }
+}
