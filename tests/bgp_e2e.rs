@@ -449,7 +449,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
 }
 
 #[test]
-fn bird_host_ipv4() {
+fn bird_host_ipv4_converges_and_reconverges_after_del_add() {
     let lab = Lab::new("bb");
     let conf = lab.conf(
         "1.0.0",
@@ -457,7 +457,7 @@ fn bird_host_ipv4() {
     );
     let tor = start_tor(&lab);
     lab.add(&conf);
-    let (router, sidecar) = start_router(&lab);
+    let (router, mut sidecar) = start_router(&lab);
     lab.host.ip("addr add 172.31.0.1/32 dev lo");
     let bird = Bird::start(
         &lab.host,
@@ -477,8 +477,34 @@ fn bird_host_ipv4() {
     wait_for("routes both ways", || routes_flow(&lab, &tor, true, false), ctx);
     lab.host.exec("ping -c 1 -W 5 172.30.0.1");
     assert!(bird.birdc("show protocols openpe").contains("Established"));
+    let bgpd = router.pid_of("bgpd");
     lab.del(&conf);
     wait_for("withdrawal at the ToR after DEL", || withdrawn(&tor), ctx);
+
+    // DEL then ADD with a changed configuration (timers on the underlay neighbor), FRR and the sidecar
+    // running all along: the sidecar converges FRR to it.
+    let mut conf2 = conf.clone();
+    conf2["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
+    conf2["underlay"]["neighbors"][0]["keepaliveTimeSeconds"] = json!(3);
+    lab.add(&conf2);
+    wait_for(
+        "the changed configuration applied",
+        || match router.vtysh("show running-config").contains("neighbor 192.168.11.2 timers 3 9") {
+            true => Ok(()),
+            false => Err("no timers 3 9 yet".into()),
+        },
+        ctx,
+    );
+    wait_for(
+        "every session Established after DEL and ADD",
+        || established(&router_status(&router), &["192.168.11.2", "192.169.10.2"]),
+        ctx,
+    );
+    wait_for("routes both ways after DEL and ADD", || routes_flow(&lab, &tor, true, false), ctx);
+    assert_eq!(router.pid_of("bgpd"), bgpd, "FRR was restarted");
+    lab.del(&conf2);
+    wait_for("withdrawal at the ToR after the second DEL", || withdrawn(&tor), ctx);
+    assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
 }
 
 /// hostType External, and a host session ASN (hostsession.asn) that differs from the underlay's: the host
