@@ -87,6 +87,12 @@ pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(
         let path = side.path();
         let link =
             side.link(name)?.ok_or_else(|| CniError::kernel(format!("{name} vanished from {path} after creation")))?;
+        if addrs.iter().any(|a| a.addr().is_ipv6()) {
+            // No duplicate address detection on either end, for the link-local address too: it is a
+            // point-to-point link we just made, and FRR waits for a usable link-local address before an IPv6
+            // session starts (a second lost to DAD otherwise).
+            side.ns.write_sysctl(&format!("net/ipv6/conf/{name}/accept_dad"), "0")?;
+        }
         side.nl.set_up_with_alias(link.index, &alias).map_err(|e| kernel(e, &path))?;
         add_addresses(side, link.index, addrs, name)?;
         ends.push(Link { up: true, alias: Some(alias.clone()), ..link });
