@@ -16,6 +16,7 @@ pub mod commands;
 pub mod config;
 pub mod datapath;
 pub mod fault;
+pub mod fsutil;
 pub mod inspect;
 pub mod log;
 pub mod netlink;

@@ -358,6 +358,16 @@ fn withdrawn(tor: &Frr) -> Result<(), String> {
     Ok(())
 }
 
+/// The IPv4 underlay and host sessions Established, and routes flowing both ways.
+fn ipv4_sessions_and_routes(lab: &Lab, router: &Frr, tor: &Frr, ctx: impl Fn() -> String + Copy) {
+    wait_for(
+        "every session Established",
+        || established(&router_status(router), &["192.168.11.2", "192.169.10.2"]),
+        ctx,
+    );
+    wait_for("routes both ways", || routes_flow(lab, tor, true, false), ctx);
+}
+
 #[test]
 fn frr_dual_stack_converges_survives_restart_and_del_add() {
     let lab = Lab::new("bd");
@@ -522,12 +532,7 @@ fn frr_host_type_external_with_its_own_session_asn() {
     let (router, sidecar) = start_router(&lab);
     let host = start_host_frr(&lab, 64515, 64600, true, false);
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for(
-        "every session Established",
-        || established(&router_status(&router), &["192.168.11.2", "192.169.10.2"]),
-        ctx,
-    );
-    wait_for("routes both ways", || routes_flow(&lab, &tor, true, false), ctx);
+    ipv4_sessions_and_routes(&lab, &router, &tor, ctx);
     // The host sees the router as AS 64600.
     let peer = host.json("show bgp neighbors 192.169.10.1 json");
     assert_eq!(peer["192.169.10.1"]["remoteAs"], 64600, "{peer}");
@@ -567,12 +572,7 @@ fn frr_ibgp_host() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no attachment"), "{}", String::from_utf8_lossy(&out.stderr));
     let host = start_host_frr(&lab, 64514, 64514, true, false);
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for(
-        "every session Established",
-        || established(&router_status(&router), &["192.168.11.2", "192.169.10.2"]),
-        ctx,
-    );
-    wait_for("routes both ways", || routes_flow(&lab, &tor, true, false), ctx);
+    ipv4_sessions_and_routes(&lab, &router, &tor, ctx);
     let peer = host.json("show bgp neighbors 192.169.10.1 json");
     assert_eq!(peer["192.169.10.1"]["nbrInternalLink"], true, "{peer}");
     lab.del(&conf);

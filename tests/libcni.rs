@@ -195,18 +195,6 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// Addresses (without link-local) of `dev` in a namespace, as CIDRs.
-fn addrs(ns: &Ns, dev: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(&ns.ip(&format!("-j addr show dev {dev}"))).unwrap();
-    v[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|a| !a["local"].as_str().unwrap().starts_with("fe80:"))
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .collect()
-}
-
 /// After DEL: the kernel is back to `before`, and the plugin's state and libcni's cache are empty.
 fn assert_all_gone(lab: &Lab, rt: &Runtime, before: &str) {
     assert_eq!(lab.snapshot(), before, "DEL through libcni restores every namespace");

@@ -14,17 +14,6 @@ fn ips_of(result: &Value) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn addrs(ns: &Ns, dev: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(&ns.ip(&format!("-j addr show dev {dev}"))).unwrap();
-    v[0]["addr_info"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
-        .filter(|a| !a.starts_with("fe80:"))
-        .collect()
-}
-
 #[test]
 fn every_cni_version_gets_its_own_result_format() {
     let lab = Lab::new("ver");

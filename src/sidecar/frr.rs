@@ -1,9 +1,8 @@
 //! One FRR instance as the sidecar sees it: its configuration file, `frr-reload.py` to apply it, `vtysh` to ask
 //! it questions, and the identity of its daemons' vty sockets to notice that it restarted.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -91,25 +90,11 @@ impl Frr {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("frr.conf");
         let tmp = dir.join(format!(".{name}.openpe-sidecar.{}", std::process::id()));
         let owner = nix::unistd::User::from_name("frr").ok().flatten();
-        let write = || -> std::io::Result<()> {
-            let _ = fs::remove_file(&tmp);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            if let Some(u) = &owner {
-                std::os::unix::fs::fchown(&f, Some(u.uid.as_raw()), Some(u.gid.as_raw()))?;
-            }
-            f.sync_all()?;
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            CniError::io(format!("cannot write the FRR configuration {}: {e}", path.display()))
-        })
+        // The config is synced before the rename: FRR reads it again after a restart, maybe a crash.
+        let owner = owner.map(|u| (u.uid.as_raw(), u.gid.as_raw()));
+        crate::fsutil::write_atomically(&tmp, path, text.as_bytes(), owner)
+            .and_then(|()| fs::File::open(path)?.sync_all())
+            .map_err(|e| CniError::io(format!("cannot write the FRR configuration {}: {e}", path.display())))
     }
 
     fn reload_command(&self, mode: &str) -> Command {

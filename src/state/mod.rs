@@ -19,7 +19,7 @@
 pub mod record;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -186,22 +186,8 @@ impl StateDir {
         // read of a normally empty directory, whatever the number of records.
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
         let tmp = self.root.join(TMP_DIR).join(format!("{}.{name}", std::process::id()));
-        let write = || -> std::io::Result<()> {
-            let _ = fs::remove_file(&tmp);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            crate::fault::point("state:temporary-written");
-            fs::rename(&tmp, path)
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            CniError::io(format!("writing {}: {e}", path.display()))
-        })?;
+        crate::fsutil::write_atomically(&tmp, path, bytes, None)
+            .map_err(|e| CniError::io(format!("writing {}: {e}", path.display())))?;
         crate::fault::point("state:renamed");
         Ok(())
     }

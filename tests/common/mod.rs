@@ -225,6 +225,18 @@ impl Lab {
     }
 }
 
+/// The addresses of `dev` in a namespace as CIDRs, link-local ones left out.
+pub fn addrs(ns: &Ns, dev: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(&ns.ip(&format!("-j addr show dev {dev}"))).unwrap();
+    v[0]["addr_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap(), a["prefixlen"]))
+        .filter(|a| !a.starts_with("fe80:"))
+        .collect()
+}
+
 /// Files under `dir` other than the lock and boot id, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
