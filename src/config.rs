@@ -115,8 +115,11 @@ struct Fields<'a> {
 fn show(v: &Value) -> String {
     // JSON escaping leaves DEL and the C1 controls as they are: escape every control character for messages
     // that end up in logs and terminals.
-    let s: String =
-        v.to_string().chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect();
+    let s: String = v
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect();
     if s.chars().count() > 60 {
         format!("{}...", s.chars().take(57).collect::<String>())
     } else {

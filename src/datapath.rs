@@ -120,9 +120,7 @@ pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u3
 
 /// Step 4 of ADD: the router forwards, in both families.
 pub fn enable_forwarding(router: &Side) -> Result<()> {
-    router.ns.write_sysctl("net/ipv4/ip_forward", "1")?;
-    fault::point("add:ipv4-forwarding-set");
-    router.ns.write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+    router.ns.write_sysctls(&[("net/ipv4/ip_forward", "1"), ("net/ipv6/conf/all/forwarding", "1")])?;
     fault::point("add:forwarding-set");
     Ok(())
 }

@@ -333,24 +333,19 @@ impl Netlink {
     /// The routes of the main table whose output device is link `index`, in both families. Kernel routes (they
     /// come back with the addresses), router-advertisement routes and multipath routes are left out.
     pub fn routes_via(&mut self, index: u32) -> NlResult<Vec<Route>> {
-        let mut out = Vec::new();
-        for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-            let mut msg = RouteMessage::default();
-            msg.header.address_family = family;
-            msg.header.table = RouteHeader::RT_TABLE_MAIN;
-            msg.attributes.push(RouteAttribute::Oif(index));
-            let answers =
-                self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing routes")?;
-            for r in answers {
-                let RouteNetlinkMessage::NewRoute(r) = r else {
-                    continue;
-                };
-                if let Some(route) = Self::route_of(&r, index) {
-                    out.push(route);
-                }
-            }
-        }
-        Ok(out)
+        // One dump of both families (AF_UNSPEC), filtered by the kernel to the main table and this device.
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Unspec;
+        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.attributes.push(RouteAttribute::Oif(index));
+        let answers = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing routes")?;
+        Ok(answers
+            .iter()
+            .filter_map(|r| match r {
+                RouteNetlinkMessage::NewRoute(r) => Self::route_of(r, index),
+                _ => None,
+            })
+            .collect())
     }
 
     fn route_of(r: &RouteMessage, index: u32) -> Option<Route> {

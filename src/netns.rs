@@ -107,11 +107,23 @@ impl Netns {
 
     /// Write a sysctl (path under /proc/sys) as seen from inside this namespace.
     pub fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
-        self.run(|| -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new().write(true).open(format!("/proc/sys/{key}"))?;
-            f.write_all(value.as_bytes())
+        self.write_sysctls(&[(key, value)])
+    }
+
+    /// Write several sysctls in one visit, in order, stopping at the first failure.
+    pub fn write_sysctls(&self, settings: &[(&str, &str)]) -> Result<()> {
+        self.run(|| -> Result<()> {
+            for (key, value) in settings {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(format!("/proc/sys/{key}"))
+                    .and_then(|mut f| f.write_all(value.as_bytes()))
+                    .map_err(|e| {
+                        CniError::kernel(format!("setting {key}={value} in {}: {e}", self.id.path.display()))
+                    })?;
+            }
+            Ok(())
         })?
-        .map_err(|e| CniError::kernel(format!("setting {key}={value} in {}: {e}", self.id.path.display())))
     }
 
     pub fn read_sysctl(&self, key: &str) -> Result<String> {
@@ -123,13 +135,22 @@ impl Netns {
 
 /// While alive, the thread is inside another namespace; dropping it returns to where the thread was.
 struct Visit {
-    home: File,
+    home: &'static File,
 }
+
+/// The namespace the (single) thread started in, opened once: every visit returns there.
+static HOME: std::sync::OnceLock<File> = std::sync::OnceLock::new();
 
 impl Visit {
     fn enter(target: &Netns) -> Result<Visit> {
-        let home = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| CniError::kernel(format!("cannot open this thread's network namespace: {e}")))?;
+        let home = match HOME.get() {
+            Some(h) => h,
+            None => {
+                let h = File::open("/proc/thread-self/ns/net")
+                    .map_err(|e| CniError::kernel(format!("cannot open this thread's network namespace: {e}")))?;
+                HOME.get_or_init(|| h)
+            }
+        };
         setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
             CniError::kernel(format!("cannot enter network namespace {}: {e}", target.id.path.display()))
         })?;

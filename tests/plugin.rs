@@ -167,7 +167,7 @@ fn nic_moves_with_addresses_mtu_and_mac_and_del_restores_it_exactly() {
     lab.router.exec("ping -c1 -W2 192.168.11.2");
     let rec = &inspect_json(&lab)[0];
     assert_eq!(rec["nics"][0]["mtu"], 1400);
-    assert_eq!(rec["nics"][0]["routes"].as_array().unwrap().len(), 2, "{}", rec["nics"][0]);
+    assert_eq!(rec["nics"][0]["routes"].as_array().unwrap().len(), 3, "two IPv4 routes, one IPv6: {}", rec["nics"][0]);
     lab.del(&conf);
     assert_eq!(lab.snapshot(), before);
     assert!(lab.host.ip("route").contains("default via 192.168.11.2 dev toswitch metric 50"));

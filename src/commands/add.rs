@@ -40,12 +40,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     let mut host = Side::open(host_ns)?;
     let mut router = Side::open(router_ns)?;
 
-    // 3. The node index and the addresses it gives.
-    let (node_index, index_source) = node_index(env, envelope, &pt, &state, &mut host)?;
-    let addresses = addressing::veth_addresses(&pt.host_session, node_index)?;
-    addressing::router_id(pt.underlay.router_id_cidr, node_index)?;
-
-    // 4. The links must be where we expect them; read what DEL will need to restore.
+    // 3. The links must be where we expect them; read what DEL will need to restore.
     for (name, side) in [(HOST_IFNAME, &mut host), (ROUTER_IFNAME, &mut router)] {
         if side.link(name)?.is_some() {
             return Err(CniError::busy(format!(
@@ -65,6 +60,11 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         }
         nics.push((nic, link.index));
     }
+
+    // 4. The node index (an underlay NIC named by nodeIndexFrom was just read) and the addresses it gives.
+    let (node_index, index_source) = node_index(env, envelope, &pt, &state, &mut host, &nics)?;
+    let addresses = addressing::veth_addresses(&pt.host_session, node_index)?;
+    addressing::router_id(pt.underlay.router_id_cidr, node_index)?;
 
     // 5. Record the intent before the first kernel change, then claim index and namespaces.
     let mut rec = Record {
@@ -196,6 +196,7 @@ fn node_index(
     pt: &Passthrough,
     state: &StateDir,
     host: &mut Side,
+    nics: &[(NicState, u32)],
 ) -> Result<(u32, &'static str)> {
     let (index, source) = if let Some(i) = env.args.node_index {
         (i, "CNI_ARGS")
@@ -206,14 +207,19 @@ fn node_index(
     } else if let Some(i) = pt.node_index {
         (i, "nodeIndex")
     } else if let Some(from) = &pt.node_index_from {
-        let path = host.ns.id.path.display().to_string();
-        let link = host.link(&from.interface)?.ok_or_else(|| {
-            CniError::config(format!(
-                "nodeIndexFrom.interface: there is no interface {:?} in the host namespace {path}",
-                from.interface
-            ))
-        })?;
-        let addrs = host.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?;
+        let addrs = match nics.iter().find(|(n, _)| n.name == from.interface) {
+            Some((nic, _)) => nic.addresses.clone(),
+            None => {
+                let path = host.ns.id.path.display().to_string();
+                let link = host.link(&from.interface)?.ok_or_else(|| {
+                    CniError::config(format!(
+                        "nodeIndexFrom.interface: there is no interface {:?} in the host namespace {path}",
+                        from.interface
+                    ))
+                })?;
+                host.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?
+            }
+        };
         let n = addrs.iter().find_map(|a| host_number(&from.cidr, a.addr())).ok_or_else(|| {
             CniError::config(format!(
                 "nodeIndexFrom: {} has no address inside {} (it has {})",

@@ -166,6 +166,7 @@ impl Lab {
         host.ip("addr add 2001:db8:11::3/64 dev toswitch nodad");
         host.ip("route add default via 192.168.11.2 dev toswitch metric 50");
         host.ip("route add 172.20.0.0/16 via 192.168.11.2 dev toswitch");
+        host.ip("-6 route add 2001:db8:99::/64 via 2001:db8:11::2 dev toswitch metric 7");
         tor.ip("link set tor-side up");
         tor.ip("addr add 192.168.11.2/24 dev tor-side");
         let container = unique("c");
