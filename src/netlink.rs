@@ -13,7 +13,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
@@ -52,7 +52,6 @@ pub struct Link {
     pub mac: String,
     pub mtu: u32,
     pub up: bool,
-    pub kind: Option<String>,
     pub alias: Option<String>,
     pub group: u32,
 }
@@ -177,7 +176,6 @@ impl Netlink {
             mac: String::new(),
             mtu: 0,
             up: msg.header.flags.contains(LinkFlags::Up),
-            kind: None,
             alias: None,
             group: 0,
         };
@@ -188,13 +186,6 @@ impl Netlink {
                 LinkAttribute::Mtu(m) => link.mtu = m,
                 LinkAttribute::IfAlias(a) => link.alias = Some(a),
                 LinkAttribute::Group(g) => link.group = g,
-                LinkAttribute::LinkInfo(infos) => {
-                    for i in infos {
-                        if let LinkInfo::Kind(k) = i {
-                            link.kind = Some(k.to_string());
-                        }
-                    }
-                }
                 _ => {}
             }
         }

@@ -26,18 +26,13 @@ pub mod code {
 pub struct CniError {
     pub code: u32,
     pub msg: String,
-    pub details: String,
 }
 
 pub type Result<T, E = CniError> = std::result::Result<T, E>;
 
 impl CniError {
     pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError { code, msg: msg.into(), details: String::new() }
-    }
-    pub fn with_details(mut self, details: impl Into<String>) -> Self {
-        self.details = details.into();
-        self
+        CniError { code, msg: msg.into() }
     }
     pub fn config(msg: impl Into<String>) -> Self {
         Self::new(code::INVALID_CONFIG, msg)
@@ -57,7 +52,7 @@ impl CniError {
     pub fn unsafe_state(msg: impl Into<String>) -> Self {
         Self::new(code::STATE_UNSAFE, msg)
     }
-    /// Prefix the message with what was being done, keeping code and details.
+    /// Prefix the message with what was being done, keeping the code.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.msg = format!("{what}: {}", self.msg);
         self
@@ -71,11 +66,7 @@ impl CniError {
     }
 
     pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
-        let mut v = serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg });
-        if !self.details.is_empty() {
-            v["details"] = self.details.clone().into();
-        }
-        v
+        serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg })
     }
 }
 

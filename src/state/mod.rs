@@ -44,7 +44,6 @@ impl Claim {
             Claim::HostNetns => "hostns",
         }
     }
-    pub const ALL: [Claim; 3] = [Claim::Index, Claim::Netns, Claim::HostNetns];
 }
 
 const SUBDIRS: [&str; 4] = ["attachments", "index", "netns", "hostns"];
