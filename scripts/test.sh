@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian 12 machine, as root: installs what it needs, builds, runs every
-# test (unit, golden, integration with real namespaces, libcni, FRR/BIRD end to end), and cleans up after itself.
+# The whole test suite, from a fresh Debian 12 machine, as root: installs what it needs, builds, checks lints and
+# formatting, runs every test (unit, golden, integration with real namespaces, libcni, FRR/BIRD end to end,
+# including the root-only ones that a plain `cargo test` lists as ignored), and cleans up after itself.
 #   scripts/test.sh            the suite (what CI runs)
 #   LONG=1 scripts/test.sh     also the long variants (crash and concurrency soaks)
 set -euo pipefail
@@ -8,13 +9,18 @@ cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "scripts/test.sh must run as root (it makes network namespaces)" >&2; exit 1; }
 scripts/install-deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
+# Golden files are rewritten only by a person, never by a test run.
+unset UPDATE_GOLDEN
 
+cargo fmt --check
+cargo clippy --locked --all-targets --all-features -- -D warnings
 cargo build --locked --release --bins
 if [ "${LONG:-}" = 1 ]; then export OPENPE_LONG=1; fi
 # The fault-injection feature arms the fault points used by tests/crash.rs; it is inert without its variables.
+# Root-only tests are marked #[ignore = "needs root"]: --include-ignored runs them here.
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --locked --no-fail-fast --features fault-injection 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --features fault-injection -- --include-ignored 2>&1 | tee "$log"
 
 # A short coverage-guided fuzzing run of the configuration parser (the long run is in fuzz/README.md).
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz-smoke.sh

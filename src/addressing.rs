@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
-use crate::cni::{CniError, Result};
 use crate::config::HostSession;
+use crate::error::{Error, Result};
 
 /// The addresses of one attachment, with the CIDR's prefix length.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ fn v4_at(net: Ipv4Net, offset: u128, field: &str, index: u32) -> Result<Ipv4Net>
     let size = 1u128 << (32 - net.prefix_len());
     // The last address of an IPv4 subnet is its broadcast address: never hand it out.
     if offset >= size - 1 {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "{field}: {net} is too small for node index {index}; it holds node indexes 0 to {}",
             size.saturating_sub(3)
         )));
@@ -34,7 +34,7 @@ fn v4_at(net: Ipv4Net, offset: u128, field: &str, index: u32) -> Result<Ipv4Net>
 fn v6_at(net: Ipv6Net, offset: u128, field: &str, index: u32) -> Result<Ipv6Net> {
     let bits = 128 - net.prefix_len() as u32;
     if bits < 128 && offset >= (1u128 << bits) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "{field}: {net} is too small for node index {index}; it holds node indexes 0 to {}",
             (1u128 << bits).saturating_sub(3)
         )));
@@ -78,7 +78,7 @@ pub fn router_id(cidr: Ipv4Net, index: u32) -> Result<Ipv4Addr> {
     let size = 1u64 << (32 - net.prefix_len());
     let offset = index as u64 + 1;
     if offset >= size {
-        return Err(CniError::config(format!("underlay.routerIDCIDR: {net} is too small for node index {index}")));
+        return Err(Error::config(format!("underlay.routerIDCIDR: {net} is too small for node index {index}")));
     }
     Ok(Ipv4Addr::from(u32::from(net.network()) + offset as u32))
 }

@@ -10,7 +10,8 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::cni::{check_version, code, valid_identifier, CniError, Result};
+use crate::cni::{check_version, valid_identifier};
+use crate::error::{Error, Kind, Result};
 use crate::log::Level;
 use crate::log_debug;
 
@@ -139,7 +140,7 @@ impl<'a> Fields<'a> {
     fn new(v: &'a Value, path: &str) -> Result<Fields<'a>> {
         match v {
             Value::Object(map) => Ok(Fields { map, path: path.to_string(), used: HashSet::new() }),
-            other => Err(CniError::config(format!("{path}: must be an object, got {}", show(other)))),
+            other => Err(Error::config(format!("{path}: must be an object, got {}", show(other)))),
         }
     }
 
@@ -151,7 +152,7 @@ impl<'a> Fields<'a> {
             if let Some((k, v)) = self.map.get_key_value(*name) {
                 self.used.insert(k.as_str());
                 if let Some((prev, _)) = found {
-                    return Err(CniError::config(format!(
+                    return Err(Error::config(format!(
                         "{} and {} are two spellings of one field: give only one",
                         join(&self.path, prev),
                         join(&self.path, name)
@@ -164,7 +165,7 @@ impl<'a> Fields<'a> {
     }
 
     fn required(&mut self, names: &[&'a str]) -> Result<(&'a Value, String)> {
-        self.get(names)?.ok_or_else(|| CniError::config(format!("{}: is required", join(&self.path, names[0]))))
+        self.get(names)?.ok_or_else(|| Error::config(format!("{}: is required", join(&self.path, names[0]))))
     }
 
     fn ignore(&mut self, names: &[&'a str]) {
@@ -188,7 +189,7 @@ impl<'a> Fields<'a> {
 fn uint(v: &Value, path: &str, min: u64, max: u64) -> Result<u64> {
     match v.as_u64() {
         Some(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(CniError::config(format!("{path}: must be a whole number from {min} to {max}, got {}", show(v)))),
+        _ => Err(Error::config(format!("{path}: must be a whole number from {min} to {max}, got {}", show(v)))),
     }
 }
 
@@ -199,25 +200,25 @@ fn asn(v: &Value, path: &str) -> Result<u32> {
 }
 
 fn string<'v>(v: &'v Value, path: &str) -> Result<&'v str> {
-    let s = v.as_str().ok_or_else(|| CniError::config(format!("{path}: must be a string, got {}", show(v))))?;
+    let s = v.as_str().ok_or_else(|| Error::config(format!("{path}: must be a string, got {}", show(v))))?;
     if s.chars().any(|c| c.is_control()) {
-        return Err(CniError::config(format!("{path}: must not contain control characters such as newlines")));
+        return Err(Error::config(format!("{path}: must not contain control characters such as newlines")));
     }
     Ok(s)
 }
 
 fn boolean(v: &Value, path: &str) -> Result<bool> {
-    v.as_bool().ok_or_else(|| CniError::config(format!("{path}: must be true or false, got {}", show(v))))
+    v.as_bool().ok_or_else(|| Error::config(format!("{path}: must be true or false, got {}", show(v))))
 }
 
 fn array<'v>(v: &'v Value, path: &str) -> Result<&'v Vec<Value>> {
-    v.as_array().ok_or_else(|| CniError::config(format!("{path}: must be an array, got {}", show(v))))
+    v.as_array().ok_or_else(|| Error::config(format!("{path}: must be an array, got {}", show(v))))
 }
 
 fn abs_path(v: &Value, path: &str) -> Result<PathBuf> {
     let s = string(v, path)?;
     if !s.starts_with('/') || s.split('/').any(|c| c == "..") || s.len() > 4096 {
-        return Err(CniError::config(format!("{path}: {s:?} must be an absolute path without '..' components")));
+        return Err(Error::config(format!("{path}: {s:?} must be an absolute path without '..' components")));
     }
     Ok(PathBuf::from(s))
 }
@@ -233,7 +234,7 @@ pub fn valid_ifname(s: &str) -> bool {
 fn ifname(v: &Value, path: &str) -> Result<String> {
     let s = string(v, path)?;
     if !valid_ifname(s) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "{path}: {s:?} is not a valid interface name (1 to 15 characters, a letter then letters, digits, '.', '_' or '-')"
         )));
     }
@@ -242,14 +243,14 @@ fn ifname(v: &Value, path: &str) -> Result<String> {
 
 fn ip_addr(v: &Value, path: &str) -> Result<IpAddr> {
     let s = string(v, path)?;
-    s.parse::<IpAddr>().map_err(|_| CniError::config(format!("{path}: {s:?} is not an IP address")))
+    s.parse::<IpAddr>().map_err(|_| Error::config(format!("{path}: {s:?} is not an IP address")))
 }
 
 /// A CIDR; host bits are masked off (as upstream does), and the mask is logged.
 fn cidr(v: &Value, path: &str) -> Result<IpNet> {
     let s = string(v, path)?;
     let net = s.parse::<IpNet>().map_err(|_| {
-        CniError::config(format!("{path}: {s:?} is not a CIDR (like 192.169.10.0/24 or 2001:db8:10::/64)"))
+        Error::config(format!("{path}: {s:?} is not a CIDR (like 192.169.10.0/24 or 2001:db8:10::/64)"))
     })?;
     let masked = net.trunc();
     if masked != net {
@@ -263,7 +264,7 @@ fn remote_type(v: &Value, path: &str) -> Result<RemoteAs> {
     match s.to_ascii_lowercase().as_str() {
         "external" => Ok(RemoteAs::External),
         "internal" => Ok(RemoteAs::Internal),
-        _ => Err(CniError::config(format!("{path}: {s:?} must be External or Internal"))),
+        _ => Err(Error::config(format!("{path}: {s:?} must be External or Internal"))),
     }
 }
 
@@ -274,8 +275,8 @@ fn remote_as(f: &mut Fields, asn_names: &[&'static str], type_names: &[&'static 
     match (by_asn, by_type) {
         (Some((v, p)), None) => Ok(RemoteAs::Asn(asn(v, &p)?)),
         (None, Some((v, p))) => remote_type(v, &p),
-        (Some((_, a)), Some((_, t))) => Err(CniError::config(format!("{a} and {t}: give exactly one of the two"))),
-        (None, None) => Err(CniError::config(format!(
+        (Some((_, a)), Some((_, t))) => Err(Error::config(format!("{a} and {t}: give exactly one of the two"))),
+        (None, None) => Err(Error::config(format!(
             "{}: one of {} or {} is required",
             f.path,
             join(&f.path, asn_names[0]),
@@ -287,12 +288,12 @@ fn remote_as(f: &mut Fields, asn_names: &[&'static str], type_names: &[&'static 
 /// A resource may be pasted whole (`apiVersion`, `kind`, `metadata`, `spec`, `status`): use its `spec`.
 fn spec_of<'a>(v: &'a Value, path: &str, kind: &str) -> Result<(&'a Value, String)> {
     let Some(obj) = v.as_object() else {
-        return Err(CniError::config(format!("{path}: must be an object, got {}", show(v))));
+        return Err(Error::config(format!("{path}: must be an object, got {}", show(v))));
     };
     if let Some(spec) = obj.get("spec") {
         if let Some(k) = obj.get("kind") {
             if k.as_str() != Some(kind) {
-                return Err(CniError::config(format!("{path}.kind: must be {kind:?}, got {}", show(k))));
+                return Err(Error::config(format!("{path}.kind: must be {kind:?}, got {}", show(k))));
             }
         }
         return Ok((spec, format!("{path}.spec")));
@@ -305,7 +306,7 @@ fn spec_of<'a>(v: &'a Value, path: &str, kind: &str) -> Result<(&'a Value, Strin
 /// Parse stdin's bytes into JSON, with the CNI codes for unreadable or malformed input.
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
     serde_json::from_slice(bytes)
-        .map_err(|e| CniError::new(code::DECODE, format!("the network configuration on stdin is not valid JSON: {e}")))
+        .map_err(|e| Error::new(Kind::Decode, format!("the network configuration on stdin is not valid JSON: {e}")))
 }
 
 /// The `cniVersion` of a configuration, if it has a string one (for error replies before full parsing).
@@ -317,20 +318,18 @@ impl Envelope {
     pub fn parse(v: &Value) -> Result<Envelope> {
         let mut f = Fields::new(v, "")?;
         f.path = String::new();
-        let (ver, _) = f.get(&["cniVersion"])?.ok_or_else(|| {
-            CniError::new(code::INCOMPATIBLE_VERSION, "cniVersion: is required (one of 0.3.0 .. 1.1.0)")
-        })?;
+        let (ver, _) = f
+            .get(&["cniVersion"])?
+            .ok_or_else(|| Error::new(Kind::Version, "cniVersion: is required (one of 0.3.0 .. 1.1.0)"))?;
         let cni_version = ver
             .as_str()
-            .ok_or_else(|| {
-                CniError::new(code::INCOMPATIBLE_VERSION, format!("cniVersion: must be a string, got {}", show(ver)))
-            })?
+            .ok_or_else(|| Error::new(Kind::Version, format!("cniVersion: must be a string, got {}", show(ver))))?
             .to_string();
         check_version(&cni_version)?;
         let (name_v, name_p) = f.required(&["name"])?;
         let name = string(name_v, &name_p)?.to_string();
         if !valid_identifier(&name) || name.len() > 253 {
-            return Err(CniError::config(format!(
+            return Err(Error::config(format!(
                 "name: {name:?} is invalid: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
             )));
         }
@@ -341,7 +340,7 @@ impl Envelope {
         let log_file = f.get(&["logFile"])?.map(|(v, p)| abs_path(v, &p)).transpose()?;
         let log_level = match f.get(&["logLevel"])? {
             Some((v, p)) => Some(Level::parse(string(v, &p)?).ok_or_else(|| {
-                CniError::config(format!("{p}: must be one of error, warn, info, debug, got {}", show(v)))
+                Error::config(format!("{p}: must be one of error, warn, info, debug, got {}", show(v)))
             })?),
             None => None,
         };
@@ -445,7 +444,7 @@ const CNI_KEYS: &[&str] = &[
 impl Passthrough {
     /// Parse from a whole configuration object (the plugin configuration on stdin, or a sample file).
     pub fn parse(v: &Value) -> Result<Passthrough> {
-        let map = v.as_object().ok_or_else(|| CniError::config("the network configuration must be a JSON object"))?;
+        let map = v.as_object().ok_or_else(|| Error::config("the network configuration must be a JSON object"))?;
         Self::parse_object(map)
     }
 
@@ -499,30 +498,30 @@ fn parse_underlay(v: &Value, path: &str) -> Result<Underlay> {
         let p = format!("{np}[{i}]");
         let name = ifname(nic, &p)?;
         if name == ROUTER_IFNAME || name == HOST_IFNAME {
-            return Err(CniError::config(format!("{p}: {name:?} is the name of the plugin's own veth")));
+            return Err(Error::config(format!("{p}: {name:?} is the name of the plugin's own veth")));
         }
         if nics.contains(&name) {
-            return Err(CniError::config(format!("{p}: {name:?} is listed twice")));
+            return Err(Error::config(format!("{p}: {name:?} is listed twice")));
         }
         nics.push(name);
     }
     let (nb, nbp) = f.required(&["neighbors"])?;
     let list = array(nb, &nbp)?;
     if list.is_empty() {
-        return Err(CniError::config(format!("{nbp}: needs at least one BGP neighbor")));
+        return Err(Error::config(format!("{nbp}: needs at least one BGP neighbor")));
     }
     let mut neighbors: Vec<Neighbor> = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let n = parse_neighbor(item, &format!("{nbp}[{i}]"))?;
         if neighbors.iter().any(|m| m.address == n.address) {
-            return Err(CniError::config(format!("{nbp}[{i}].address: {} is listed twice", n.address)));
+            return Err(Error::config(format!("{nbp}[{i}].address: {} is listed twice", n.address)));
         }
         neighbors.push(n);
     }
     let router_id_cidr = match f.get(&["routerIDCIDR", "routerIdCidr", "routeridcidr"])? {
         Some((v, p)) => match cidr(v, &p)? {
             IpNet::V4(n) => n,
-            IpNet::V6(_) => return Err(CniError::config(format!("{p}: must be an IPv4 CIDR (router ids are IPv4)"))),
+            IpNet::V6(_) => return Err(Error::config(format!("{p}: must be an IPv4 CIDR (router ids are IPv4)"))),
         },
         None => DEFAULT_ROUTER_ID_CIDR.parse().expect("default router id CIDR"),
     };
@@ -541,7 +540,7 @@ fn parse_neighbor(v: &Value, path: &str) -> Result<Neighbor> {
         Some((v, p)) => {
             let s = string(v, &p)?;
             if s.is_empty() || s.len() > 80 || !s.chars().all(|c| c.is_ascii_graphic()) {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{p}: must be 1 to 80 printable ASCII characters without spaces (FRR reads it as one word)"
                 )));
             }
@@ -556,16 +555,16 @@ fn parse_neighbor(v: &Value, path: &str) -> Result<Neighbor> {
         (Some((h, hp)), Some((k, kp))) => {
             let h = uint(h, &hp, 0, 65535)?;
             if h != 0 && h < 3 {
-                return Err(CniError::config(format!("{hp}: must be 0 or at least 3 seconds, got {h}")));
+                return Err(Error::config(format!("{hp}: must be 0 or at least 3 seconds, got {h}")));
             }
             let k = uint(k, &kp, 0, 65535)?;
             if k > h {
-                return Err(CniError::config(format!("{kp}: must not exceed {hp} ({h}), got {k}")));
+                return Err(Error::config(format!("{kp}: must not exceed {hp} ({h}), got {k}")));
             }
             (Some(h as u16), Some(k as u16))
         }
         (Some((_, p)), None) | (None, Some((_, p))) => {
-            return Err(CniError::config(format!("{p}: holdTimeSeconds and keepaliveTimeSeconds must be set together")))
+            return Err(Error::config(format!("{p}: holdTimeSeconds and keepaliveTimeSeconds must be set together")))
         }
     };
     let connect_time_seconds = f
@@ -603,31 +602,31 @@ fn parse_l3passthrough(v: &Value, path: &str) -> Result<HostSession> {
     let ipv4 = match l.get(&["ipv4", "IPv4"])? {
         Some((v, p)) => match cidr(v, &p)? {
             IpNet::V4(n) if n.prefix_len() > 30 => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{p}: /{} leaves no room for the veth pair; use /30 or larger",
                     n.prefix_len()
                 )))
             }
             IpNet::V4(n) => Some(n),
-            IpNet::V6(_) => return Err(CniError::config(format!("{p}: is an IPv6 CIDR; ipv4 needs an IPv4 one"))),
+            IpNet::V6(_) => return Err(Error::config(format!("{p}: is an IPv6 CIDR; ipv4 needs an IPv4 one"))),
         },
         None => None,
     };
     let ipv6 = match l.get(&["ipv6", "IPv6"])? {
         Some((v, p)) => match cidr(v, &p)? {
             IpNet::V6(n) if n.prefix_len() > 126 => {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "{p}: /{} leaves no room for the veth pair; use /126 or larger",
                     n.prefix_len()
                 )))
             }
             IpNet::V6(n) => Some(n),
-            IpNet::V4(_) => return Err(CniError::config(format!("{p}: is an IPv4 CIDR; ipv6 needs an IPv6 one"))),
+            IpNet::V4(_) => return Err(Error::config(format!("{p}: is an IPv4 CIDR; ipv6 needs an IPv6 one"))),
         },
         None => None,
     };
     if ipv4.is_none() && ipv6.is_none() {
-        return Err(CniError::config(format!("{lcp}: give at least one of ipv4 and ipv6")));
+        return Err(Error::config(format!("{lcp}: give at least one of ipv4 and ipv6")));
     }
     l.finish();
     f.finish();
@@ -648,7 +647,7 @@ mod tests {
         })
     }
 
-    fn err(v: Value) -> CniError {
+    fn err(v: Value) -> Error {
         Passthrough::parse(&v).unwrap_err()
     }
 
@@ -710,19 +709,17 @@ mod tests {
         let mut v = base();
         v["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
         assert!(err(v).msg.contains("set together"));
-        for e in [err(json!({"cniVersion": "1.0.0", "name": "x"}))] {
-            assert_eq!(e.code, code::INVALID_CONFIG);
-        }
+        assert_eq!(err(json!({"cniVersion": "1.0.0", "name": "x"})).kind, Kind::Invalid(crate::error::Input::Config));
     }
 
     #[test]
     fn envelope_versions_and_names() {
-        assert_eq!(Envelope::parse(&json!({"name": "a"})).unwrap_err().code, code::INCOMPATIBLE_VERSION);
+        assert_eq!(Envelope::parse(&json!({"name": "a"})).unwrap_err().kind, Kind::Version);
+        assert_eq!(Envelope::parse(&json!({"cniVersion": "0.2.0", "name": "a"})).unwrap_err().kind, Kind::Version);
         assert_eq!(
-            Envelope::parse(&json!({"cniVersion": "0.2.0", "name": "a"})).unwrap_err().code,
-            code::INCOMPATIBLE_VERSION
+            Envelope::parse(&json!({"cniVersion": "1.0.0", "name": "a b"})).unwrap_err().kind,
+            Kind::Invalid(crate::error::Input::Config)
         );
-        assert_eq!(Envelope::parse(&json!({"cniVersion": "1.0.0", "name": "a b"})).unwrap_err().code, 7);
         let e = Envelope::parse(&json!({"cniVersion": "1.1.0", "name": "a", "stateDir": "/x/../y"})).unwrap_err();
         assert!(e.msg.starts_with("stateDir:"));
         let e = Envelope::parse(&json!({"cniVersion": "1.1.0", "name": "a",

@@ -4,10 +4,10 @@
 
 use ipnet::IpNet;
 
-use crate::cni::{CniError, Result};
 use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
+use crate::error::{Error, Input, Result};
 use crate::fault;
-use crate::netlink::{Link, Netlink, NlError};
+use crate::netlink::{Link, Netlink};
 use crate::netns::Netns;
 use crate::state::{NicState, Record};
 use crate::{log_info, log_warn};
@@ -38,35 +38,29 @@ impl Side {
     }
 
     pub fn link(&mut self, name: &str) -> Result<Option<Link>> {
-        let path = self.path();
-        self.nl.link_by_name(name).map_err(|e| kernel(e, &path))
+        Ok(self.nl.link_by_name(name)?)
     }
-}
-
-fn kernel(e: NlError, ns: &str) -> CniError {
-    CniError::kernel(format!("{e} (in namespace {ns})"))
 }
 
 /// Read what DEL will need to put a NIC back: addresses, MTU, admin state, MAC and the routes through it.
 pub fn snapshot_nic(host: &mut Side, name: &str, field: &str) -> Result<(NicState, Link)> {
     let path = host.path();
     let link = host.link(name)?.ok_or_else(|| {
-        CniError::config(format!("{field}: there is no interface {name:?} in the host namespace {path}"))
+        Error::config(format!("{field}: there is no interface {name:?} in the host namespace {path}"))
     })?;
-    let addresses = host.nl.addresses(link.index).map_err(|e| kernel(e, &path))?;
-    let routes = host.nl.routes_via(link.index).map_err(|e| kernel(e, &path))?;
+    let addresses = host.nl.addresses(link.index)?;
+    let routes = host.nl.routes_via(link.index)?;
     let state =
         NicState { name: link.name.clone(), mac: link.mac.clone(), mtu: link.mtu, up: link.up, addresses, routes };
     Ok((state, link))
 }
 
 fn add_addresses(side: &mut Side, index: u32, addrs: &[IpNet], ifname: &str) -> Result<()> {
-    let path = side.path();
     for a in addrs {
         match side.nl.add_address(index, *a) {
             Ok(()) => {}
             Err(e) if e.is(libc::EEXIST) => {}
-            Err(e) => return Err(kernel(e, &path).context(format!("configuring {ifname}"))),
+            Err(e) => return Err(Error::from(e).context(format!("configuring {ifname}"))),
         }
     }
     Ok(())
@@ -76,24 +70,21 @@ fn add_addresses(side: &mut Side, index: u32, addrs: &[IpNet], ifname: &str) -> 
 /// Returns the two links as created.
 pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(Link, Link)> {
     let alias = rec.veth_alias();
-    let hpath = host.path();
-    host.nl
-        .create_veth(HOST_IFNAME, ROUTER_IFNAME, router.ns.fd(), rec.mtu, VETH_GROUP)
-        .map_err(|e| kernel(e, &hpath))?;
+    host.nl.create_veth(HOST_IFNAME, ROUTER_IFNAME, router.ns.fd(), rec.mtu, VETH_GROUP)?;
     let mut ends = Vec::new();
     for (side, name, addrs) in
         [(host, HOST_IFNAME, &rec.addresses.host), (router, ROUTER_IFNAME, &rec.addresses.router)]
     {
         let path = side.path();
         let link =
-            side.link(name)?.ok_or_else(|| CniError::kernel(format!("{name} vanished from {path} after creation")))?;
+            side.link(name)?.ok_or_else(|| Error::kernel(format!("{name} vanished from {path} after creation")))?;
         if addrs.iter().any(|a| a.addr().is_ipv6()) {
             // No duplicate address detection on either end, for the link-local address too: it is a
             // point-to-point link we just made, and FRR waits for a usable link-local address before an IPv6
             // session starts (a second lost to DAD otherwise).
             side.ns.write_sysctl(&format!("net/ipv6/conf/{name}/accept_dad"), "0")?;
         }
-        side.nl.set_up_with_alias(link.index, &alias).map_err(|e| kernel(e, &path))?;
+        side.nl.set_up_with_alias(link.index, &alias)?;
         add_addresses(side, link.index, addrs, name)?;
         ends.push(Link { up: true, alias: Some(alias.clone()), ..link });
     }
@@ -105,16 +96,13 @@ pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(
 /// Step 3 of ADD: move a NIC into the router namespace and give it back its addresses there, up.
 /// MTU and MAC survive the move; addresses and routes do not.
 pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u32) -> Result<Link> {
-    let hpath = host.path();
     let rpath = router.path();
-    host.nl
-        .move_to_netns(index, router.ns.fd(), &format!("moving {} into the router namespace {rpath}", nic.name))
-        .map_err(|e| kernel(e, &hpath))?;
+    host.nl.move_to_netns(index, router.ns.fd(), &format!("moving {} into the router namespace {rpath}", nic.name))?;
     let link = router
         .link(&nic.name)?
-        .ok_or_else(|| CniError::kernel(format!("{} is not in {rpath} after the move", nic.name)))?;
+        .ok_or_else(|| Error::kernel(format!("{} is not in {rpath} after the move", nic.name)))?;
     add_addresses(router, link.index, &nic.addresses, &nic.name)?;
-    router.nl.set_up(link.index, true).map_err(|e| kernel(e, &rpath))?;
+    router.nl.set_up(link.index, true)?;
     Ok(link)
 }
 
@@ -139,7 +127,7 @@ impl Reach {
             if !id.is_alive() {
                 return None;
             }
-            let ns = Netns::open(&id.path, "recorded namespace").ok()?;
+            let ns = Netns::open(&id.path, Input::Runtime, "recorded namespace").ok()?;
             if !ns.id.same_ns(id) {
                 return None;
             }
@@ -148,14 +136,16 @@ impl Reach {
         let host = open_alive(&rec.host_netns);
         let router = open_alive(&rec.netns);
         let init = if router.is_none() {
-            Netns::open(std::path::Path::new("/proc/1/ns/net"), "the initial namespace").ok().and_then(|ns| {
-                // Only useful when it is not the host namespace itself.
-                if host.as_ref().is_some_and(|h| h.ns.id.same_ns(&ns.id)) {
-                    None
-                } else {
-                    Side::open(ns).ok()
-                }
-            })
+            Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace").ok().and_then(
+                |ns| {
+                    // Only useful when it is not the host namespace itself.
+                    if host.as_ref().is_some_and(|h| h.ns.id.same_ns(&ns.id)) {
+                        None
+                    } else {
+                        Side::open(ns).ok()
+                    }
+                },
+            )
         } else {
             None
         };
@@ -176,10 +166,11 @@ fn return_nic(reach: &mut Reach, nic: &NicState) -> Result<()> {
     let hpath = host.path();
     for away in [reach.router.as_mut(), reach.init.as_mut()].into_iter().flatten() {
         if let Some(l) = away.link(&nic.name)?.filter(matches) {
-            let apath = away.path();
-            away.nl
-                .move_to_netns(l.index, host_fd, &format!("returning {} to the host namespace {hpath}", nic.name))
-                .map_err(|e| kernel(e, &apath))?;
+            away.nl.move_to_netns(
+                l.index,
+                host_fd,
+                &format!("returning {} to the host namespace {hpath}", nic.name),
+            )?;
             break;
         }
     }
@@ -189,17 +180,17 @@ fn return_nic(reach: &mut Reach, nic: &NicState) -> Result<()> {
         return Ok(());
     };
     if link.mtu != nic.mtu {
-        host.nl.set_mtu(link.index, nic.mtu).map_err(|e| kernel(e, &hpath))?;
+        host.nl.set_mtu(link.index, nic.mtu)?;
     }
     add_addresses(host, link.index, &nic.addresses, &nic.name)?;
     if link.up != nic.up {
-        host.nl.set_up(link.index, nic.up).map_err(|e| kernel(e, &hpath))?;
+        host.nl.set_up(link.index, nic.up)?;
     }
     for r in &nic.routes {
         match host.nl.add_route(link.index, r) {
             Ok(()) => {}
             Err(e) if e.is(libc::EEXIST) => {}
-            Err(e) => return Err(kernel(e, &hpath).context(format!("restoring the routes of {}", nic.name))),
+            Err(e) => return Err(Error::from(e).context(format!("restoring the routes of {}", nic.name))),
         }
     }
     fault::point("del:nic-restored");
@@ -214,7 +205,7 @@ fn remove_veth_end(side: &mut Side, name: &str) -> Result<bool> {
         Some(l) if is_ours(&l) => match side.nl.delete_link(l.index, &format!("deleting {name}")) {
             Ok(()) => Ok(true),
             Err(e) if e.not_found() => Ok(true),
-            Err(e) => Err(kernel(e, &path)),
+            Err(e) => Err(Error::from(e)),
         },
         Some(_) => {
             log_warn!("{name} in {path} was not made by this plugin (link group is not {VETH_GROUP}); leaving it");
@@ -249,7 +240,7 @@ pub fn teardown(rec: &Record) -> Result<()> {
         }
     }
     fault::point("del:veth-removed");
-    match CniError::join(errors) {
+    match Error::join(errors) {
         Some(e) => Err(e),
         None => Ok(()),
     }

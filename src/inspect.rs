@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::cni::Result;
+use crate::error::Result;
 use crate::state::{Record, StateDir};
 
 /// Replace every neighbor password with a mask, in place.

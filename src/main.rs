@@ -2,10 +2,12 @@
 //! This is the one place that prints and exits.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use openpe::cni::{self, CniError, Command};
+use openpe::bgp::Secrets;
+use openpe::cni::{self, Command};
+use openpe::error::IoContext;
 use openpe::{commands, config, inspect, log, state::StateDir};
 
 const HELP: &str = "\
@@ -28,7 +30,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cni_command = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty());
     if cni_command.is_none() && !args.is_empty() {
-        return tool(&args);
+        return tool(args);
     }
     cni_main()
 }
@@ -47,7 +49,7 @@ fn cni_main() -> ExitCode {
         // VERSION's stdin may be empty; reading it is harmless and keeps the error reply's version right.
         std::io::stdin()
             .read_to_end(&mut stdin)
-            .map_err(|e| CniError::io(format!("cannot read the network configuration from stdin: {e}")))?;
+            .io_ctx(|| "cannot read the network configuration from stdin".into())?;
         commands::run(c, &stdin)
     });
     match outcome {
@@ -64,98 +66,116 @@ fn cni_main() -> ExitCode {
                 .filter(|v| cni::check_version(v).is_ok())
                 .unwrap_or_else(|| cni::SUPPORTED_VERSIONS[cni::SUPPORTED_VERSIONS.len() - 1].to_string());
             openpe::log_error!("{e}");
-            print_json(&e.to_json(&version));
+            print_json(&cni::to_json(&e, &version));
             ExitCode::FAILURE
         }
     }
 }
 
-fn tool(args: &[String]) -> ExitCode {
+fn tool(args: Vec<String>) -> ExitCode {
     log::set_level(log::Level::Warn);
-    match args[0].as_str() {
-        "--help" | "-h" | "help" => {
+    match parse_tool(args) {
+        Ok(Tool::Help) => {
             print!("{HELP}");
             ExitCode::SUCCESS
         }
-        "--version" | "-V" | "version" => {
+        Ok(Tool::Version) => {
             println!("openpe-passthrough {} (CNI {})", env!("CARGO_PKG_VERSION"), cni::SUPPORTED_VERSIONS.join(", "));
             ExitCode::SUCCESS
         }
+        Ok(Tool::Inspect { dir, json }) => inspect_cmd(&dir, json),
+        Ok(Tool::Render { file, index, secrets }) => render_cmd(&file, index, secrets),
+        Err(e) => usage(&e.to_string()),
+    }
+}
+
+enum Tool {
+    Help,
+    Version,
+    Inspect { dir: PathBuf, json: bool },
+    Render { file: PathBuf, index: Option<u32>, secrets: Secrets },
+}
+
+fn parse_tool(args: Vec<String>) -> Result<Tool, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let cmd = match p.next()? {
+        Some(Long("help") | Short('h')) => return Ok(Tool::Help),
+        Some(Long("version") | Short('V')) => return Ok(Tool::Version),
+        Some(Value(v)) => v.string()?,
+        Some(other) => return Err(other.unexpected()),
+        None => return Ok(Tool::Help),
+    };
+    match cmd.as_str() {
+        "help" => Ok(Tool::Help),
+        "version" => Ok(Tool::Version),
         "inspect" => {
-            let mut dir = PathBuf::from(config::DEFAULT_STATE_DIR);
-            let mut as_json = false;
-            let mut it = args[1..].iter();
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--json" => as_json = true,
-                    "--state-dir" => match it.next() {
-                        Some(d) => dir = PathBuf::from(d),
-                        None => return usage("--state-dir needs a directory"),
-                    },
-                    other => return usage(&format!("unknown argument {other:?}")),
+            let (mut dir, mut json) = (PathBuf::from(config::DEFAULT_STATE_DIR), false);
+            while let Some(arg) = p.next()? {
+                match arg {
+                    Long("json") => json = true,
+                    Long("state-dir") => dir = p.value()?.into(),
+                    other => return Err(other.unexpected()),
                 }
             }
-            if !dir.exists() {
-                if as_json {
-                    println!("[]");
-                } else {
-                    eprintln!("no state directory at {}: no attachments", dir.display());
-                }
-                return ExitCode::SUCCESS;
-            }
-            match StateDir::open_read_only(&dir).and_then(|d| inspect::records(&d)) {
-                Ok(recs) if as_json => {
-                    print_json(&inspect::json(&recs));
-                    ExitCode::SUCCESS
-                }
-                Ok(recs) => {
-                    print!("{}", inspect::table(&recs));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("openpe-passthrough inspect: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            Ok(Tool::Inspect { dir, json })
         }
         "render" => {
-            let mut file: Option<PathBuf> = None;
-            let mut index: Option<u32> = None;
-            let mut secrets = openpe::bgp::Secrets::Mask;
-            let mut it = args[1..].iter();
-            while let Some(a) = it.next() {
-                match a.as_str() {
-                    "--show-secrets" => secrets = openpe::bgp::Secrets::Show,
-                    "--netconf" => match it.next() {
-                        Some(f) => file = Some(PathBuf::from(f)),
-                        None => return usage("--netconf needs a file"),
-                    },
-                    "--node-index" => match it.next().and_then(|n| n.parse().ok()) {
-                        Some(n) => index = Some(n),
-                        None => return usage("--node-index needs a whole number from 0 to 4294967295"),
-                    },
-                    other => return usage(&format!("unknown argument {other:?}")),
+            let (mut file, mut index, mut secrets) = (None, None, Secrets::Mask);
+            while let Some(arg) = p.next()? {
+                match arg {
+                    Long("show-secrets") => secrets = Secrets::Show,
+                    Long("netconf") => file = Some(PathBuf::from(p.value()?)),
+                    Long("node-index") => index = Some(p.value()?.parse()?),
+                    other => return Err(other.unexpected()),
                 }
             }
-            let Some(file) = file else {
-                return usage("render needs --netconf FILE");
-            };
-            let rendered = std::fs::read(&file)
-                .map_err(|e| CniError::io(format!("cannot read {}: {e}", file.display())))
-                .and_then(|b| config::parse_json(&b))
-                .and_then(|v| openpe::bgp::render_netconf(&v, index, secrets));
-            match rendered {
-                Ok(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("openpe-passthrough render: {}: {}", file.display(), e.msg);
-                    ExitCode::FAILURE
-                }
-            }
+            let file = file.ok_or("render needs --netconf FILE")?;
+            Ok(Tool::Render { file, index, secrets })
         }
-        other => usage(&format!("unknown command {other:?}")),
+        other => Err(format!("unknown command {other:?}").into()),
+    }
+}
+
+fn inspect_cmd(dir: &Path, as_json: bool) -> ExitCode {
+    if !dir.exists() {
+        if as_json {
+            println!("[]");
+        } else {
+            eprintln!("no state directory at {}: no attachments", dir.display());
+        }
+        return ExitCode::SUCCESS;
+    }
+    match StateDir::open_read_only(dir).and_then(|d| inspect::records(&d)) {
+        Ok(recs) if as_json => {
+            print_json(&inspect::json(&recs));
+            ExitCode::SUCCESS
+        }
+        Ok(recs) => {
+            print!("{}", inspect::table(&recs));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("openpe-passthrough inspect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn render_cmd(file: &Path, index: Option<u32>, secrets: Secrets) -> ExitCode {
+    let rendered = std::fs::read(file)
+        .io_ctx(|| format!("cannot read {}", file.display()))
+        .and_then(|b| config::parse_json(&b))
+        .and_then(|v| openpe::bgp::render_netconf(&v, index, secrets));
+    match rendered {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("openpe-passthrough render: {}: {}", file.display(), e.msg);
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -33,6 +33,8 @@ impl std::fmt::Display for NlError {
     }
 }
 
+impl std::error::Error for NlError {}
+
 impl NlError {
     pub fn is(&self, errno: i32) -> bool {
         self.errno == errno
@@ -76,6 +78,8 @@ pub fn format_mac(bytes: &[u8]) -> String {
 
 pub struct Netlink {
     socket: Socket,
+    /// The namespace the socket lives in, named in every error.
+    place: String,
     seq: u32,
     buf: Vec<u8>,
 }
@@ -89,8 +93,9 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 impl Netlink {
-    /// Open a NETLINK_ROUTE socket in the calling thread's current network namespace.
-    pub fn open() -> NlResult<Netlink> {
+    /// Open a NETLINK_ROUTE socket in the calling thread's current network namespace, which `place` names
+    /// (for errors).
+    pub fn open(place: &str) -> NlResult<Netlink> {
         let err = |e: std::io::Error| NlError {
             errno: e.raw_os_error().unwrap_or(libc::EIO),
             what: "opening a netlink socket".into(),
@@ -103,12 +108,12 @@ impl Netlink {
         // Strict checking makes the kernel honour dump filters (an address dump by link, a route dump by table
         // and output device), so a host with a large routing table is not read whole.
         let _ = socket.set_netlink_get_strict_chk(true);
-        Ok(Netlink { socket, seq: 0, buf: vec![0; 64 * 1024] })
+        Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: vec![0; 64 * 1024] })
     }
 
     /// Send one request and collect the answers until the ack, the end of a dump, or an error.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, what: &str) -> NlResult<Vec<RouteNetlinkMessage>> {
-        let fail = |errno: i32| NlError { errno, what: what.to_string() };
+        let fail = |errno: i32| NlError { errno, what: format!("{what} (in namespace {})", self.place) };
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
         header.flags = flags;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::sched::{setns, CloneFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::cni::{CniError, Result};
+use crate::error::{Error, Input, Result};
 use crate::netlink::Netlink;
 
 /// A namespace as recorded: the path it was reached by, and the nsfs device and inode it had then.
@@ -51,23 +51,18 @@ const NSFS_MAGIC: i64 = 0x6e73_6673;
 const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 
 impl Netns {
-    /// Open `path` and make sure it is a network namespace. `field` names where the path came from.
-    pub fn open(path: &Path, field: &str) -> Result<Netns> {
+    /// Open `path` and make sure it is a network namespace. `field` names where the path came from, for
+    /// people; `input` says who gave it, which decides how a bad path is reported.
+    pub fn open(path: &Path, input: Input, field: &str) -> Result<Netns> {
         let file = File::open(path).map_err(|e| {
-            let code = if field.starts_with("CNI_") {
-                crate::cni::code::INVALID_ENV
-            } else {
-                crate::cni::code::INVALID_CONFIG
-            };
-            CniError::new(code, format!("{field}: cannot open network namespace {}: {e}", path.display()))
+            Error::invalid(input, format!("{field}: cannot open network namespace {}: {e}", path.display()))
+                .with_source(e)
         })?;
-        Self::from_file(file, path, field)
+        Self::from_file(file, path, input, field)
     }
 
-    fn from_file(file: File, path: &Path, field: &str) -> Result<Netns> {
-        let code =
-            if field.starts_with("CNI_") { crate::cni::code::INVALID_ENV } else { crate::cni::code::INVALID_CONFIG };
-        let not_netns = || CniError::new(code, format!("{field}: {} is not a network namespace", path.display()));
+    fn from_file(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
+        let not_netns = || Error::invalid(input, format!("{field}: {} is not a network namespace", path.display()));
         let fs = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|_| not_netns())?;
         if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
             return Err(not_netns());
@@ -84,8 +79,8 @@ impl Netns {
     /// The namespace this thread is in now.
     pub fn current() -> Result<Netns> {
         let path = Path::new("/proc/thread-self/ns/net");
-        let file = File::open(path).map_err(|e| CniError::kernel(format!("cannot open {}: {e}", path.display())))?;
-        let mut ns = Self::from_file(file, path, "the plugin's own namespace")?;
+        let file = File::open(path).map_err(|e| Error::kernel(format!("cannot open {}: {e}", path.display())))?;
+        let mut ns = Self::from_file(file, path, Input::Runtime, "the plugin's own namespace")?;
         ns.id.path = PathBuf::from("/proc/self/ns/net");
         Ok(ns)
     }
@@ -102,7 +97,8 @@ impl Netns {
 
     /// A netlink socket bound inside this namespace.
     pub fn netlink(&self) -> Result<Netlink> {
-        self.run(Netlink::open)?.map_err(|e| CniError::kernel(format!("{e} in {}", self.id.path.display())))
+        let place = self.id.path.display().to_string();
+        Ok(self.run(|| Netlink::open(&place))??)
     }
 
     /// Write a sysctl (path under /proc/sys) as seen from inside this namespace.
@@ -118,9 +114,7 @@ impl Netns {
                     .write(true)
                     .open(format!("/proc/sys/{key}"))
                     .and_then(|mut f| f.write_all(value.as_bytes()))
-                    .map_err(|e| {
-                        CniError::kernel(format!("setting {key}={value} in {}: {e}", self.id.path.display()))
-                    })?;
+                    .map_err(|e| Error::kernel(format!("setting {key}={value} in {}: {e}", self.id.path.display())))?;
             }
             Ok(())
         })?
@@ -129,7 +123,7 @@ impl Netns {
     pub fn read_sysctl(&self, key: &str) -> Result<String> {
         self.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")))?
             .map(|s| s.trim().to_string())
-            .map_err(|e| CniError::kernel(format!("reading {key} in {}: {e}", self.id.path.display())))
+            .map_err(|e| Error::kernel(format!("reading {key} in {}: {e}", self.id.path.display())))
     }
 }
 
@@ -147,13 +141,12 @@ impl Visit {
             Some(h) => h,
             None => {
                 let h = File::open("/proc/thread-self/ns/net")
-                    .map_err(|e| CniError::kernel(format!("cannot open this thread's network namespace: {e}")))?;
+                    .map_err(|e| Error::kernel(format!("cannot open this thread's network namespace: {e}")))?;
                 HOME.get_or_init(|| h)
             }
         };
-        setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-            CniError::kernel(format!("cannot enter network namespace {}: {e}", target.id.path.display()))
-        })?;
+        setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET)
+            .map_err(|e| Error::kernel(format!("cannot enter network namespace {}: {e}", target.id.path.display())))?;
         Ok(Visit { home })
     }
 }

@@ -369,6 +369,7 @@ fn ipv4_sessions_and_routes(lab: &Lab, router: &Frr, tor: &Frr, ctx: impl Fn() -
 }
 
 #[test]
+#[ignore = "needs root"]
 fn frr_dual_stack_converges_survives_restart_and_del_add() {
     let lab = Lab::new("bd");
     let conf = lab.conf("1.0.0", json!({}));
@@ -459,6 +460,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn bird_host_ipv4_converges_and_reconverges_after_del_add() {
     let lab = Lab::new("bb");
     let conf = lab.conf(
@@ -520,6 +522,7 @@ fn bird_host_ipv4_converges_and_reconverges_after_del_add() {
 /// hostType External, and a host session ASN (hostsession.asn) that differs from the underlay's: the host
 /// peers with AS 64600, which the router presents with local-as.
 #[test]
+#[ignore = "needs root"]
 fn frr_host_type_external_with_its_own_session_asn() {
     let lab = Lab::new("be");
     let conf = lab.conf(
@@ -542,6 +545,7 @@ fn frr_host_type_external_with_its_own_session_asn() {
 
 /// An iBGP host: hostasn equal to the underlay ASN.
 #[test]
+#[ignore = "needs root"]
 fn frr_ibgp_host() {
     let lab = Lab::new("bi");
     let conf = lab.conf(

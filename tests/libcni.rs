@@ -203,6 +203,7 @@ fn assert_all_gone(lab: &Lab, rt: &Runtime, before: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn plugin_alone_add_check_del() {
     let lab = Lab::new("la");
     let rt = Runtime::new(&lab, &conflist("openpe", vec![plugin_entry(&lab, json!({}))]));
@@ -251,6 +252,7 @@ fn plugin_alone_add_check_del() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn chained_after_ptp_as_the_router_pods_primary_network() {
     let lab = Lab::new("lp");
     let ptp_ipam_dir = TempDir::new("ipam");
@@ -314,6 +316,7 @@ fn chained_after_ptp_as_the_router_pods_primary_network() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn followed_by_tuning_with_ifname_pt_ns() {
     let lab = Lab::new("lt");
     let tuning = json!({
@@ -347,6 +350,7 @@ fn followed_by_tuning_with_ifname_pt_ns() {
 /// Multus' invocation: its CNI_ARGS, the interface name the pod asks for (net1 by default, or pt-ns), and the
 /// pod's `cni-args` arriving as `args.cni`. The result must give Multus its network-status.
 #[test]
+#[ignore = "needs root"]
 fn multus_style_invocation() {
     for ifname in ["net1", "pt-ns"] {
         let lab = Lab::new("lm");
@@ -386,6 +390,7 @@ fn multus_style_invocation() {
 /// underlay NIC is 192.168.11.3: the node index comes from nodeIndexFrom. The test adds only what keeps it off
 /// this machine: the lab's host namespace and a temporary state directory.
 #[test]
+#[ignore = "needs root"]
 fn network_attachment_definition_config_through_libcni() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("netconf/k8s/network-attachment-definition.yaml");
     let nad =
@@ -414,6 +419,7 @@ fn network_attachment_definition_config_through_libcni() {
 /// runtimeConfig.nodeIndex reaches the plugin only when its configuration declares the capability: libcni
 /// filters capability arguments by `capabilities`.
 #[test]
+#[ignore = "needs root"]
 fn runtime_config_node_index_through_capabilities() {
     for (declared, host_addr) in [(true, "192.169.10.14/24"), (false, "192.169.10.2/24")] {
         let lab = Lab::new("lc");
@@ -434,6 +440,7 @@ fn runtime_config_node_index_through_capabilities() {
 
 /// A single plugin configuration (not a list), as in /etc/cni/net.d/10-*.conf: libcni wraps it into a list.
 #[test]
+#[ignore = "needs root"]
 fn single_configuration_file() {
     let lab = Lab::new("ls");
     let rt = Runtime::new(&lab, &lab.conf("1.0.0", json!({"nodeIndex": 4})));

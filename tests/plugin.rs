@@ -15,6 +15,7 @@ fn ips_of(result: &Value) -> Vec<(String, u64)> {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn every_cni_version_gets_its_own_result_format() {
     let lab = Lab::new("ver");
     let before = lab.snapshot();
@@ -52,6 +53,7 @@ fn every_cni_version_gets_its_own_result_format() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn ipv4_only_ipv6_only_and_dual_stack() {
     let lab = Lab::new("fam");
     let cases = [
@@ -80,6 +82,7 @@ fn ipv4_only_ipv6_only_and_dual_stack() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn node_index_sources_in_order() {
     let lab = Lab::new("idx");
     let host_v4 = |lab: &Lab| addrs(&lab.host, "pt-host")[0].clone();
@@ -118,6 +121,7 @@ fn inspect_json(lab: &Lab) -> Value {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn two_simulated_nodes_on_one_state_directory_get_different_addresses() {
     let a = Lab::new("twoa");
     let b = Lab::with_state("twob", TempDir::new("twobst"));
@@ -145,6 +149,7 @@ fn two_simulated_nodes_on_one_state_directory_get_different_addresses() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn nic_moves_with_addresses_mtu_and_mac_and_del_restores_it_exactly() {
     let lab = Lab::new("nic");
     lab.host.ip("link set toswitch group 7");
@@ -174,6 +179,7 @@ fn nic_moves_with_addresses_mtu_and_mac_and_del_restores_it_exactly() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn an_admin_down_nic_comes_back_down() {
     let lab = Lab::new("down");
     lab.host.ip("link set toswitch down");
@@ -185,6 +191,7 @@ fn an_admin_down_nic_comes_back_down() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn mtu_sets_both_veth_ends() {
     let lab = Lab::new("mtu");
     let conf = lab.conf("1.1.0", json!({"mtu": 9000}));
@@ -196,6 +203,7 @@ fn mtu_sets_both_veth_ends() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn del_is_idempotent() {
     let lab = Lab::new("del");
     let conf = lab.conf("1.0.0", json!({}));
@@ -223,6 +231,7 @@ fn del_is_idempotent() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn del_after_the_router_namespace_was_deleted() {
     let lab = Lab::new("gone");
     let conf = lab.conf("1.0.0", json!({}));
@@ -237,6 +246,7 @@ fn del_after_the_router_namespace_was_deleted() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn add_twice_fails_without_harming_the_first() {
     let lab = Lab::new("twice");
     let conf = lab.conf("1.0.0", json!({}));
@@ -256,6 +266,7 @@ fn add_twice_fails_without_harming_the_first() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn add_cleans_up_an_attachment_whose_router_namespace_is_gone() {
     let lab = Lab::new("stale");
     let conf = lab.conf("1.0.0", json!({"underlay": {"nics": []}}));
@@ -273,6 +284,7 @@ fn add_cleans_up_an_attachment_whose_router_namespace_is_gone() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn check_reports_out_of_band_damage() {
     let lab = Lab::new("chk");
     let conf = lab.conf("1.0.0", json!({}));
@@ -307,6 +319,7 @@ fn check_reports_out_of_band_damage() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn gc_removes_what_the_runtime_no_longer_lists_and_status_reports_readiness() {
     let a = Lab::new("gca");
     let b = Lab::with_state("gcb", TempDir::new("gcbst"));
@@ -345,6 +358,7 @@ fn gc_removes_what_the_runtime_no_longer_lists_and_status_reports_readiness() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn chained_after_another_plugin_keeps_its_result() {
     let lab = Lab::new("chain");
     let mut conf = lab.conf("1.0.0", json!({}));
@@ -378,6 +392,7 @@ fn version_needs_nothing_but_the_command() {
 /// Every invalid input the plugin issue lists is refused with the right code and a message that names the
 /// field, and changes nothing: no link, address or route in any namespace, no record.
 #[test]
+#[ignore = "needs root"]
 fn invalid_input_is_refused_and_changes_nothing() {
     let lab = Lab::new("bad");
     let other = Lab::with_state("bado", TempDir::new("badost"));
@@ -491,6 +506,7 @@ fn invalid_input_is_refused_and_changes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn records_of_an_earlier_boot_are_dropped_never_restored() {
     let lab = Lab::new("boot");
     let conf = lab.conf("1.0.0", json!({}));

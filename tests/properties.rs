@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use openpe::addressing::{host_number, router_id, veth_addresses};
-use openpe::cni::{code, CniArgs};
+use openpe::cni::{code, code_of, CniArgs};
 use openpe::config::{HostSession, Passthrough, RemoteAs, ASN_MAX};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -86,7 +86,7 @@ proptest! {
         // One more does not fit: refused, naming the field, never the broadcast address.
         if let Some(next) = index.checked_add(1).filter(|_| max_index(&net) == index) {
             let e = veth_addresses(&session(Some(cidr), None), next).unwrap_err();
-            prop_assert_eq!(e.code, code::INVALID_CONFIG);
+            prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
             prop_assert!(e.msg.contains("localcidr.ipv4"), "{}", e.msg);
         }
     }
@@ -100,7 +100,7 @@ proptest! {
         check_pair(&net, &a.router[0], &a.host[0], index)?;
         if let Some(next) = index.checked_add(1).filter(|_| max_index(&net) == index) {
             let e = veth_addresses(&session(None, Some(cidr)), next).unwrap_err();
-            prop_assert_eq!(e.code, code::INVALID_CONFIG);
+            prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
             prop_assert!(e.msg.contains("localcidr.ipv6"), "{}", e.msg);
         }
     }
@@ -118,7 +118,7 @@ proptest! {
             }
             Err(e) => {
                 prop_assert!(!fits, "index {} fits but was refused: {}", index, e.msg);
-                prop_assert_eq!(e.code, code::INVALID_CONFIG);
+                prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
             }
         }
     }
@@ -168,7 +168,7 @@ proptest! {
             }
             Err(e) => {
                 prop_assert!((raw as u64) + 1 >= size);
-                prop_assert_eq!(e.code, code::INVALID_CONFIG);
+                prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
                 prop_assert!(e.msg.contains("routerIDCIDR"));
             }
         }
@@ -275,7 +275,7 @@ proptest! {
     fn asn_outside_the_range_is_refused_naming_the_field(field in 0..ASN_FIELDS.len(), v in not_an_asn()) {
         let (name, path) = ASN_FIELDS[field];
         let e = Passthrough::parse(&with(base(), path, v.clone())).unwrap_err();
-        prop_assert_eq!(e.code, code::INVALID_CONFIG);
+        prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
         prop_assert!(e.msg.starts_with(&format!("{name}:")), "{} for {}", e.msg, v);
     }
 
@@ -304,7 +304,7 @@ proptest! {
         for (path, name) in cases {
             match Passthrough::parse(&with(base(), path, json!(s))) {
                 Err(e) => {
-                    prop_assert_eq!(e.code, code::INVALID_CONFIG);
+                    prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
                     prop_assert!(e.msg.starts_with(name), "{} does not name {}", e.msg, name);
                 }
                 Ok(p) => {
@@ -341,7 +341,7 @@ proptest! {
         let first = Passthrough::parse(&doc);
         prop_assert_eq!(&first, &Passthrough::parse(&doc), "parsing is deterministic");
         if let Err(e) = first {
-            prop_assert_eq!(e.code, code::INVALID_CONFIG);
+            prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
             prop_assert!(!e.msg.is_empty());
         }
     }
@@ -365,7 +365,7 @@ proptest! {
                 }
             }
             Err(e) => {
-                prop_assert_eq!(e.code, code::INVALID_ENV);
+                prop_assert_eq!(code_of(&e), code::INVALID_ENV);
                 prop_assert!(e.msg.contains("CNI_ARGS"));
             }
         }

@@ -18,6 +18,8 @@ fn golden_dir() -> PathBuf {
 fn check(name: &str, actual: &str) {
     let path = golden_dir().join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        // A CI run must compare, never rewrite, or a regression would pass by becoming the expectation.
+        assert!(std::env::var_os("CI").is_none(), "UPDATE_GOLDEN is for a person at a terminal, never for CI");
         std::fs::write(&path, actual).unwrap();
         return;
     }

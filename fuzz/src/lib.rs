@@ -7,9 +7,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use openpe::addressing::{host_number, router_id, veth_addresses};
 use openpe::cni::result::{self, Additions, Interface, IpConfig};
-use openpe::cni::{code, valid_identifier, CniArgs, CniError, Command, SUPPORTED_VERSIONS};
+use openpe::cni::{code, code_of, valid_identifier, CniArgs, Command, SUPPORTED_VERSIONS};
 use openpe::config::{self, valid_ifname, Envelope, HostSession, Passthrough, RemoteAs};
 use openpe::config::{HOST_IFNAME, ROUTER_IFNAME};
+use openpe::error::Error;
 use openpe::log::{set_level, Level};
 use serde_json::Value;
 
@@ -21,8 +22,8 @@ pub const INDEXES: [u32; 12] = [0, 1, 2, 3, 252, 253, 65_532, 65_533, 16_777_212
 const MAX_PLUGINS: usize = 8;
 
 /// An error as the plugin would report it: one of the expected codes and a non-empty, single-line message.
-fn check_error(e: &CniError, codes: &[u32]) {
-    assert!(codes.contains(&e.code), "error code {} not in {codes:?}: {e:?}", e.code);
+fn check_error(e: &Error, codes: &[u32]) {
+    assert!(codes.contains(&code_of(e)), "error code {} not in {codes:?}: {e:?}", code_of(e));
     assert!(!e.msg.trim().is_empty(), "empty error message: {e:?}");
     // Values are quoted with JSON or Debug escaping, so no line breaks or other C0 controls reach a message (DEL
     // and C1 controls are not escaped by JSON and may appear, quoted).
@@ -212,7 +213,7 @@ fn index_fits(cidr: &IpNet, index: u32) -> bool {
 }
 
 /// The router and host addresses for one index; see `addressing`'s contract.
-pub fn check_addresses(hs: &HostSession, index: u32) -> Result<(), CniError> {
+pub fn check_addresses(hs: &HostSession, index: u32) -> Result<(), Error> {
     let cidrs = cidrs_of(hs);
     let fits = cidrs.iter().all(|c| index_fits(c, index));
     let a = match veth_addresses(hs, index) {
@@ -244,7 +245,7 @@ pub fn check_addresses(hs: &HostSession, index: u32) -> Result<(), CniError> {
 }
 
 /// The BGP router id for one index: host number `index + 1` of the CIDR, when it exists.
-pub fn check_router_id(cidr: ipnet::Ipv4Net, index: u32) -> Result<(), CniError> {
+pub fn check_router_id(cidr: ipnet::Ipv4Net, index: u32) -> Result<(), Error> {
     let fits = (index as u64 + 1) < (1u64 << (32 - cidr.prefix_len()));
     match router_id(cidr, index) {
         Err(e) => {

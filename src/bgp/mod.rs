@@ -11,8 +11,8 @@ pub use render::{diff, mask_line, render, render_record, unconfigured, Secrets};
 use serde_json::Value;
 
 use crate::addressing::veth_addresses;
-use crate::cni::{CniError, Result};
 use crate::config::Passthrough;
+use crate::error::{Error, Result};
 
 /// The configuration a network configuration produces for `node_index` (or the configuration's own
 /// `nodeIndex`, else 0), for `openpe-passthrough render`. A configuration list (`plugins`) is searched for the
@@ -21,7 +21,7 @@ pub fn render_netconf(netconf: &Value, node_index: Option<u32>, secrets: Secrets
     let conf = match netconf.get("plugins").and_then(Value::as_array) {
         Some(plugins) => {
             plugins.iter().find(|p| p.get("type").and_then(Value::as_str) == Some("openpe-passthrough")).ok_or_else(
-                || CniError::config("plugins: the configuration list has no plugin of type \"openpe-passthrough\""),
+                || Error::config("plugins: the configuration list has no plugin of type \"openpe-passthrough\""),
             )?
         }
         None => netconf,

@@ -13,8 +13,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::addressing::{router_id, VethAddresses};
-use crate::cni::{CniError, Result};
 use crate::config::{HostSession, Neighbor, RemoteAs, Underlay};
+use crate::error::{Error, Result};
 use crate::state::Record;
 
 /// What a password looks like in output meant for people.
@@ -66,7 +66,7 @@ fn host_peers(hs: &HostSession, addrs: &VethAddresses) -> Result<Vec<HostPeer>> 
             continue;
         }
         let host = addrs.host.iter().find(|n| family_name(n) == family).ok_or_else(|| {
-            CniError::config(format!(
+            Error::config(format!(
                 "l3passthrough.hostsession.localcidr.{family} is set but the attachment has no {family} host \
                      address; run DEL and ADD again so that the addresses match the configuration"
             ))

@@ -31,38 +31,69 @@ fn usage(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
+enum Cli {
+    Help,
+    Version,
+    Status { pathspace: Option<String>, json: bool },
+    Run { opts: RunOpts, once: bool },
+}
+
+struct RunOpts {
+    state_dir: PathBuf,
+    pathspace: Option<String>,
+    config: Option<PathBuf>,
+    extra: Option<PathBuf>,
+}
+
+fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut opts = RunOpts { state_dir: PathBuf::from(DEFAULT_STATE_DIR), pathspace: None, config: None, extra: None };
+    let (mut once, mut json, mut status) = (false, false, false);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("help") | Short('h') => return Ok(Cli::Help),
+            Long("version") | Short('V') => return Ok(Cli::Version),
+            Value(v) if v == "help" => return Ok(Cli::Help),
+            Value(v) if v == "version" => return Ok(Cli::Version),
+            Value(v) if v == "status" && !status => status = true,
+            Long("json") if status => json = true,
+            Long("frr-pathspace") => opts.pathspace = Some(p.value()?.string()?),
+            Long("once") if !status => once = true,
+            Long("state-dir") if !status => opts.state_dir = p.value()?.into(),
+            Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
+            Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
+            Long("log-level") => {
+                let v = p.value()?.string()?;
+                let level =
+                    Level::parse(&v).ok_or_else(|| format!("--log-level: {v:?} is not error, warn, info or debug"))?;
+                log::set_level(level);
+            }
+            other => return Err(other.unexpected()),
+        }
+    }
+    Ok(if status { Cli::Status { pathspace: opts.pathspace, json } } else { Cli::Run { opts, once } })
+}
+
 fn main() -> ExitCode {
     log::set_program("openpe-sidecar");
     log::set_level(Level::Info);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("--help" | "-h" | "help") => {
+    match parse(std::env::args_os().skip(1)) {
+        Ok(Cli::Help) => {
             print!("{HELP}");
             ExitCode::SUCCESS
         }
-        Some("--version" | "-V" | "version") => {
+        Ok(Cli::Version) => {
             println!("openpe-sidecar {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("status") => status(&args[1..]),
-        _ => run(&args),
+        Ok(Cli::Status { pathspace, json }) => status(pathspace, json),
+        Ok(Cli::Run { opts, once }) => run(opts, once),
+        Err(e) => usage(&e.to_string()),
     }
 }
 
-fn status(args: &[String]) -> ExitCode {
-    let mut pathspace = None;
-    let mut as_json = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--json" => as_json = true,
-            "--frr-pathspace" => match it.next() {
-                Some(p) => pathspace = Some(p.clone()),
-                None => return usage("--frr-pathspace needs a name"),
-            },
-            other => return usage(&format!("unknown argument {other:?}")),
-        }
-    }
+fn status(pathspace: Option<String>, as_json: bool) -> ExitCode {
     let f = match Frr::new(pathspace, None) {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
@@ -80,40 +111,12 @@ fn status(args: &[String]) -> ExitCode {
     }
 }
 
-fn run(args: &[String]) -> ExitCode {
-    let mut state_dir = PathBuf::from(DEFAULT_STATE_DIR);
-    let mut pathspace = None;
-    let mut config = None;
-    let mut extra = None;
-    let mut once = false;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-        let parsed = match a.as_str() {
-            "--once" => {
-                once = true;
-                Ok(())
-            }
-            "--state-dir" => value("--state-dir").map(|v| state_dir = PathBuf::from(v)),
-            "--frr-pathspace" => value("--frr-pathspace").map(|v| pathspace = Some(v)),
-            "--frr-config" => value("--frr-config").map(|v| config = Some(PathBuf::from(v))),
-            "--frr-extra" => value("--frr-extra").map(|v| extra = Some(PathBuf::from(v))),
-            "--log-level" => value("--log-level").and_then(|v| {
-                Level::parse(&v)
-                    .map(log::set_level)
-                    .ok_or_else(|| format!("--log-level: {v:?} is not error, warn, info or debug"))
-            }),
-            other => Err(format!("unknown argument {other:?}")),
-        };
-        if let Err(msg) = parsed {
-            return usage(&msg);
-        }
-    }
-    let frr = match Frr::new(pathspace, config) {
+fn run(o: RunOpts, once: bool) -> ExitCode {
+    let frr = match Frr::new(o.pathspace, o.config) {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
-    let mut sc = match Sidecar::new(Options { state_dir, frr, extra }) {
+    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra }) {
         Ok(s) => s,
         Err(e) => {
             openpe::log_error!("{}", e.msg);

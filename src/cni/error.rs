@@ -1,12 +1,10 @@
-//! The one error type of the plugin: a CNI error code plus a message that says what failed, on which object,
-//! and what to do. Codes are chosen where the error is raised, from the root cause, never from message text.
+//! CNI error replies: the one place where the crate's error kinds become CNI error codes.
 
-use std::fmt;
+use crate::error::{Error, Input, Kind};
 
 /// Error codes of the CNI specification and the plugin's own (100 and above). The README has the table.
 pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const UNSUPPORTED_FIELD: u32 = 2;
     pub const UNKNOWN_CONTAINER: u32 = 3;
     pub const INVALID_ENV: u32 = 4;
     pub const IO: u32 = 5;
@@ -22,69 +20,38 @@ pub mod code {
     pub const STATE_UNSAFE: u32 = 102;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CniError {
-    pub code: u32,
-    pub msg: String,
-}
-
-pub type Result<T, E = CniError> = std::result::Result<T, E>;
-
-impl CniError {
-    pub fn new(code: u32, msg: impl Into<String>) -> Self {
-        CniError { code, msg: msg.into() }
-    }
-    pub fn config(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_CONFIG, msg)
-    }
-    pub fn env(msg: impl Into<String>) -> Self {
-        Self::new(code::INVALID_ENV, msg)
-    }
-    pub fn io(msg: impl Into<String>) -> Self {
-        Self::new(code::IO, msg)
-    }
-    pub fn busy(msg: impl Into<String>) -> Self {
-        Self::new(code::TRY_AGAIN, msg)
-    }
-    pub fn kernel(msg: impl Into<String>) -> Self {
-        Self::new(code::KERNEL, msg)
-    }
-    pub fn unsafe_state(msg: impl Into<String>) -> Self {
-        Self::new(code::STATE_UNSAFE, msg)
-    }
-    /// Prefix the message with what was being done, keeping the code.
-    pub fn context(mut self, what: impl fmt::Display) -> Self {
-        self.msg = format!("{what}: {}", self.msg);
-        self
-    }
-
-    /// Several teardown failures reported together; the first one's code wins.
-    pub fn join(errors: Vec<CniError>) -> Option<CniError> {
-        let first = errors.first()?.code;
-        let msg = errors.iter().map(|e| e.msg.as_str()).collect::<Vec<_>>().join("; ");
-        Some(CniError::new(first, msg))
-    }
-
-    pub fn to_json(&self, cni_version: &str) -> serde_json::Value {
-        serde_json::json!({ "cniVersion": cni_version, "code": self.code, "msg": self.msg })
+/// The CNI code of an error, decided by its kind alone.
+pub fn code_of(e: &Error) -> u32 {
+    match e.kind {
+        Kind::Invalid(Input::Runtime) => code::INVALID_ENV,
+        Kind::Invalid(Input::Config) => code::INVALID_CONFIG,
+        Kind::Version => code::INCOMPATIBLE_VERSION,
+        Kind::Decode => code::DECODE,
+        Kind::UnknownAttachment => code::UNKNOWN_CONTAINER,
+        Kind::Busy => code::TRY_AGAIN,
+        Kind::NotReady => code::NOT_READY,
+        Kind::Kernel(_) => code::KERNEL,
+        Kind::Io => code::IO,
+        Kind::RollbackIncomplete => code::ROLLBACK_INCOMPLETE,
+        Kind::UnsafeState => code::STATE_UNSAFE,
     }
 }
 
-impl fmt::Display for CniError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (CNI code {})", self.msg, self.code)
-    }
+/// The error reply printed on stdout.
+pub fn to_json(e: &Error, cni_version: &str) -> serde_json::Value {
+    serde_json::json!({ "cniVersion": cni_version, "code": code_of(e), "msg": e.msg })
 }
 
-impl std::error::Error for CniError {}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Attach the code and what was being done to an I/O error.
-pub trait IoContext<T> {
-    fn io_ctx(self, what: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn io_ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| CniError::io(format!("{}: {e}", what())))
+    #[test]
+    fn kinds_map_to_codes() {
+        assert_eq!(code_of(&Error::config("x")), 7);
+        assert_eq!(code_of(&Error::runtime("x")), 4);
+        assert_eq!(code_of(&Error::busy("x")), 11);
+        assert_eq!(code_of(&Error::new(Kind::Kernel(Some(libc::ENOENT)), "x")), 100);
+        assert_eq!(code_of(&Error::unsafe_state("x")), 102);
     }
 }

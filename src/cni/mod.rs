@@ -5,7 +5,9 @@ pub mod result;
 
 use std::path::PathBuf;
 
-pub use error::{code, CniError, IoContext, Result};
+pub use error::{code, code_of, to_json};
+
+use crate::error::{Error, Kind, Result};
 
 /// Every version this plugin speaks, oldest first.
 pub const SUPPORTED_VERSIONS: [&str; 5] = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"];
@@ -22,8 +24,8 @@ pub fn version_at_least(version: &str, min: &str) -> bool {
 
 pub fn check_version(version: &str) -> Result<()> {
     if rank(version).is_none() {
-        return Err(CniError::new(
-            code::INCOMPATIBLE_VERSION,
+        return Err(Error::new(
+            Kind::Version,
             format!("cniVersion {version:?} is not supported; use one of {}", SUPPORTED_VERSIONS.join(", ")),
         ));
     }
@@ -49,9 +51,11 @@ impl Command {
             "VERSION" => Command::Version,
             "STATUS" => Command::Status,
             "GC" => Command::Gc,
-            "" => return Err(CniError::env("CNI_COMMAND is not set; expected ADD, DEL, CHECK, VERSION, STATUS or GC")),
+            "" => {
+                return Err(Error::runtime("CNI_COMMAND is not set; expected ADD, DEL, CHECK, VERSION, STATUS or GC"))
+            }
             other => {
-                return Err(CniError::env(format!(
+                return Err(Error::runtime(format!(
                     "CNI_COMMAND {other:?} is unknown; expected ADD, DEL, CHECK, VERSION, STATUS or GC"
                 )))
             }
@@ -74,7 +78,7 @@ impl CniArgs {
             .split(';')
             .filter(|p| !p.is_empty())
             .map(|p| {
-                p.split_once('=').ok_or_else(|| CniError::env(format!("CNI_ARGS: {p:?} is not of the form KEY=VALUE")))
+                p.split_once('=').ok_or_else(|| Error::runtime(format!("CNI_ARGS: {p:?} is not of the form KEY=VALUE")))
             })
             .collect::<Result<_>>()?;
         let ignore_unknown =
@@ -84,7 +88,7 @@ impl CniArgs {
                 "IgnoreUnknown" => {}
                 "OPENPE_NODE_INDEX" => {
                     args.node_index = Some(v.parse::<u32>().map_err(|_| {
-                        CniError::env(format!(
+                        Error::runtime(format!(
                             "CNI_ARGS OPENPE_NODE_INDEX={v:?} is not a whole number from 0 to 4294967295"
                         ))
                     })?)
@@ -94,7 +98,7 @@ impl CniArgs {
                 "K8S_POD_INFRA_CONTAINER_ID" | "K8S_POD_UID" => {}
                 _ if ignore_unknown => {}
                 _ => {
-                    return Err(CniError::env(format!(
+                    return Err(Error::runtime(format!(
                         "CNI_ARGS key {k:?} is unknown; known keys are OPENPE_NODE_INDEX and IgnoreUnknown (add IgnoreUnknown=1 to pass others)"
                     )))
                 }
@@ -146,23 +150,23 @@ impl Env {
             Env { command, container_id: String::new(), netns: None, ifname: String::new(), args: CniArgs::default() };
         if matches!(command, Command::Add | Command::Del | Command::Check) {
             env.container_id = var("CNI_CONTAINERID")
-                .ok_or_else(|| CniError::env("CNI_CONTAINERID is not set; the runtime must name the container"))?;
+                .ok_or_else(|| Error::runtime("CNI_CONTAINERID is not set; the runtime must name the container"))?;
             if !valid_identifier(&env.container_id) || env.container_id.len() > 1024 {
-                return Err(CniError::env(format!(
+                return Err(Error::runtime(format!(
                     "CNI_CONTAINERID {:?} is invalid: it must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$",
                     env.container_id
                 )));
             }
-            env.ifname = var("CNI_IFNAME").ok_or_else(|| CniError::env("CNI_IFNAME is not set"))?;
+            env.ifname = var("CNI_IFNAME").ok_or_else(|| Error::runtime("CNI_IFNAME is not set"))?;
             if !valid_cni_ifname(&env.ifname) {
-                return Err(CniError::env(format!(
+                return Err(Error::runtime(format!(
                     "CNI_IFNAME {:?} is invalid: at most 15 bytes, not '.' or '..', without '/', ':' or whitespace",
                     env.ifname
                 )));
             }
             env.netns = var("CNI_NETNS").map(PathBuf::from);
             if env.netns.is_none() && command != Command::Del {
-                return Err(CniError::env("CNI_NETNS is not set; it must name the router's network namespace"));
+                return Err(Error::runtime("CNI_NETNS is not set; it must name the router's network namespace"));
             }
             if let Some(raw) = var("CNI_ARGS") {
                 env.args = CniArgs::parse(&raw)?;
@@ -192,7 +196,7 @@ mod tests {
         assert!(CniArgs::parse("IgnoreUnknown=1;FOO=1").is_ok());
         assert!(CniArgs::parse("IgnoreUnknown=true;K8S_POD_NAME=a;FOO=x").is_ok());
         let e = CniArgs::parse("OPENPE_NODE_INDEX=-1").unwrap_err();
-        assert_eq!(e.code, code::INVALID_ENV);
+        assert_eq!(code_of(&e), code::INVALID_ENV);
         assert!(e.msg.contains("OPENPE_NODE_INDEX"));
         assert!(CniArgs::parse("novalue").is_err());
     }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 
-use super::{version_at_least, CniError, Result};
+use super::version_at_least;
+use crate::error::{Error, Result};
 
 /// One interface this plugin reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +49,7 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
     if let Some(prev) = prev {
         let prev = prev
             .as_object()
-            .ok_or_else(|| CniError::config("prevResult must be a JSON object (the previous plugin's result)"))?;
+            .ok_or_else(|| Error::config("prevResult must be a JSON object (the previous plugin's result)"))?;
         for (k, v) in prev {
             match k.as_str() {
                 "interfaces" => interfaces = array_of(v, "prevResult.interfaces")?,
@@ -92,7 +93,7 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
 pub fn check_prev(prev: &Value, field: &str) -> Result<()> {
     let obj = prev
         .as_object()
-        .ok_or_else(|| CniError::config(format!("{field}: must be a JSON object (the previous plugin's result)")))?;
+        .ok_or_else(|| Error::config(format!("{field}: must be a JSON object (the previous plugin's result)")))?;
     for key in ["interfaces", "ips"] {
         if let Some(v) = obj.get(key) {
             array_of(v, &format!("{field}.{key}"))?;
@@ -105,7 +106,7 @@ fn array_of(v: &Value, field: &str) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a.clone()),
         Value::Null => Ok(Vec::new()),
-        _ => Err(CniError::config(format!("{field} must be an array"))),
+        _ => Err(Error::config(format!("{field} must be an array"))),
     }
 }
 

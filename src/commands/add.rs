@@ -6,9 +6,10 @@ use serde_json::Value;
 
 use crate::addressing::{self, host_number};
 use crate::cni::result::{self, Additions, Interface, IpConfig};
-use crate::cni::{CniError, Env, Result};
+use crate::cni::Env;
 use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
+use crate::error::{Error, Input, Kind, Result};
 use crate::netns::{Netns, NsId};
 use crate::state::{Claim, Key, NicState, Phase, Record, StateDir, FORMAT_VERSION};
 use crate::{log_info, log_warn};
@@ -19,13 +20,13 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     // 1. Everything that can be checked without changing anything.
     let pt = envelope.passthrough()?;
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for ADD");
-    let router_ns = Netns::open(netns_path, "CNI_NETNS")?;
+    let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
     let host_ns = match &pt.host_netns {
-        Some(p) => Netns::open(p, "hostNetns")?,
+        Some(p) => Netns::open(p, Input::Config, "hostNetns")?,
         None => Netns::current()?,
     };
     if router_ns.id.same_ns(&host_ns.id) {
-        return Err(CniError::config(format!(
+        return Err(Error::config(format!(
             "hostNetns: {} is the router namespace itself (CNI_NETNS); the host side must be another namespace",
             host_ns.id.path.display()
         )));
@@ -43,7 +44,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     // 3. The links must be where we expect them; read what DEL will need to restore.
     for (name, side) in [(HOST_IFNAME, &mut host), (ROUTER_IFNAME, &mut router)] {
         if side.link(name)?.is_some() {
-            return Err(CniError::busy(format!(
+            return Err(Error::busy(format!(
                 "{name} already exists in {}, and no attachment of this plugin records it; remove it or DEL its attachment first",
                 side.ns.id.path.display()
             )));
@@ -53,7 +54,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     for (i, name) in pt.underlay.nics.iter().enumerate() {
         let (nic, link) = datapath::snapshot_nic(&mut host, name, &format!("underlay.nics[{i}]"))?;
         if router.link(name)?.is_some() {
-            return Err(CniError::busy(format!(
+            return Err(Error::busy(format!(
                 "underlay.nics[{i}]: the router namespace {} already has an interface named {name:?}",
                 router.ns.id.path.display()
             )));
@@ -136,11 +137,11 @@ fn configure(host: &mut Side, router: &mut Side, rec: &Record, nics: &[(NicState
 
 /// Undo a failed ADD. When the undo fails too, the record stays so that DEL finishes the job, and the error
 /// says so.
-fn roll_back(state: &StateDir, rec: &Record, cause: CniError) -> CniError {
+fn roll_back(state: &StateDir, rec: &Record, cause: Error) -> Error {
     match remove_attachment(state, rec) {
         Ok(()) => cause,
-        Err(e) => CniError::new(
-            crate::cni::code::ROLLBACK_INCOMPLETE,
+        Err(e) => Error::new(
+            Kind::RollbackIncomplete,
             format!(
                 "{}; undoing the ADD failed too ({}): run DEL for this attachment to finish cleaning up",
                 cause.msg, e.msg
@@ -160,9 +161,7 @@ fn alive(rec: &Record) -> bool {
 fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Result<()> {
     if let Some(rec) = state.load(key)? {
         if rec.phase == Phase::Complete && alive(&rec) {
-            return Err(CniError::busy(format!(
-                "the attachment ({key}) already exists; DEL it before adding it again"
-            )));
+            return Err(Error::busy(format!("the attachment ({key}) already exists; DEL it before adding it again")));
         }
         log_warn!("cleaning up the earlier {:?} attachment of the same key ({key})", rec.phase);
         remove_attachment(state, &rec).map_err(|e| e.context("cleaning up the earlier attachment of the same key"))?;
@@ -176,7 +175,7 @@ fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Res
             continue;
         };
         if other.phase == Phase::Complete && alive(&other) {
-            return Err(CniError::busy(format!(
+            return Err(Error::busy(format!(
                 "the {what} {} already holds an attachment ({}); one attachment per router and per host",
                 id.path.display(),
                 other.key
@@ -212,16 +211,16 @@ fn node_index(
             None => {
                 let path = host.ns.id.path.display().to_string();
                 let link = host.link(&from.interface)?.ok_or_else(|| {
-                    CniError::config(format!(
+                    Error::config(format!(
                         "nodeIndexFrom.interface: there is no interface {:?} in the host namespace {path}",
                         from.interface
                     ))
                 })?;
-                host.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?
+                host.nl.addresses(link.index)?
             }
         };
         let n = addrs.iter().find_map(|a| host_number(&from.cidr, a.addr())).ok_or_else(|| {
-            CniError::config(format!(
+            Error::config(format!(
                 "nodeIndexFrom: {} has no address inside {} (it has {})",
                 from.interface,
                 from.cidr,
@@ -232,8 +231,7 @@ fn node_index(
                 }
             ))
         })?;
-        let n =
-            u32::try_from(n).map_err(|_| CniError::config(format!("nodeIndexFrom: host number {n} is too large")))?;
+        let n = u32::try_from(n).map_err(|_| Error::config(format!("nodeIndexFrom: host number {n} is too large")))?;
         (n, "nodeIndexFrom")
     } else {
         return Ok((state.lowest_free_index()?, "allocated"));
@@ -243,7 +241,7 @@ fn node_index(
         match state.load_stem(&stem)? {
             None => state.drop_orphan(Claim::Index, &index.to_string()),
             Some(other) if other.phase == Phase::Complete && alive(&other) => {
-                return Err(CniError::busy(format!(
+                return Err(Error::busy(format!(
                     "node index {index} (from {source}) is already held by the live attachment {}; every node needs its own index",
                     other.key
                 )))

@@ -3,25 +3,26 @@
 use ipnet::IpNet;
 
 use crate::addressing;
-use crate::cni::{code, CniError, Env, Result};
+use crate::cni::Env;
 use crate::config::{Envelope, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::Side;
+use crate::error::{Error, Input, Kind, Result};
 use crate::netns::Netns;
 use crate::state::{Key, Phase, StateDir};
 
 pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     let pt = envelope.passthrough()?;
     if envelope.prev_result.is_none() {
-        return Err(CniError::config("prevResult: CHECK needs the result of ADD as prevResult"));
+        return Err(Error::config("prevResult: CHECK needs the result of ADD as prevResult"));
     }
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for CHECK");
-    let router_ns = Netns::open(netns_path, "CNI_NETNS")?;
+    let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
     let state = StateDir::open_locked(&envelope.state_dir)?;
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
     let rec = state
         .load(&key)?
-        .ok_or_else(|| CniError::new(code::UNKNOWN_CONTAINER, format!("no attachment is recorded for {key}")))?;
+        .ok_or_else(|| Error::new(Kind::UnknownAttachment, format!("no attachment is recorded for {key}")))?;
 
     let mut drift: Vec<String> = Vec::new();
     if rec.phase != Phase::Complete {
@@ -46,7 +47,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     if !rec.host_netns.is_alive() {
         drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
     } else {
-        let mut host = Side::open(Netns::open(&rec.host_netns.path, "hostNetns")?)?;
+        let mut host = Side::open(Netns::open(&rec.host_netns.path, Input::Config, "hostNetns")?)?;
         check_link(&mut host, HOST_IFNAME, Some(&rec.veth_alias()), &rec.addresses.host, &mut drift)?;
         for nic in &rec.nics {
             if host.link(&nic.name)?.is_some_and(|l| l.mac == nic.mac) {
@@ -67,7 +68,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     if drift.is_empty() {
         Ok(())
     } else {
-        Err(CniError::new(code::KERNEL, format!("CHECK of {key} failed: {}", drift.join("; "))))
+        Err(Error::new(Kind::Kernel(None), format!("CHECK of {key} failed: {}", drift.join("; "))))
     }
 }
 
@@ -89,7 +90,7 @@ fn check_link(
     if !link.up {
         drift.push(format!("{name} in {where_} is down"));
     }
-    let have = side.nl.addresses(link.index).map_err(|e| CniError::kernel(e.to_string()))?;
+    let have = side.nl.addresses(link.index)?;
     for a in addrs {
         if !have.contains(a) {
             drift.push(format!("{name} in {where_} lacks address {a}"));

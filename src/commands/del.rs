@@ -1,8 +1,9 @@
 //! DEL: undo exactly what the record describes, then forget it. Idempotent: no record means nothing to do,
 //! and a namespace that is already gone counts as cleaned.
 
-use crate::cni::{Env, Result};
+use crate::cni::Env;
 use crate::config::Envelope;
+use crate::error::Result;
 use crate::log_debug;
 use crate::state::{Key, StateDir};
 

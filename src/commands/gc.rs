@@ -1,8 +1,8 @@
 //! GC (CNI 1.1): remove, as DEL does, every attachment of this network that the runtime no longer lists.
 //! Keeps going past individual failures and reports them together.
 
-use crate::cni::{CniError, Result};
 use crate::config::Envelope;
+use crate::error::{Error, Result};
 use crate::state::StateDir;
 use crate::{log_info, log_warn};
 
@@ -34,7 +34,7 @@ pub fn gc(envelope: &Envelope) -> Result<()> {
             errors.push(e.context(format!("removing {}", rec.key)));
         }
     }
-    match CniError::join(errors) {
+    match Error::join(errors) {
         Some(e) => Err(e),
         None => Ok(()),
     }

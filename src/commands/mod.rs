@@ -7,8 +7,9 @@ pub mod gc;
 
 use serde_json::{json, Value};
 
-use crate::cni::{code, version_at_least, CniError, Command, Env, Result, SUPPORTED_VERSIONS};
+use crate::cni::{version_at_least, Command, Env, SUPPORTED_VERSIONS};
 use crate::config::{self, Envelope};
+use crate::error::{Error, Kind, Result};
 use crate::state::{Claim, Record, StateDir};
 use crate::{datapath, fault, log, log_info};
 
@@ -29,8 +30,8 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>> {
         if version_at_least(&envelope.cni_version, min) {
             Ok(())
         } else {
-            Err(CniError::new(
-                code::INCOMPATIBLE_VERSION,
+            Err(Error::new(
+                Kind::Version,
                 format!("{verb} needs cniVersion {min} or later; the configuration says {}", envelope.cni_version),
             ))
         }
@@ -65,7 +66,7 @@ fn version(stdin: &[u8]) -> Value {
 fn status(envelope: &Envelope) -> Result<()> {
     StateDir::open_locked(&envelope.state_dir)
         .map(|_| ())
-        .map_err(|e| CniError::new(code::NOT_READY, format!("not ready: {}", e.msg)))
+        .map_err(|e| Error::new(Kind::NotReady, format!("not ready: {}", e.msg)).with_source(e))
 }
 
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cni::{CniError, Result};
+use crate::error::{Error, Result};
 
 pub const RELOAD_SCRIPT: &str = "/usr/lib/frr/frr-reload.py";
 pub const CONF_ROOT: &str = "/etc/frr";
@@ -39,7 +39,7 @@ impl Frr {
     pub fn new(pathspace: Option<String>, config_path: Option<PathBuf>) -> Result<Frr> {
         if let Some(p) = &pathspace {
             if !valid_pathspace(p) {
-                return Err(CniError::config(format!(
+                return Err(Error::config(format!(
                     "--frr-pathspace: {p:?} must be 1 to 64 letters, digits, '-', '_' or '.'"
                 )));
             }
@@ -77,9 +77,9 @@ impl Frr {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-            .ok_or_else(|| CniError::config(format!("--frr-config: {} has no directory", path.display())))?;
+            .ok_or_else(|| Error::config(format!("--frr-config: {} has no directory", path.display())))?;
         if !dir.is_dir() {
-            return Err(CniError::io(format!(
+            return Err(Error::io(format!(
                 "cannot write the FRR configuration {}: directory {} does not exist; create {} \
                  (FRR's configuration directory) or pass --frr-config",
                 path.display(),
@@ -94,7 +94,7 @@ impl Frr {
         let owner = owner.map(|u| (u.uid.as_raw(), u.gid.as_raw()));
         crate::fsutil::write_atomically(&tmp, path, text.as_bytes(), owner)
             .and_then(|()| fs::File::open(path)?.sync_all())
-            .map_err(|e| CniError::io(format!("cannot write the FRR configuration {}: {e}", path.display())))
+            .map_err(|e| Error::io(format!("cannot write the FRR configuration {}: {e}", path.display())))
     }
 
     fn reload_command(&self, mode: &str) -> Command {
@@ -116,11 +116,11 @@ impl Frr {
 
     fn run_reload(&self, mode: &str) -> Result<String> {
         let out = self.reload_command(mode).output().map_err(|e| {
-            CniError::io(format!("cannot run {RELOAD_SCRIPT} (from Debian's frr-pythontools): {e}; install it"))
+            Error::io(format!("cannot run {RELOAD_SCRIPT} (from Debian's frr-pythontools): {e}; install it"))
         })?;
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         if !out.status.success() {
-            return Err(CniError::io(format!(
+            return Err(Error::io(format!(
                 "frr-reload.py {mode} {} failed for {} ({}): {}",
                 self.config_path.display(),
                 self.instance(),
@@ -149,9 +149,9 @@ impl Frr {
             .args(["-c", command])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| CniError::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
+            .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
         if !out.status.success() {
-            return Err(CniError::io(format!(
+            return Err(Error::io(format!(
                 "vtysh -c {command:?} failed for {}: {}{}",
                 self.instance(),
                 String::from_utf8_lossy(&out.stdout).trim(),
@@ -186,7 +186,7 @@ impl Frr {
         };
         let mut st = Status { frr_answers: true, error: None, daemons, neighbors: Vec::new() };
         match self.vtysh("show bgp vrf default summary json").and_then(|s| {
-            serde_json::from_str::<Value>(&s).map_err(|e| CniError::io(format!("vtysh's BGP summary is not JSON: {e}")))
+            serde_json::from_str::<Value>(&s).map_err(|e| Error::io(format!("vtysh's BGP summary is not JSON: {e}")))
         }) {
             Ok(v) => st.neighbors = neighbors_from_summary(&v),
             Err(e) => st.error = Some(e.msg),

@@ -12,7 +12,7 @@ pub mod watch;
 use std::path::PathBuf;
 
 use crate::bgp::{self, Secrets};
-use crate::cni::{CniError, Result};
+use crate::error::{Error, Result};
 use crate::log_info;
 use crate::netns::{Netns, NsId};
 use crate::state::{Claim, Phase, StateDir};
@@ -85,7 +85,7 @@ impl Sidecar {
         match &self.opts.extra {
             None => Ok(String::new()),
             Some(p) => std::fs::read_to_string(p).map_err(|e| {
-                CniError::io(format!("--frr-extra: cannot read {}: {e}; fix or remove the file", p.display()))
+                Error::io(format!("--frr-extra: cannot read {}: {e}; fix or remove the file", p.display()))
             }),
         }
     }
@@ -166,7 +166,7 @@ impl Sidecar {
         if let Err(e) = self.opts.frr.apply() {
             // FRR may have applied part of it: compare against nothing next time, so it is applied whole.
             self.applied = None;
-            return Err(CniError::new(e.code, mask_passwords(&e.msg, passwords)));
+            return Err(Error::new(e.kind, mask_passwords(&e.msg, passwords)));
         }
         let why = if restarted {
             "FRR restarted; re-applied"
@@ -192,11 +192,11 @@ impl Sidecar {
     /// `--once`: apply what the state asks for, or say why not.
     pub fn once(&mut self) -> Result<()> {
         match self.want()? {
-            Want::Pending { stem } => Err(CniError::busy(format!(
+            Want::Pending { stem } => Err(Error::busy(format!(
                 "attachment {stem} holds this namespace but its ADD has not finished; run again after ADD returns"
             ))),
-            Want::Nothing { .. } => Err(CniError::new(
-                crate::cni::code::NOT_READY,
+            Want::Nothing { .. } => Err(Error::new(
+                crate::error::Kind::NotReady,
                 format!(
                     "no attachment in state directory {} holds this network namespace ({}); run the sidecar \
                      inside the router namespace (CNI_NETNS) after ADD, with the plugin's stateDir",

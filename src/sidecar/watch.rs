@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::Sidecar;
-use crate::cni::{CniError, Result};
+use crate::error::{Error, Result};
 use crate::{log_debug, log_info, log_warn};
 
 const TICK: Duration = Duration::from_secs(1);
@@ -30,7 +30,7 @@ struct Watches {
 impl Watches {
     fn new(state_dir: &std::path::Path) -> Result<Watches> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-            .map_err(|e| CniError::io(format!("cannot create an inotify instance: {e}")))?;
+            .map_err(|e| Error::io(format!("cannot create an inotify instance: {e}")))?;
         Ok(Watches {
             inotify,
             dirs: vec![state_dir.to_path_buf(), state_dir.join("attachments"), state_dir.join("netns")],

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 pub use record::{Key, NicState, Phase, Record, FORMAT_VERSION};
 
-use crate::cni::{CniError, IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::{log_debug, log_warn};
 
 /// What a claim file stands for.
@@ -84,7 +84,7 @@ fn check_dir(path: &Path) -> Result<()> {
         None
     };
     match problem {
-        Some(p) => Err(CniError::unsafe_state(format!(
+        Some(p) => Err(Error::unsafe_state(format!(
             "stateDir: {} {p}; use a directory owned by uid {euid} with mode 0700, or remove it so it is made afresh",
             path.display()
         ))),
@@ -96,7 +96,7 @@ fn ensure_dir(path: &Path) -> Result<()> {
     match fs::DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => check_dir(path),
-        Err(e) => Err(CniError::io(format!("stateDir: cannot create {}: {e}", path.display()))),
+        Err(e) => Err(Error::io(format!("stateDir: cannot create {}: {e}", path.display()))),
     }
 }
 
@@ -127,9 +127,9 @@ impl StateDir {
             .open(&lock_path)
             .map_err(|e| match e.raw_os_error() {
                 Some(libc::ELOOP) => {
-                    CniError::unsafe_state(format!("stateDir: {} is a symbolic link", lock_path.display()))
+                    Error::unsafe_state(format!("stateDir: {} is a symbolic link", lock_path.display()))
                 }
-                _ => CniError::io(format!("stateDir: cannot open {}: {e}", lock_path.display())),
+                _ => Error::io(format!("stateDir: cannot open {}: {e}", lock_path.display())),
             })?;
         lock.lock().io_ctx(|| format!("stateDir: cannot lock {}", lock_path.display()))?;
         crate::fault::point("state:locked");
@@ -175,7 +175,7 @@ impl StateDir {
                 let _ = fs::remove_file(self.root.join("index.hint"));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(CniError::unsafe_state(format!("stateDir: cannot read {}: {e}", path.display()))),
+            Err(e) => return Err(Error::unsafe_state(format!("stateDir: cannot read {}: {e}", path.display()))),
         }
         self.write_atomic(&path, format!("{}\n", self.boot_id).as_bytes())
     }
@@ -186,7 +186,7 @@ impl StateDir {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
         let tmp = self.root.join(TMP_DIR).join(format!("{}.{name}", std::process::id()));
         crate::fsutil::write_atomically(&tmp, path, bytes, None)
-            .map_err(|e| CniError::io(format!("writing {}: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("writing {}: {e}", path.display())))?;
         crate::fault::point("state:renamed");
         Ok(())
     }
@@ -208,21 +208,21 @@ impl StateDir {
             Ok(t) => t,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(CniError::unsafe_state(format!(
+                return Err(Error::unsafe_state(format!(
                     "state record {} is a symbolic link; remove it (records are never links)",
                     path.display()
                 )))
             }
-            Err(e) => return Err(CniError::io(format!("reading state record {}: {e}", path.display()))),
+            Err(e) => return Err(Error::io(format!("reading state record {}: {e}", path.display()))),
         };
         let rec: Record = serde_json::from_str(&text).map_err(|e| {
-            CniError::unsafe_state(format!(
+            Error::unsafe_state(format!(
                 "state record {} is unreadable ({e}); check the attachment by hand (README, 'Recovering by hand'), then remove the file",
                 path.display()
             ))
         })?;
         if rec.format != FORMAT_VERSION {
-            return Err(CniError::unsafe_state(format!(
+            return Err(Error::unsafe_state(format!(
                 "state record {} has format {}, this plugin reads format {FORMAT_VERSION}",
                 path.display(),
                 rec.format
@@ -237,7 +237,7 @@ impl StateDir {
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let mut text = serde_json::to_vec_pretty(rec).map_err(|e| CniError::io(format!("encoding record: {e}")))?;
+        let mut text = serde_json::to_vec_pretty(rec).map_err(|e| Error::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
         self.write_atomic(&self.record_path(&rec.key.file_stem()), &text)
     }
@@ -245,7 +245,7 @@ impl StateDir {
     pub fn remove(&self, key: &Key) -> Result<()> {
         let path = self.record_path(&key.file_stem());
         match fs::remove_file(&path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => Err(CniError::io(format!("removing {}: {e}", path.display()))),
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(format!("removing {}: {e}", path.display()))),
             _ => Ok(()),
         }
     }
@@ -281,9 +281,9 @@ impl StateDir {
             Ok(s) => Ok(Some(s.trim().to_string())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                Err(CniError::unsafe_state(format!("claim {} is a symbolic link; remove it", path.display())))
+                Err(Error::unsafe_state(format!("claim {} is a symbolic link; remove it", path.display())))
             }
-            Err(e) => Err(CniError::io(format!("reading {}: {e}", path.display()))),
+            Err(e) => Err(Error::io(format!("reading {}: {e}", path.display()))),
         }
     }
 
@@ -302,7 +302,7 @@ impl StateDir {
             }
             match fs::remove_file(&path) {
                 Err(e) if e.kind() != ErrorKind::NotFound => {
-                    return Err(CniError::io(format!("removing {}: {e}", path.display())))
+                    return Err(Error::io(format!("removing {}: {e}", path.display())))
                 }
                 _ => log_debug!("released {}", path.display()),
             }
@@ -334,7 +334,7 @@ impl StateDir {
             if self.holder(Claim::Index, &n.to_string())?.is_none() {
                 return Ok(n);
             }
-            n = n.checked_add(1).ok_or_else(|| CniError::busy("every node index is taken"))?;
+            n = n.checked_add(1).ok_or_else(|| Error::busy("every node index is taken"))?;
         }
     }
 
