@@ -22,7 +22,6 @@
 use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -70,14 +69,14 @@ fn tv_ms(tv: libc::timeval) -> f64 {
 /// Run `f` with this thread inside the namespace open at `ns_fd`, then come back. Children spawned meanwhile
 /// start in that namespace: the driver enters it itself rather than in the child (between fork and exec), so
 /// that `Command` can use posix_spawn and a measured child costs only its own work from exec on.
-fn in_ns<T>(ns_fd: i32, f: impl FnOnce() -> T) -> T {
+fn in_ns<T>(ns: &File, f: impl FnOnce() -> T) -> T {
+    use nix::sched::{setns, CloneFlags};
     let home = File::open("/proc/thread-self/ns/net").unwrap_or_else(|e| die(&format!("own netns: {e}")));
-    // SAFETY: plain system calls on descriptors this function holds open.
-    if unsafe { libc::setns(ns_fd, libc::CLONE_NEWNET) } != 0 {
-        die(&format!("setns: {}", std::io::Error::last_os_error()));
+    if let Err(e) = setns(ns, CloneFlags::CLONE_NEWNET) {
+        die(&format!("setns: {e}"));
     }
     let r = f();
-    if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+    if setns(&home, CloneFlags::CLONE_NEWNET).is_err() {
         // Carrying on in the wrong namespace could touch this machine's interfaces: stop here.
         eprintln!("bench: cannot return to the original network namespace");
         std::process::abort();
@@ -108,7 +107,7 @@ fn ip_path() -> &'static str {
 fn ip_batch(ns: &Ns, script: &str) -> Output {
     let mut c = Command::new(ip_path());
     c.args(["-batch", "-"]);
-    in_ns(ns.fd(), || measure(&mut c, script.as_bytes()))
+    in_ns(ns.file(), || measure(&mut c, script.as_bytes()))
 }
 
 /// Spawn, feed stdin, collect stdout and stderr, and reap with wait4 for the rusage.
@@ -215,8 +214,8 @@ impl Ns {
     fn path(&self) -> String {
         format!("/var/run/netns/{}", self.name)
     }
-    fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
+    fn file(&self) -> &File {
+        &self.file
     }
     /// `ip -batch -` inside this namespace, not measured (setup).
     fn ip_batch(&self, script: &str) {
@@ -240,23 +239,17 @@ fn delete_all(nss: Vec<Ns>) {
     must(measure(Command::new(ip_path()).args(["-batch", "-"]), script.as_bytes()), "deleting namespaces");
 }
 
-/// One simulated node as in tests/common: a host namespace with the underlay NIC `toswitch` (a veth whose peer
-/// `tor-side` is in a ToR namespace; 192.168.11.3/24, 2001:db8:11::3/64, MTU 1400, a default route and a
-/// static route through the ToR), and an empty router namespace.
+/// The simulated node of the integration tests, from the one definition they share.
+#[path = "../tests/common/lab.rs"]
+mod lab;
+
+/// One simulated node: a host namespace with the underlay NIC `toswitch` and its ToR (see `lab`), and an empty
+/// router namespace.
 struct Lab {
     host: Ns,
     router: Ns,
     tor: Ns,
 }
-
-const HOST_SETUP: &str = "\
-link add toswitch type veth peer name tor-side netns TOR
-link set toswitch mtu 1400 up
-addr add 192.168.11.3/24 dev toswitch
-addr add 2001:db8:11::3/64 dev toswitch nodad
-route add default via 192.168.11.2 dev toswitch metric 50
-route add 172.20.0.0/16 via 192.168.11.2 dev toswitch
-";
 
 impl Lab {
     fn new(prefix: &str, tag: &str) -> Lab {
@@ -269,8 +262,8 @@ impl Lab {
         lab
     }
     fn setup(&self) {
-        self.host.ip_batch(&HOST_SETUP.replace("TOR", &self.tor.name));
-        self.tor.ip_batch("link set tor-side up\naddr add 192.168.11.2/24 dev tor-side\n");
+        self.host.ip_batch(&lab::host_setup(&self.tor.name));
+        self.tor.ip_batch(lab::TOR_SETUP);
     }
     fn delete(self) {
         self.host.delete();
@@ -328,7 +321,7 @@ impl Bench {
 
     fn plugin_with(&self, bin: &Path, verb: &str, lab: &Lab, conf: &str, container: &str) -> Output {
         let mut c = self.plugin_cmd_with(bin, verb, lab, container);
-        must(in_ns(lab.host.fd(), || measure(&mut c, conf.as_bytes())), &format!("openpe-passthrough {verb}"))
+        must(in_ns(lab.host.file(), || measure(&mut c, conf.as_bytes())), &format!("openpe-passthrough {verb}"))
     }
 
     /// The same kernel changes as the plugin's ADD, with iproute2: one `ip -batch` in the host namespace (veth
@@ -356,13 +349,13 @@ link set toswitch up
         let a = must(ip_batch(&lab.host, &host), "floor ADD, host side");
         let b = must(ip_batch(&lab.router, router), "floor ADD, router side");
         let t = Instant::now();
-        in_ns(lab.router.fd(), write_forwarding);
+        in_ns(lab.router.file(), write_forwarding);
         let sysctls = Cost { wall_ms: t.elapsed().as_secs_f64() * 1e3, ..Cost::default() };
         a.cost.then(&b.cost).then(&sysctls)
     }
 
     /// The same kernel changes as the plugin's DEL: toswitch moved back from the router namespace, then in the
-    /// host namespace its two addresses, up, its two routes, and pt-host deleted (which deletes pt-ns).
+    /// host namespace its two addresses, up, its three routes, and pt-host deleted (which deletes pt-ns).
     fn floor_del(&self, lab: &Lab) -> Cost {
         let router = format!("link set toswitch netns {}\n", lab.host.name);
         let host = "addr add 192.168.11.3/24 dev toswitch
@@ -370,6 +363,7 @@ addr add 2001:db8:11::3/64 dev toswitch nodad
 link set toswitch up
 route add default via 192.168.11.2 dev toswitch metric 50
 route add 172.20.0.0/16 via 192.168.11.2 dev toswitch
+route add 2001:db8:99::/64 via 2001:db8:11::2 dev toswitch metric 7
 link del pt-host
 ";
         let a = must(ip_batch(&lab.router, &router), "floor DEL, router side");
@@ -387,7 +381,7 @@ link del pt-host
             .env("CNI_NETNS", container.path())
             .env("CNI_IFNAME", "eth0")
             .env("CNI_PATH", &self.cni_dir);
-        must(in_ns(host.fd(), || measure(&mut c, conf.as_bytes())), &format!("ptp {verb}"))
+        must(in_ns(host.file(), || measure(&mut c, conf.as_bytes())), &format!("ptp {verb}"))
     }
 
     fn state_dir(&self, name: &str) -> PathBuf {
@@ -597,7 +591,7 @@ fn side_by_side(b: &Bench, table: &mut Table, iters: usize) {
         ] {
             let mut c = Command::new(prog);
             c.env_clear().env("CNI_COMMAND", "VERSION");
-            let o = in_ns(ptp_host.fd(), || measure(&mut c, br#"{"cniVersion":"1.0.0"}"#));
+            let o = in_ns(ptp_host.file(), || measure(&mut c, br#"{"cniVersion":"1.0.0"}"#));
             out.push(o.cost.cpu_ms);
         }
     }
@@ -738,7 +732,7 @@ fn concurrency(b: &Bench, table: &mut Table, nodes: usize) {
             .map(|(i, (lab, conf))| {
                 let mut cmd = b.plugin_cmd(verb, lab, &format!("node{i}"));
                 let t = Instant::now();
-                let c = in_ns(lab.host.fd(), || spawn(&mut cmd, conf.as_bytes()));
+                let c = in_ns(lab.host.file(), || spawn(&mut cmd, conf.as_bytes()));
                 (Some(c), t)
             })
             .collect();
@@ -769,7 +763,7 @@ fn concurrency(b: &Bench, table: &mut Table, nodes: usize) {
     for lab in &labs {
         let mut c = Command::new(ip_path());
         c.args(["-j", "addr", "show", "dev", "pt-host"]);
-        let o = must(in_ns(lab.host.fd(), || measure(&mut c, b"")), "ip addr show pt-host");
+        let o = must(in_ns(lab.host.file(), || measure(&mut c, b"")), "ip addr show pt-host");
         let v: Value = serde_json::from_str(&o.stdout).unwrap_or(Value::Null);
         for a in v[0]["addr_info"].as_array().into_iter().flatten() {
             let local = a["local"].as_str().unwrap_or("").to_string();

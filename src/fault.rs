@@ -28,8 +28,7 @@ mod armed {
         let named = std::env::var("OPENPE_FAULT_POINT").is_ok_and(|p| p == name);
         if named || after == Some(n) {
             crate::log_warn!("fault injection: dying at point {n} ({name})");
-            // SAFETY: raising a signal at ourselves has no memory-safety preconditions.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

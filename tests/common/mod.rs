@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::{json, Value};
 
+pub mod lab;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this process and call, short enough for namespace and interface names.
@@ -58,6 +60,17 @@ impl Ns {
     }
     pub fn ip(&self, args: &str) -> String {
         sh(&format!("ip -n {} {args}", self.name))
+    }
+    /// `ip -batch -` inside the namespace.
+    pub fn batch(&self, script: &str) {
+        let mut child = Command::new("ip")
+            .args(["-n", &self.name, "-batch", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("run ip -batch");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), script.as_bytes()).expect("write script");
+        drop(child.stdin.take());
+        assert!(child.wait().expect("wait for ip").success(), "ip -n {} -batch failed:\n{script}", self.name);
     }
     pub fn has_link(&self, name: &str) -> bool {
         sh_ok(&format!("ip -n {} link show dev {name}", self.name))
@@ -160,15 +173,8 @@ impl Lab {
         let host = Ns::new(&format!("{tag}h"));
         let router = Ns::new(&format!("{tag}r"));
         let tor = Ns::new(&format!("{tag}t"));
-        host.ip(&format!("link add toswitch type veth peer name tor-side netns {}", tor.name));
-        host.ip("link set toswitch mtu 1400 up");
-        host.ip("addr add 192.168.11.3/24 dev toswitch");
-        host.ip("addr add 2001:db8:11::3/64 dev toswitch nodad");
-        host.ip("route add default via 192.168.11.2 dev toswitch metric 50");
-        host.ip("route add 172.20.0.0/16 via 192.168.11.2 dev toswitch");
-        host.ip("-6 route add 2001:db8:99::/64 via 2001:db8:11::2 dev toswitch metric 7");
-        tor.ip("link set tor-side up");
-        tor.ip("addr add 192.168.11.2/24 dev tor-side");
+        host.batch(&lab::host_setup(&tor.name));
+        tor.batch(lab::TOR_SETUP);
         let container = unique("c");
         Lab { host, router, tor, state, container }
     }
