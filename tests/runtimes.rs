@@ -492,7 +492,8 @@ struct Containerd {
 }
 
 impl Containerd {
-    fn new(lab: &Lab, tag: &str) -> Containerd {
+    /// `chained`: ptp + host-local, then the plugin (what works); else the plugin alone.
+    fn new(lab: &Lab, tag: &str, chained: bool) -> Containerd {
         require(&["containerd", "containerd-shim-runc-v2", "ctr", "runc", "catatonit", "protoc", PYTHON]);
         let sb = Sandbox::new(lab, tag);
         for d in ["root", "state", "net.d", "bin", "logs", "ipam"] {
@@ -505,15 +506,10 @@ impl Containerd {
         std::os::unix::fs::symlink(plugin_bin(), sb.path("bin/openpe-passthrough")).unwrap();
         // Alone, the plugin fails under the CRI ("failed to find network info for sandbox": the CRI wants an
         // address on CNI_IFNAME); chained after ptp it adds the router's NIC and pt-ns.
-        let conflist = json!({
-            "cniVersion": "1.0.0",
-            "name": "openpe-cri",
-            "plugins": [
-                {"type": "ptp", "ipMasq": false, "mtu": 1400,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.0.0/24"}]], "dataDir": sb.p("ipam")}},
-                plugin_entry(lab),
-            ]
-        });
+        let ptp = json!({"type": "ptp", "ipMasq": false, "mtu": 1400,
+            "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.250.0.0/24"}]], "dataDir": sb.p("ipam")}});
+        let plugins = if chained { vec![ptp, plugin_entry(lab)] } else { vec![plugin_entry(lab)] };
+        let conflist = json!({"cniVersion": "1.0.0", "name": "openpe-cri", "plugins": plugins});
         std::fs::write(sb.path("net.d/10-openpe.conflist"), serde_json::to_string_pretty(&conflist).unwrap()).unwrap();
         let config = format!(
             r#"version = 2
@@ -621,6 +617,17 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
         o.stdout.trim().to_string()
     }
 
+    fn write_sandbox_config(&self) -> String {
+        let sandbox = json!({
+            "metadata": {"name": POD_NAME, "uid": POD_UID, "namespace": POD_NAMESPACE, "attempt": 0},
+            "hostname": "router",
+            "log_directory": self.sb.p("logs"),
+            "linux": {"cgroup_parent": self.sb.cgroup, "security_context": {"namespace_options": {"network": "POD"}}}
+        });
+        std::fs::write(self.sb.path("sandbox.json"), sandbox.to_string()).unwrap();
+        self.sb.p("sandbox.json")
+    }
+
     fn status(&self, id: &str) -> Value {
         serde_json::from_str(&self.cri_ok(&["status", id])).unwrap()
     }
@@ -663,16 +670,8 @@ fn containerd_cri_sandbox() {
     let t = Instant::now();
     let lab = Lab::new("cd");
     let before = lab.snapshot();
-    let mut cd = Containerd::new(&lab, "cdsb");
-    let sandbox = json!({
-        "metadata": {"name": POD_NAME, "uid": POD_UID, "namespace": POD_NAMESPACE, "attempt": 0},
-        "hostname": "router",
-        "log_directory": cd.sb.p("logs"),
-        "linux": {"cgroup_parent": cd.sb.cgroup, "security_context": {"namespace_options": {"network": "POD"}}}
-    });
-    std::fs::write(cd.sb.path("sandbox.json"), sandbox.to_string()).unwrap();
-
-    let id = cd.cri_ok(&["run", &cd.sb.p("sandbox.json")]);
+    let mut cd = Containerd::new(&lab, "cdsb", true);
+    let id = cd.cri_ok(&["run", &cd.write_sandbox_config()]);
     let st = cd.status(&id);
     assert_eq!(st["status"]["state"], "SANDBOX_READY");
     let ip = st["status"]["network"]["ip"].as_str().unwrap().to_string();
@@ -720,4 +719,23 @@ fn containerd_cri_sandbox() {
     assert!(cd.cache_entry("openpe-cri", &id, "eth0").is_none(), "libcni's cache entry is gone");
     assert_home(&lab, &before);
     eprintln!("containerd_cri_sandbox: {:.1} s", t.elapsed().as_secs_f64());
+}
+
+/// The plugin alone as the CRI's network: its ADD succeeds, but the CRI wants an address on CNI_IFNAME and
+/// refuses the sandbox; it then DELs, and the NIC is home with nothing left (hence the ptp chain above).
+#[test]
+#[ignore = "needs root"]
+fn containerd_cri_plugin_alone_is_refused() {
+    let _serial = serial();
+    let t = Instant::now();
+    let lab = Lab::new("ca");
+    let before = lab.snapshot();
+    let cd = Containerd::new(&lab, "casb", false);
+    let o = cd.cri(&["run", &cd.write_sandbox_config()]);
+    assert_ne!(o.code, 0, "RunPodSandbox should fail: {}", o.stdout);
+    assert!(o.stderr.contains("failed to find network info for sandbox"), "unexpected error: {}", o.stderr);
+    let list: Value = serde_json::from_str(&cd.cri_ok(&["list"])).unwrap();
+    assert_eq!(list["items"], json!([]), "the CRI removed the failed sandbox");
+    assert_home(&lab, &before);
+    eprintln!("containerd_cri_plugin_alone_is_refused: {:.1} s", t.elapsed().as_secs_f64());
 }
