@@ -11,7 +11,7 @@ set -euo pipefail
 packages=(
   podman runc conmon catatonit busybox-static
   containerd
-  containernetworking-plugins iproute2 util-linux
+  containernetworking-plugins iproute2 util-linux procps coreutils
   python3 python3-grpcio python3-protobuf protobuf-compiler
 )
 missing=()
