@@ -445,6 +445,26 @@ fn podman_network_reload_twice() {
     eprintln!("podman_network_reload_twice: {:.1} s", t.elapsed().as_secs_f64());
 }
 
+/// One reload, then rm: podman's DEL on rm carries `eth0` again, while the reload's ADD came under another
+/// name; the NIC must still come home (the router's namespace dies with rm, and a veth NIC left in it with it).
+#[test]
+#[ignore = "needs root"]
+fn podman_network_reload_then_rm() {
+    let _serial = serial();
+    let t = Instant::now();
+    let lab = Lab::new("pq");
+    let before = lab.snapshot();
+    let pm = Podman::new(&lab, "pqsb");
+    let name = unique("router");
+    pm.run_router(&name, &["--network", "openpe"]);
+    let pid = pm.pid(&name);
+    pm.ok(&["network", "reload", &name]);
+    assert_attached(&lab, pid, &[], 0);
+    pm.ok(&["rm", "-f", "-t", "0", &name]);
+    assert_home(&lab, &before);
+    eprintln!("podman_network_reload_then_rm: {:.1} s", t.elapsed().as_secs_f64());
+}
+
 /// A pod on network `openpe`: its infra container (podman's locally built catatonit pause image) holds the
 /// attachment, a member container shares it, and `pod rm` brings the NIC home.
 #[test]
