@@ -47,6 +47,9 @@ fn require(tools: &[&str]) {
 /// Mountpoints the private namespace mounts over; made when missing, and removed again by the last guard.
 const MOUNTPOINTS: [&str; 2] = ["/var/lib/cni", "/var/lib/containers"];
 
+/// A command to run in the sandbox: environment variables and argv.
+type Step = (Vec<(String, String)>, Vec<String>);
+
 /// The private mount namespace in a lab's host namespace where a runtime runs, with its temporary directory
 /// and cgroup parent. Dropping it removes everything the runtime left.
 struct Sandbox {
@@ -55,8 +58,9 @@ struct Sandbox {
     dir: TempDir,
     cgroup: String,
     made_dirs: Vec<PathBuf>,
-    /// Run (best effort) before the processes are killed: the runtime's own teardown.
-    teardown: Vec<Vec<String>>,
+    /// Run (best effort, with these environment variables) before the processes are killed: the runtime's own
+    /// teardown.
+    teardown: Vec<Step>,
 }
 
 impl Sandbox {
@@ -205,9 +209,10 @@ fn kill(pid: u32) {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        for argv in std::mem::take(&mut self.teardown) {
+        for (env, argv) in std::mem::take(&mut self.teardown) {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-            let _ = self.command(&[], &argv).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = self.command(&env, &argv).stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -338,8 +343,9 @@ lock_type = "file"
         std::fs::write(sb.path("containers.conf"), conf).unwrap();
         let env = vec![("CONTAINERS_CONF".to_string(), sb.p("containers.conf"))];
         let mut pm = Podman { rootfs: sb.p("rootfs"), sb, env };
-        pm.sb.teardown.push(pm.argv(&["pod", "rm", "-a", "-f", "-t", "0"]));
-        pm.sb.teardown.push(pm.argv(&["rm", "-a", "-f", "-t", "0"]));
+        let pod_rm = (pm.env.clone(), pm.argv(&["pod", "rm", "-a", "-f", "-t", "0"]));
+        let rm = (pm.env.clone(), pm.argv(&["rm", "-a", "-f", "-t", "0"]));
+        pm.sb.teardown.extend([pod_rm, rm]);
         pm
     }
 
