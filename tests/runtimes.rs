@@ -58,6 +58,8 @@ struct Sandbox {
     dir: TempDir,
     cgroup: String,
     made_dirs: Vec<PathBuf>,
+    /// What this machine's own /var/lib/cni and /run/netns held when the sandbox was made.
+    host_before: Vec<String>,
     /// Run (best effort, with these environment variables) before the processes are killed: the runtime's own
     /// teardown.
     teardown: Vec<Step>,
@@ -66,6 +68,7 @@ struct Sandbox {
 impl Sandbox {
     fn new(lab: &Lab, tag: &str) -> Sandbox {
         let dir = TempDir::new(tag);
+        let host_before = host_runtime_state();
         let mut made_dirs = Vec::new();
         for d in MOUNTPOINTS {
             if !Path::new(d).exists() {
@@ -91,12 +94,19 @@ impl Sandbox {
             dir,
             cgroup: format!("/{}", unique("cg")),
             made_dirs,
+            host_before,
             teardown: Vec::new(),
         };
         assert_eq!(line.trim(), "ready", "scripts/runtimes/private-ns.sh failed");
         sb.mnt_ns = mnt_ns_of(sb.holder.id()).expect("the holder's mount namespace");
         assert_ne!(sb.mnt_ns, mnt_ns_of(std::process::id()).unwrap(), "the runtime gets a private mount namespace");
         sb
+    }
+
+    /// Nothing reached this machine's own libcni cache or network namespace directory: the runtime's
+    /// `/var/lib/cni/results` entries and `cni-…` namespaces stayed in the private mount namespace.
+    fn assert_host_untouched(&self) {
+        assert_eq!(host_runtime_state(), self.host_before, "this machine's /var/lib/cni and /run/netns/cni-*");
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -197,6 +207,22 @@ impl Sandbox {
         pids.dedup();
         pids
     }
+}
+
+/// Files under this machine's /var/lib/cni, and the runtime-made namespaces (`cni-…`) in its /run/netns.
+fn host_runtime_state() -> Vec<String> {
+    let mut v: Vec<String> =
+        files_under(Path::new("/var/lib/cni")).into_iter().map(|f| format!("/var/lib/cni/{f}")).collect();
+    if let Ok(rd) = std::fs::read_dir("/run/netns") {
+        v.extend(
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("cni-"))
+                .map(|n| format!("/run/netns/{n}")),
+        );
+    }
+    v.sort();
+    v
 }
 
 fn mnt_ns_of(pid: u32) -> Option<String> {
@@ -405,6 +431,7 @@ fn podman_container_lifecycle() {
     pm.run_router(&name, &["--network", "openpe"]);
     let pid = pm.pid(&name);
     assert_attached(&lab, pid, &[], 5);
+    pm.sb.assert_host_untouched();
 
     pm.ok(&["stop", "-t", "0", &name]);
     assert_home(&lab, &before);
@@ -422,6 +449,7 @@ fn podman_container_lifecycle() {
     pm.ok(&["rm", "-f", "-t", "0", &name]);
     assert_home(&lab, &before);
     assert_eq!(pm.ok(&["ps", "-a", "-q"]), "");
+    pm.sb.assert_host_untouched();
     eprintln!("podman_container_lifecycle: {:.1} s", t.elapsed().as_secs_f64());
 }
 
@@ -440,6 +468,7 @@ fn podman_network_reload_twice() {
     pm.run_router(&name, &["--network", "openpe"]);
     let pid = pm.pid(&name);
     assert_attached(&lab, pid, &[], 0);
+    pm.sb.assert_host_untouched();
     for round in 1..=2 {
         let o = pm.run(&["network", "reload", &name]);
         assert_eq!(o.code, 0, "network reload {round} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
@@ -448,6 +477,7 @@ fn podman_network_reload_twice() {
     }
     pm.ok(&["rm", "-f", "-t", "0", &name]);
     assert_home(&lab, &before);
+    pm.sb.assert_host_untouched();
     eprintln!("podman_network_reload_twice: {:.1} s", t.elapsed().as_secs_f64());
 }
 
@@ -466,8 +496,10 @@ fn podman_network_reload_then_rm() {
     let pid = pm.pid(&name);
     pm.ok(&["network", "reload", &name]);
     assert_attached(&lab, pid, &[], 0);
+    pm.sb.assert_host_untouched();
     pm.ok(&["rm", "-f", "-t", "0", &name]);
     assert_home(&lab, &before);
+    pm.sb.assert_host_untouched();
     eprintln!("podman_network_reload_then_rm: {:.1} s", t.elapsed().as_secs_f64());
 }
 
@@ -489,6 +521,7 @@ fn podman_pod_create_rm() {
     let infra = pm.ok(&["pod", "inspect", "-f", "{{.InfraContainerID}}", &pod]);
     let infra_pid = pm.pid(&infra);
     assert_attached(&lab, infra_pid, &[], 0);
+    pm.sb.assert_host_untouched();
 
     let member = unique("member");
     pm.run_router(&member, &["--pod", &pod]);
@@ -499,6 +532,7 @@ fn podman_pod_create_rm() {
     pm.ok(&["pod", "rm", "-f", "-t", "0", &pod]);
     assert_home(&lab, &before);
     assert_eq!(pm.ok(&["ps", "-a", "-q"]), "");
+    pm.sb.assert_host_untouched();
     eprintln!("podman_pod_create_rm: {:.1} s", t.elapsed().as_secs_f64());
 }
 
@@ -552,7 +586,8 @@ disabled_plugins = ["io.containerd.internal.v1.opt", "io.containerd.snapshotter.
   address = ""
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
-  # containerd would otherwise set an oom_score_adj below its own, which is refused here.
+  # Without it, runc fails to start the pause container here ("can't get final child's PID from pipe"): the
+  # CRI asks for the sandbox's oom_score_adj of -998, below containerd's own.
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -704,6 +739,7 @@ fn containerd_cri_sandbox() {
     assert!(ip.starts_with("10.250.0."), "the sandbox's address is ptp's: {st}");
     let pid = st["info"]["info"]["pid"].as_u64().expect("the sandbox's pid") as u32;
     assert_attached(&lab, pid, &["eth0"], 0);
+    cd.sb.assert_host_untouched();
     assert_eq!(addrs_of(pid, "eth0"), [format!("{ip}/24")]);
 
     // The Kubernetes keys reached the chain: libcni caches the CNI_ARGS it ran the plugins with.
@@ -744,6 +780,7 @@ fn containerd_cri_sandbox() {
     assert_eq!(list["items"], json!([]), "no sandbox left");
     assert!(cd.cache_entry("openpe-cri", &id, "eth0").is_none(), "libcni's cache entry is gone");
     assert_home(&lab, &before);
+    cd.sb.assert_host_untouched();
     eprintln!("containerd_cri_sandbox: {:.1} s", t.elapsed().as_secs_f64());
 }
 
@@ -763,5 +800,6 @@ fn containerd_cri_plugin_alone_is_refused() {
     let list: Value = serde_json::from_str(&cd.cri_ok(&["list"])).unwrap();
     assert_eq!(list["items"], json!([]), "the CRI removed the failed sandbox");
     assert_home(&lab, &before);
+    cd.sb.assert_host_untouched();
     eprintln!("containerd_cri_plugin_alone_is_refused: {:.1} s", t.elapsed().as_secs_f64());
 }
