@@ -44,7 +44,8 @@ fn require(tools: &[&str]) {
     assert!(missing.is_empty(), "missing {missing:?}: run scripts/install-runtime-deps.sh");
 }
 
-/// Mountpoints the private namespace mounts over; made when missing, and removed again by the last guard.
+/// Mountpoints the private namespace mounts over; made when missing, and removed again by the guard when no
+/// other mount namespace uses them.
 const MOUNTPOINTS: [&str; 2] = ["/var/lib/cni", "/var/lib/containers"];
 
 /// A command to run in the sandbox: environment variables and argv.
@@ -225,6 +226,18 @@ fn host_runtime_state() -> Vec<String> {
     v
 }
 
+/// Whether any process's mount namespace has a mount at `path`.
+fn mounted_anywhere(path: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let target = path.display().to_string();
+    rd.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).any(|e| {
+        std::fs::read_to_string(e.path().join("mountinfo"))
+            .is_ok_and(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str())))
+    })
+}
+
 fn mnt_ns_of(pid: u32) -> Option<String> {
     std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().map(|p| p.display().to_string())
 }
@@ -254,8 +267,11 @@ impl Drop for Sandbox {
         for d in self.cgroup_dirs() {
             let _ = std::fs::remove_dir(&d);
         }
+        // Removing a directory that another mount namespace mounts over would detach that mount: keep it then.
         for d in self.made_dirs.iter().rev() {
-            let _ = std::fs::remove_dir(d);
+            if !mounted_anywhere(d) {
+                let _ = std::fs::remove_dir(d);
+            }
         }
         let left = self.processes();
         if !left.is_empty() || !self.cgroup_dirs().is_empty() {
