@@ -19,6 +19,8 @@ if ((${#missing[@]})); then
   # The frr package starts its service where systemd runs; the tests run their own instances instead.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The container runtimes the runtime tests drive (podman, containerd and what they need).
+"$(dirname "$0")/install-runtime-deps.sh"
 # Never leave the distribution's own FRR or BIRD running: tests and demo start private instances.
 if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
   systemctl disable --now frr bird >/dev/null 2>&1 || true
