@@ -286,13 +286,38 @@ pub struct Health {
     applies: Mutex<Applies>,
 }
 
-/// One line, of a bounded length, for an HTTP body or a probe's event.
-fn one_line(s: &str) -> String {
-    let joined = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ");
-    match joined.char_indices().nth(400) {
-        Some((i, _)) => format!("{}...", &joined[..i]),
-        None => joined,
+/// Terminal colour codes (`ESC [ ... m`, as frr-reload.py writes them) left out.
+fn without_colours(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the end of the escape sequence (a letter).
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
     }
+    out
+}
+
+/// One line of bounded length for an HTTP body: lines joined with " / ", colour codes left out, and of a long
+/// message its start and its end (where FRR's complaint is).
+fn one_line(s: &str) -> String {
+    const HEAD: usize = 120;
+    const TAIL: usize = 280;
+    let joined = without_colours(s).lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ");
+    let chars: Vec<char> = joined.chars().collect();
+    if chars.len() <= HEAD + TAIL {
+        return joined;
+    }
+    let head: String = chars[..HEAD].iter().collect();
+    let tail: String = chars[chars.len() - TAIL..].iter().collect();
+    format!("{head} ... {tail}")
 }
 
 impl Health {
@@ -661,6 +686,16 @@ mod tests {
         let text = h.metrics_from(&att, &Err(Error::io("vtysh: bgpd is not running")));
         assert!(text.lines().any(|l| l == "openpe_frr_up 0"), "{text}");
         assert!(text.lines().any(|l| l == r#"openpe_bgp_session_up{peer="192.168.91.2",session="underlay"} 0"#));
+    }
+
+    #[test]
+    fn reasons_are_one_bounded_line_with_the_end_kept() {
+        assert_eq!(one_line("a\n\n  b \n"), "a / b");
+        assert_eq!(one_line("x \u{1b}[91m  ERROR\u{1b}[0m: y"), "x   ERROR: y");
+        let long = format!("start{}\nline 41: % Unknown command", "-".repeat(1000));
+        let l = one_line(&long);
+        assert!(l.starts_with("start---") && l.ends_with("line 41: % Unknown command"), "{l}");
+        assert_eq!(l.chars().count(), 120 + 5 + 280);
     }
 
     #[test]
