@@ -81,7 +81,7 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     let conf = lab.conf("1.0.0", json!({}));
     let mut tor = start_tor(&lab);
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
+    let mut router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
     let extra = lab.state.path.with_extension("extra.conf");
     fs::write(&extra, "! nothing extra yet\n").unwrap();
     let extra_arg = extra.display().to_string();
@@ -234,6 +234,14 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
         .unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
     let body = expect_code(&lab, "/readyz", 503).unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
     assert!(body.contains(&format!("{TOR} (underlay) ")), "{body}");
+
+    // The router's own bgpd stops: FRR no longer answers for BGP, so not live; every session counts as down.
+    router.stop_daemon("bgpd");
+    let body = expect_code(&lab, "/healthz", 503).unwrap_or_else(|e| panic!("{e}\n{}", sidecar.log()));
+    assert!(body.starts_with("not live: "), "{body}");
+    let ex = scrape(&lab);
+    assert_eq!(value(&ex, "openpe_frr_up", &[]), Ok(0.0));
+    sessions_are(&ex, &[(TOR, "underlay", 0.0), (HOST4, "host", 0.0), (HOST6, "host", 0.0)]).unwrap();
     assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     lab.del(&conf);
 }
