@@ -32,7 +32,7 @@ use crate::netns::NsId;
 use crate::state::{Claim, Phase, StateDir};
 
 /// The command whose JSON holds every neighbor's state, prefix counts, BFD status and prefix limit.
-pub const NEIGHBORS_COMMAND: &str = "show bgp vrf default neighbors json";
+const NEIGHBORS_COMMAND: &str = "show bgp vrf default neighbors json";
 
 /// How long after start-up readiness waits for every session before one underlay session is enough.
 pub const DEFAULT_STARTUP_WINDOW: Duration = Duration::from_secs(60);
@@ -61,9 +61,9 @@ impl SessionKind {
 
 /// A session the attachment asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub peer: IpAddr,
-    pub kind: SessionKind,
+struct Expected {
+    peer: IpAddr,
+    kind: SessionKind,
 }
 
 /// What the state directory says about this namespace.
@@ -109,30 +109,30 @@ fn attachment(state_dir: &std::path::Path, me: &NsId) -> Result<Attachment> {
 
 /// One address family of a neighbor, as FRR counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FamilyCounts {
+struct FamilyCounts {
     /// `ipv4` or `ipv6` (unicast).
-    pub afi: &'static str,
-    pub received: u64,
-    pub advertised: u64,
+    afi: &'static str,
+    received: u64,
+    advertised: u64,
     /// `maximum-prefix` when configured for this family.
-    pub max_prefixes: Option<u64>,
+    max_prefixes: Option<u64>,
 }
 
 /// One neighbor of [`NEIGHBORS_COMMAND`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Neighbor {
+struct Neighbor {
     /// FRR's key: an address (or an interface name for unnumbered peers, which this project does not render).
-    pub key: String,
-    pub state: String,
-    pub families: Vec<FamilyCounts>,
+    key: String,
+    state: String,
+    families: Vec<FamilyCounts>,
     /// The BFD session's status (`Up`, `Down`, ...) where BFD is configured for this neighbor.
-    pub bfd: Option<String>,
+    bfd: Option<String>,
     /// Whether FRR closed the session because the peer sent more prefixes than `maximum-prefix` allows.
-    pub max_prefix_exceeded: bool,
+    max_prefix_exceeded: bool,
 }
 
 impl Neighbor {
-    pub fn established(&self) -> bool {
+    fn established(&self) -> bool {
         self.state == "Established"
     }
     fn is(&self, peer: &IpAddr) -> bool {
@@ -156,7 +156,7 @@ fn count(v: &Value, key: &str, field: &str) -> Result<Option<u64>> {
 
 /// The neighbors of [`NEIGHBORS_COMMAND`]'s JSON (FRR 8.4): an object keyed by neighbor, `{}` when BGP has
 /// none. Anything else, or a neighbor without a state, is an error rather than "no neighbors".
-pub fn parse_neighbors(text: &str) -> Result<Vec<Neighbor>> {
+fn parse_neighbors(text: &str) -> Result<Vec<Neighbor>> {
     let v: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON ({e}): {:.200}", text.trim())))?;
     let map = v.as_object().ok_or_else(|| bad("not a JSON object"))?;
     let mut out = Vec::new();
@@ -343,7 +343,7 @@ impl Health {
     }
 
     /// One apply: FRR was given a configuration (`Ok`), or the apply failed with this (masked) message.
-    pub fn record_apply(&self, outcome: std::result::Result<(), &str>, took: Duration) {
+    pub(crate) fn record_apply(&self, outcome: std::result::Result<(), &str>, took: Duration) {
         let mut a = self.applies();
         self.apply_duration.observe(took.as_secs_f64());
         match outcome {
@@ -366,7 +366,7 @@ impl Health {
     /// One pass of the apply loop ([`super::Sidecar::sync`]'s result, and how long it took): an apply, a
     /// failure, or nothing to do — which also ends an earlier failure (the input that failed was fixed and
     /// equals what FRR has).
-    pub fn record_sync(&self, outcome: &Result<bool>, took: Duration) {
+    pub(crate) fn record_sync(&self, outcome: &Result<bool>, took: Duration) {
         match outcome {
             Ok(true) => self.record_apply(Ok(()), took),
             Ok(false) => {
@@ -380,7 +380,7 @@ impl Health {
     }
 
     /// `/healthz`: whether FRR answers in the pathspace, with zebra and bgpd. Apply failures do not count.
-    pub fn liveness(&self) -> std::result::Result<String, String> {
+    pub(crate) fn liveness(&self) -> std::result::Result<String, String> {
         match self.frr.vtysh("show daemons") {
             Ok(out) => {
                 let daemons: Vec<&str> = out.split_whitespace().collect();
@@ -400,7 +400,7 @@ impl Health {
     }
 
     /// Readiness, the sessions and the applies, from one look at the state directory and one vtysh process.
-    pub fn report(&self) -> Report {
+    pub(crate) fn report(&self) -> Report {
         self.report_from(&attachment(&self.state_dir, &self.me), &self.neighbors())
     }
 
@@ -428,7 +428,7 @@ impl Health {
     }
 
     /// `/metrics` in the Prometheus text format (0.0.4), from one vtysh process.
-    pub fn metrics(&self) -> String {
+    pub(crate) fn metrics(&self) -> String {
         self.metrics_from(&attachment(&self.state_dir, &self.me), &self.neighbors())
     }
 
