@@ -12,6 +12,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -395,8 +396,28 @@ impl Health {
         }
     }
 
+    /// [`NEIGHBORS_COMMAND`] through one vtysh process that talks to bgpd alone (`-d bgpd`: vtysh's start-up,
+    /// most of a scrape's CPU, is a fifth shorter than when it connects to every daemon).
     fn neighbors(&self) -> Result<Vec<Neighbor>> {
-        parse_neighbors(&self.frr.vtysh(NEIGHBORS_COMMAND)?)
+        let mut cmd = Command::new("vtysh");
+        if let Some(p) = &self.frr.pathspace {
+            cmd.args(["-N", p]);
+        }
+        let out = cmd
+            .args(["-d", "bgpd", "-c", NEIGHBORS_COMMAND])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            return Err(Error::io(format!(
+                "vtysh -d bgpd -c {NEIGHBORS_COMMAND:?} failed ({}): {} {}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_neighbors(&stdout)
     }
 
     /// Readiness, the sessions and the applies, from one look at the state directory and one vtysh process.

@@ -41,6 +41,20 @@ pub fn stop_pid(pid: i32) {
     }
 }
 
+/// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
+/// empty file is waited for, up to five seconds.
+fn read_pid(path: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match text.trim().parse() {
+            Ok(pid) => return pid,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{}: {text:?} is not a pid: {e}", path.display()),
+        }
+    }
+}
+
 /// One FRR instance (zebra and bgpd) with its own pathspace, running inside a namespace.
 pub struct Frr {
     pub name: String,
@@ -80,11 +94,7 @@ impl Frr {
         let pidfile = self.run().join(format!("{daemon}.pid"));
         let _ = fs::remove_file(&pidfile);
         sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid: i32 = fs::read_to_string(&pidfile)
-            .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         self.pids.push(pid);
     }
 
@@ -132,7 +142,7 @@ impl Bird {
         fs::write(dir.path.join("bird.conf"), config).unwrap();
         let d = dir.path.display();
         sh(&format!("ip netns exec {} bird -c {d}/bird.conf -s {d}/bird.ctl -P {d}/bird.pid", ns.name));
-        let pid = fs::read_to_string(dir.path.join("bird.pid")).unwrap().trim().parse().unwrap();
+        let pid = read_pid(&dir.path.join("bird.pid"));
         Bird { pid, dir }
     }
 
