@@ -74,7 +74,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
         http_listen: None,
         startup_window: metrics::DEFAULT_STARTUP_WINDOW,
     };
-    let (mut once, mut json, mut status, mut http) = (false, false, false, None);
+    let (mut once, mut json, mut status, mut sidecar_addr) = (false, false, false, None);
     while let Some(arg) = p.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Cli::Help),
@@ -91,7 +91,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
             Long("http-listen") if !status => {
                 opts.http_listen = Some(socket_addr("--http-listen", p.value()?.string()?)?)
             }
-            Long("http") if status => http = Some(socket_addr("--http", p.value()?.string()?)?),
+            Long("http") if status => sidecar_addr = Some(socket_addr("--http", p.value()?.string()?)?),
             Long("startup-window") if !status => {
                 let v = p.value()?.string()?;
                 let secs: u64 = v.parse().map_err(|_| format!("--startup-window: {v:?} is not a number of seconds"))?;
@@ -109,7 +109,11 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
     if once && opts.http_listen.is_some() {
         return Err("--http-listen serves the watching sidecar; it does not go with --once".into());
     }
-    Ok(if status { Cli::Status { pathspace: opts.pathspace, json, http } } else { Cli::Run { opts, once } })
+    Ok(if status {
+        Cli::Status { pathspace: opts.pathspace, json, http: sidecar_addr }
+    } else {
+        Cli::Run { opts, once }
+    })
 }
 
 fn main() -> ExitCode {
@@ -130,14 +134,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn status(pathspace: Option<String>, as_json: bool, http: Option<SocketAddr>) -> ExitCode {
+fn status(pathspace: Option<String>, as_json: bool, sidecar_addr: Option<SocketAddr>) -> ExitCode {
     let f = match Frr::new(pathspace, None) {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
     let st = f.status();
     // The running sidecar's readiness and applies, when asked for (they live in its memory).
-    let sidecar = http.map(http::fetch_report);
+    let sidecar = sidecar_addr.map(http::fetch_report);
     if as_json {
         let mut v = serde_json::to_value(&st).unwrap_or_default();
         match &sidecar {
