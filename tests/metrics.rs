@@ -245,3 +245,28 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     lab.del(&conf);
 }
+
+/// The parser the test above relies on fails on what it does not understand (a negative control).
+#[test]
+fn the_text_format_parser_rejects_what_it_does_not_understand() {
+    let good = "# HELP a_total A.\n# TYPE a_total counter\na_total{result=\"ok\"} 3\n\
+                # TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 0.5\nh_count 1\n";
+    let ex = prom::parse(good).unwrap();
+    assert_eq!(ex.get("a_total", &[("result", "ok")]), Some(3.0));
+    assert_eq!(ex.get("h_count", &[]), Some(1.0));
+    for bad in [
+        "a 1",                              // no newline at the end
+        "a 1\n",                            // no # TYPE
+        "# TYPE a gauge\na{x=\"1\" 1\n",    // unterminated labels
+        "# TYPE a gauge\na{x=1} 1\n",       // unquoted value
+        "# TYPE a gauge\na one\n",          // not a number
+        "# TYPE a gauge\na 1\na 2\n",       // the same series twice
+        "# TYPE a gauge\n# EOF\n",          // a comment of another format
+        "# TYPE a gauge\n\na 1\n",          // an empty line
+        "# TYPE h histogram\nh_bucket 1\n", // a bucket without le
+        "# TYPE a gauge\na 1 2 3\n",        // too many fields
+        "# TYPE a widget\na 1\n",           // unknown type
+    ] {
+        assert!(prom::parse(bad).is_err(), "accepted {bad:?}");
+    }
+}
