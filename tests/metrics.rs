@@ -246,6 +246,36 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     lab.del(&conf);
 }
 
+/// After the startup window one underlay session is enough for readiness (the host's speaker may be down for
+/// reasons of its own); none is not. Unknown paths and methods are refused.
+#[test]
+#[ignore = "needs root"]
+fn after_the_startup_window_one_underlay_session_makes_the_router_ready() {
+    let lab = Lab::new("mw");
+    let conf = lab.conf("1.0.0", json!({}));
+    let mut tor = start_tor(&lab);
+    lab.add(&conf);
+    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
+    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "0"]);
+    let ctx = || format!("router:\n{}\nsidecar log:\n{}", router.vtysh("show bgp summary"), sidecar.log());
+    // No host speaker at all: ready once the ToR's session is up, saying which sessions are not.
+    let body = wait_for("/readyz 200", || expect_code(&lab, "/readyz", 200), ctx);
+    assert!(body.starts_with("ready: startup window of 0 s over and 1 underlay session(s) up; 1 of 3"), "{body}");
+    assert!(body.contains(&format!("{HOST4} (host) ")) && body.contains(&format!("{HOST6} (host) ")), "{body}");
+    sessions_are(&scrape(&lab), &[(TOR, "underlay", 1.0), (HOST4, "host", 0.0), (HOST6, "host", 0.0)]).unwrap();
+    // Without the underlay: not ready.
+    tor.stop_daemon("bgpd");
+    let body = wait_for("/readyz 503", || expect_code(&lab, "/readyz", 503), ctx);
+    assert!(body.starts_with("not ready: no underlay session Established; 0 of 3"), "{body}");
+    assert_eq!(get(&lab, "/nothing-here").0, 404);
+    let out = sh(&format!(
+        "ip netns exec {} curl -s -o /dev/null -w '%{{http_code}}' -X POST http://{LISTEN}/metrics",
+        lab.router.name
+    ));
+    assert_eq!(out, "405");
+    lab.del(&conf);
+}
+
 /// The parser the test above relies on fails on what it does not understand (a negative control).
 #[test]
 fn the_text_format_parser_rejects_what_it_does_not_understand() {
