@@ -8,6 +8,9 @@
 
 pub mod frr;
 pub mod watch;
+// Issue 16: metrics, liveness and readiness over HTTP (--http-listen).
+pub mod http;
+pub mod metrics;
 
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use super::metrics::Health;
 use super::Sidecar;
 use crate::error::{Error, Result};
 use crate::{log_debug, log_info, log_warn};
@@ -106,8 +107,8 @@ impl Watches {
     }
 }
 
-/// Keep FRR equal to the state directory until killed.
-pub fn watch(sc: &mut Sidecar) -> Result<()> {
+/// Keep FRR equal to the state directory until killed; every pass is recorded in `health` (metrics, readiness).
+pub fn watch(sc: &mut Sidecar, health: &Health) -> Result<()> {
     let mut watches = Watches::new(&sc.options().state_dir)?;
     log_info!(
         "watching state directory {} for the attachment of network namespace {} (FRR configuration {})",
@@ -122,7 +123,10 @@ pub fn watch(sc: &mut Sidecar) -> Result<()> {
         watches.ensure();
         let due = retry.is_some_and(|(at, _)| Instant::now() >= at);
         if changed || due || retry.is_none() {
-            match sc.sync(due) {
+            let began = Instant::now();
+            let outcome = sc.sync(due);
+            health.record_sync(&outcome, began.elapsed());
+            match outcome {
                 Ok(_) => {
                     if retry.is_some() {
                         log_info!("FRR configuration applied after earlier failures");
