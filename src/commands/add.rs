@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::addressing::{self, host_number};
 use crate::cni::result::{self, Additions, Interface, IpConfig};
 use crate::cni::Env;
-use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
+use crate::cni::Envelope;
+use crate::config::{Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::{Netns, NsId};
@@ -33,7 +34,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
-    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
 
     // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
     clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;

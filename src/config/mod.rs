@@ -1,0 +1,446 @@
+//! The passthrough configuration (`underlay`, `l3passthrough`, ...) and the plugin's own settings, from the
+//! network configuration's JSON; the CNI envelope around them is `cni::envelope`'s. One schema on serde
+//! (`schema.rs`), validated values (`values.rs`): every error names its field (`underlay.neighbors[1].asn: ...`),
+//! every spelling users copy is accepted, unknown fields are logged at debug level, and every upstream field is
+//! used, refused saying why, or ignored saying why. docs/configuration.md is the field reference.
+
+mod schema;
+mod values;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Kind, Result};
+use crate::log::Level;
+use crate::log_debug;
+
+pub(crate) use values::Text;
+pub use values::{valid_ifname, ASN_MAX};
+
+pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
+pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
+pub const ROUTER_IFNAME: &str = "pt-ns";
+pub const HOST_IFNAME: &str = "pt-host";
+
+/// The plugin's own top-level settings, which every verb needs (DEL, GC and STATUS need nothing else: teardown
+/// works from the record, so it still works after the passthrough settings changed). Read leniently: the rest
+/// of the object is the CNI envelope's and the passthrough's.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub state_dir: PathBuf,
+    pub log_file: Option<PathBuf>,
+    pub log_level: Option<Level>,
+}
+
+impl Settings {
+    pub fn parse(v: &Value) -> Result<Settings> {
+        schema::settings(v)
+    }
+}
+
+/// The passthrough settings, needed by ADD, CHECK and `render`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Passthrough {
+    pub underlay: Underlay,
+    pub host_session: HostSession,
+    pub node_index: Option<u32>,
+    pub node_index_from: Option<NodeIndexFrom>,
+    pub host_netns: Option<PathBuf>,
+    pub mtu: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Underlay {
+    pub asn: u32,
+    pub nics: Vec<String>,
+    pub neighbors: Vec<Neighbor>,
+    #[serde(rename = "routerIDCIDR")]
+    pub router_id_cidr: Ipv4Net,
+}
+
+/// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RemoteAs {
+    Asn(u32),
+    External,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Neighbor {
+    pub address: IpAddr,
+    pub remote_as: RemoteAs,
+    pub port: Option<u16>,
+    pub password: Option<String>,
+    pub hold_time_seconds: Option<u16>,
+    pub keepalive_time_seconds: Option<u16>,
+    pub connect_time_seconds: Option<u16>,
+    /// `ebgp-multihop TTL` (the older boolean `ebgpMultiHop: true` gives 255).
+    pub ebgp_multi_hop: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSession {
+    pub asn: u32,
+    pub host_as: RemoteAs,
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Net>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIndexFrom {
+    pub interface: String,
+    pub cidr: IpNet,
+}
+
+/// Top-level keys of a CNI configuration that are not the passthrough's but are not unknown either: the CNI
+/// envelope's (src/cni/envelope.rs), [`Settings`], and what runtimes add.
+const NOT_OURS: &[&str] = &[
+    "cniVersion",
+    "cniVersions",
+    "name",
+    "type",
+    "args",
+    "runtimeConfig",
+    "prevResult",
+    "capabilities",
+    "ipam",
+    "dns",
+    "stateDir",
+    "logFile",
+    "logLevel",
+    "cni.dev/valid-attachments",
+    "cni.dev/attachments",
+    "disableCheck",
+    "disableGC",
+    "plugins",
+];
+
+impl Passthrough {
+    /// Parse from a whole configuration object (the plugin configuration on stdin, or a sample file).
+    pub fn parse(v: &Value) -> Result<Passthrough> {
+        schema::passthrough(v)
+    }
+}
+
+/// Parse stdin's bytes into JSON: malformed JSON is a decode error; a key given twice in one object is refused
+/// as invalid configuration (parsers differ in which one wins, so the configuration would mean two things).
+pub fn parse_json(bytes: &[u8]) -> Result<Value> {
+    let v = serde_json::from_slice(bytes)
+        .map_err(|e| Error::new(Kind::Decode, format!("the network configuration on stdin is not valid JSON: {e}")))?;
+    Unique("").deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(|e| Error::config(clean(&e)))?;
+    Ok(v)
+}
+
+/// Walks a JSON document refusing an object that has a key twice; `.0` is the path so far.
+struct Unique<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for Unique<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Unique<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq.next_element_seed(Unique(&format!("{}[{i}]", self.0)))?.is_some() {
+            i += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = join(self.0, &key);
+            if !seen.insert(key) {
+                return Err(de::Error::custom(format!("{path}: is given twice in one object; give each key once")));
+            }
+            map.next_value_seed(Unique(&path))?;
+        }
+        Ok(())
+    }
+}
+
+/// Spellings of one field (upstream's, the seed's, older ones); serde's `alias` accepts each. Two of one group
+/// in one object are refused, since one would silently win.
+const SPELLINGS: &[&[&str]] = &[
+    &["l3passthrough", "l3Passthrough"],
+    &["hostsession", "hostSession"],
+    &["hostasn", "hostASN", "hostAsn"],
+    &["hostType", "hosttype"],
+    &["localcidr", "localCIDR", "localCidr"],
+    &["ipv4", "IPv4"],
+    &["ipv6", "IPv6"],
+    &["routerIDCIDR", "routerIdCidr", "routeridcidr"],
+    &["holdTimeSeconds", "holdTime"],
+    &["keepaliveTimeSeconds", "keepaliveTime"],
+    &["connectTimeSeconds", "connectTime"],
+    &["cni.dev/valid-attachments", "cni.dev/attachments"],
+    &["containerID", "containerId"],
+];
+
+fn one_spelling(v: &Value, path: &str) -> Result<()> {
+    match v {
+        Value::Object(map) => {
+            for group in SPELLINGS {
+                let given: Vec<&&str> = group.iter().filter(|k| map.contains_key(**k)).collect();
+                if let [a, b, ..] = given[..] {
+                    return Err(Error::config(format!(
+                        "{} and {} are two spellings of one field: give only one",
+                        join(path, a),
+                        join(path, b)
+                    )));
+                }
+            }
+            map.iter().try_for_each(|(k, v)| one_spelling(v, &join(path, k)))
+        }
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, v)| one_spelling(v, &format!("{path}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+fn join(path: &str, name: impl fmt::Display) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// A message with every control character escaped: values and keys end up in logs and terminals.
+fn clean(msg: &impl fmt::Display) -> String {
+    msg.to_string()
+        .chars()
+        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
+/// `v` as a `T`, errors naming the field (`base` and the path inside `v`); `ignored` hears of every field `T`
+/// does not know.
+fn deserialize<T: DeserializeOwned>(v: &Value, base: &str, mut ignored: impl FnMut(serde_ignored::Path)) -> Result<T> {
+    one_spelling(v, base)?;
+    serde_path_to_error::deserialize(serde_ignored::Deserializer::new(v, &mut ignored)).map_err(|e| {
+        let field = match e.path().iter().next() {
+            None => join(base, "").trim_end_matches('.').to_string(),
+            Some(_) => join(base, e.path()),
+        };
+        let field = if field.is_empty() { "the network configuration".to_string() } else { field };
+        Error::config(clean(&format_args!("{field}: {}", e.inner())))
+    })
+}
+
+/// `v` as a `T`, other fields left to other readers (the envelope, [`Settings`]).
+pub(crate) fn lenient<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
+    deserialize(v, base, |_| {})
+}
+
+/// `v` as a `T`; fields `T` does not know are logged at debug level (not errors, but a typo should be findable),
+/// except the top-level ones in `NOT_OURS`.
+fn strict<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
+    let mut unknown = Vec::new();
+    let t = deserialize(v, base, |p| unknown.push(ignored_path(&p)))?;
+    for p in unknown.iter().filter(|p| !(base.is_empty() && NOT_OURS.contains(&p.as_str()))) {
+        log_debug!("ignoring unknown field {}", clean(&join(base, p)));
+    }
+    Ok(t)
+}
+
+fn ignored_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path as P;
+    match p {
+        P::Root => String::new(),
+        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
+        P::Map { parent, key } => join(&ignored_path(parent), key),
+        P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn base() -> Value {
+        json!({
+            "cniVersion": "1.0.0", "name": "openpe", "type": "openpe-passthrough",
+            "underlay": {"asn": 64514, "nics": ["toswitch"], "neighbors": [{"asn": 64512, "address": "192.168.11.2"}]},
+            "l3passthrough": {"hostsession": {"asn": 64514, "hostasn": 64515,
+                "localcidr": {"ipv4": "192.169.10.0/24", "ipv6": "2001:db8:10::/64"}}}
+        })
+    }
+
+    fn err(v: Value) -> Error {
+        Passthrough::parse(&v).unwrap_err()
+    }
+
+    #[test]
+    fn doc_form_parses() {
+        let p = Passthrough::parse(&base()).unwrap();
+        assert_eq!(p.underlay.asn, 64514);
+        assert_eq!(p.host_session.host_as, RemoteAs::Asn(64515));
+        assert_eq!(p.host_session.ipv6.unwrap().to_string(), "2001:db8:10::/64");
+        assert_eq!(p.underlay.router_id_cidr.to_string(), "10.0.0.0/24");
+    }
+
+    #[test]
+    fn upstream_spelling_and_whole_resources() {
+        let v = json!({
+            "cniVersion": "1.0.0", "name": "openpe",
+            "underlay": {"apiVersion": "openpe.openperouter.github.io/v1alpha1", "kind": "Underlay",
+                "metadata": {"name": "underlay"}, "status": {},
+                "spec": {"asn": 64514, "nics": ["toswitch"],
+                    "neighbors": [{"type": "External", "address": "192.168.11.2", "port": 1790,
+                        "holdTimeSeconds": 9, "keepaliveTimeSeconds": 3, "connectTimeSeconds": 5, "ebgpMultiHop": true,
+                        "password": "s3cret"}]}},
+            "l3Passthrough": {"kind": "L3Passthrough", "spec": {"hostSession": {"asn": 64514, "hostType": "Internal",
+                "localCIDR": {"ipv4": "192.169.10.7/24"}}}}
+        });
+        let p = Passthrough::parse(&v).unwrap();
+        assert_eq!(p.underlay.neighbors[0].remote_as, RemoteAs::External);
+        assert_eq!(p.underlay.neighbors[0].port, Some(1790));
+        assert_eq!(p.host_session.host_as, RemoteAs::Internal);
+        assert_eq!(p.host_session.ipv4.unwrap().to_string(), "192.169.10.0/24", "host bits are masked");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = base();
+        v["underlay"]["neighbors"][0]["asn"] = json!(0);
+        assert!(err(v).msg.starts_with("underlay.neighbors[0].asn:"));
+        let mut v = base();
+        v["underlay"]["asn"] = json!(4294967296u64);
+        assert!(err(v).msg.starts_with("underlay.asn:"));
+        let mut v = base();
+        v["l3passthrough"]["hostsession"]["localcidr"]["ipv4"] = json!("2001:db8::/64");
+        assert!(err(v).msg.contains("localcidr.ipv4"));
+        let mut v = base();
+        v["l3passthrough"]["hostsession"]["localcidr"]["ipv4"] = json!("192.169.10.0/31");
+        assert!(err(v).msg.contains("localcidr.ipv4"));
+        let mut v = base();
+        v["l3passthrough"]["hostsession"]["localcidr"] = json!({});
+        assert!(err(v).msg.contains("at least one"));
+        let mut v = base();
+        v["l3passthrough"]["hostsession"]["hostType"] = json!("External");
+        assert!(err(v).msg.contains("exactly one"));
+        let mut v = base();
+        v["underlay"]["neighbors"][0]["password"] = json!("a b");
+        assert!(err(v).msg.contains("password"));
+        let mut v = base();
+        v["underlay"]["nics"] = json!(["bad/name"]);
+        assert!(err(v).msg.starts_with("underlay.nics[0]:"));
+        let mut v = base();
+        v["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
+        assert!(err(v).msg.contains("set together"));
+        assert_eq!(err(json!({"cniVersion": "1.0.0", "name": "x"})).kind, Kind::Invalid(crate::error::Input::Config));
+        let mut v = base();
+        v["underlay"]["neighbors"][0]["bfd"] = json!({});
+        let e = err(v);
+        assert!(e.msg.starts_with("underlay.neighbors[0].bfd: is not implemented"), "{}", e.msg);
+    }
+
+    /// Every spelling in SPELLINGS is one serde accepts for the same field: renaming the first spelling to any
+    /// other gives the same configuration.
+    #[test]
+    fn every_spelling_is_an_alias() {
+        fn rename(v: &mut Value, from: &str, to: &str) -> bool {
+            match v {
+                Value::Object(m) => {
+                    if let Some(x) = m.remove(from) {
+                        m.insert(to.to_string(), x);
+                        return true;
+                    }
+                    m.values_mut().any(|x| rename(x, from, to))
+                }
+                Value::Array(a) => a.iter_mut().any(|x| rename(x, from, to)),
+                _ => false,
+            }
+        }
+        let mut full = base();
+        full["underlay"]["routerIDCIDR"] = json!("10.1.0.0/24");
+        full["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
+        full["underlay"]["neighbors"][0]["keepaliveTimeSeconds"] = json!(3);
+        full["underlay"]["neighbors"][0]["connectTimeSeconds"] = json!(5);
+        let internal = {
+            let mut v = full.clone();
+            v["l3passthrough"]["hostsession"] =
+                json!({"asn": 1, "hostType": "Internal", "localcidr": {"ipv4": "10.9.0.0/24"}});
+            v
+        };
+        for group in SPELLINGS.iter().filter(|g| !g[0].starts_with("c")) {
+            let base = if group[0] == "hostType" { internal.clone() } else { full.clone() };
+            let want = Passthrough::parse(&base).unwrap();
+            for other in &group[1..] {
+                let mut v = base.clone();
+                assert!(rename(&mut v, group[0], other), "{} is not in the test configuration", group[0]);
+                assert_eq!(Passthrough::parse(&v).unwrap(), want, "{other} is not an alias of {}", group[0]);
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_naming_the_object() {
+        let e = parse_json(br#"{"underlay": {"neighbors": [{"asn": 1, "asn": 2}]}}"#).unwrap_err();
+        assert_eq!(e.kind, Kind::Invalid(crate::error::Input::Config));
+        assert!(e.msg.starts_with("underlay.neighbors[0].asn: is given twice"), "{}", e.msg);
+        assert_eq!(parse_json(b"{\"a\": 1,").unwrap_err().kind, Kind::Decode);
+        assert!(parse_json(br#"{"a": {"b": 1}, "c": {"b": 1}}"#).is_ok());
+    }
+
+    #[test]
+    fn upstream_interfaces_and_properties() {
+        let mut v = base();
+        v["underlay"]["nics"] = Value::Null;
+        v["underlay"]["interfaces"] = json!([{"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}}]);
+        v["underlay"]["neighbors"][0]["properties"] = json!([{"type": "ebgpMultiHop", "ebgpMultiHop": {"ttl": 3}}]);
+        v["underlay"]["nodeSelector"] = json!({"matchLabels": {"a": "b"}});
+        let p = Passthrough::parse(&v).unwrap();
+        assert_eq!(p.underlay.nics, ["eth1"]);
+        assert_eq!(p.underlay.neighbors[0].ebgp_multi_hop, Some(3));
+        v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {}});
+        let e = err(v.clone());
+        assert!(e.msg.starts_with("underlay.interfaces[0].type: CNIDevice is not implemented"), "{}", e.msg);
+        v["underlay"]["nics"] = json!(["eth1"]);
+        assert!(err(v).msg.contains("not both"));
+        let mut v = base();
+        v["underlay"]["neighbors"][0]["ebgpMultiHop"] = json!(true);
+        assert_eq!(Passthrough::parse(&v).unwrap().underlay.neighbors[0].ebgp_multi_hop, Some(255));
+        v["underlay"]["neighbors"][0]["properties"] = json!([]);
+        assert!(err(v).msg.contains("give one of the two"));
+    }
+}
