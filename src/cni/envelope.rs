@@ -191,8 +191,10 @@ mod tests {
             parse(json!({"cni.dev/attachments": [{"containerId": "c", "ifname": "i"}]})).unwrap(),
             ValidAttachments::List(vec![one])
         );
-        let e = parse(json!({"cni.dev/valid-attachments": [], "cni.dev/attachments": []})).unwrap_err();
-        assert!(e.msg.contains("two spellings"), "{}", e.msg);
+        let both =
+            br#"{"cniVersion": "1.1.0", "name": "a", "cni.dev/valid-attachments": [], "cni.dev/attachments": []}"#;
+        let e = crate::config::parse_json(both).unwrap_err();
+        assert!(e.msg.starts_with("cni.dev/valid-attachments and cni.dev/attachments are two spellings"), "{}", e.msg);
         let e = parse(json!({"cni.dev/valid-attachments": [{"containerID": "c"}]})).unwrap_err();
         assert!(e.msg.starts_with("cni.dev/valid-attachments[0]"), "{}", e.msg);
     }

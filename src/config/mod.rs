@@ -7,7 +7,6 @@
 mod schema;
 mod values;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,7 +18,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Kind, Result};
 use crate::log::Level;
-use crate::log_debug;
+use crate::{log_debug, log_info};
 
 pub(crate) use values::Text;
 pub use values::{valid_ifname, ASN_MAX};
@@ -105,27 +104,44 @@ pub struct NodeIndexFrom {
     pub cidr: IpNet,
 }
 
-/// Top-level keys of a CNI configuration that are not the passthrough's but are not unknown either: the CNI
-/// envelope's (src/cni/envelope.rs), [`Settings`], and what runtimes add.
-const NOT_OURS: &[&str] = &[
-    "cniVersion",
-    "cniVersions",
-    "name",
-    "type",
-    "args",
-    "runtimeConfig",
-    "prevResult",
-    "capabilities",
-    "ipam",
-    "dns",
-    "stateDir",
-    "logFile",
-    "logLevel",
-    "cni.dev/valid-attachments",
-    "cni.dev/attachments",
-    "disableCheck",
-    "disableGC",
-    "plugins",
+/// What becomes of a field the schema does not read.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Another reader's (the CNI envelope, [`Settings`], the runtime, Kubernetes): skipped without a word.
+    Theirs,
+    /// An upstream field this project does not do: refused with the reason.
+    Refused(&'static str),
+    /// An upstream field that has no job here: accepted, and an info log says why.
+    Ignored(&'static str),
+}
+
+/// Top-level keys that are not the passthrough's but are not unknown either.
+#[rustfmt::skip]
+const NOT_OURS: &[(&str, Fate)] = &[
+    ("cniVersion", Fate::Theirs), ("cniVersions", Fate::Theirs), ("name", Fate::Theirs), ("type", Fate::Theirs),
+    ("args", Fate::Theirs), ("runtimeConfig", Fate::Theirs), ("prevResult", Fate::Theirs),
+    ("capabilities", Fate::Theirs), ("ipam", Fate::Theirs), ("dns", Fate::Theirs), ("stateDir", Fate::Theirs),
+    ("logFile", Fate::Theirs), ("logLevel", Fate::Theirs), ("cni.dev/valid-attachments", Fate::Theirs),
+    ("cni.dev/attachments", Fate::Theirs), ("disableCheck", Fate::Theirs), ("disableGC", Fate::Theirs),
+    ("plugins", Fate::Theirs),
+];
+
+/// Spellings of one field (upstream's, the seed's, older ones), each a serde `alias` of the first. Two of one
+/// group in one object are refused, since one would silently win.
+const SPELLINGS: [&[&str]; 13] = [
+    &["l3passthrough", "l3Passthrough"],
+    &["hostsession", "hostSession"],
+    &["hostasn", "hostASN", "hostAsn"],
+    &["hostType", "hosttype"],
+    &["localcidr", "localCIDR", "localCidr"],
+    &["ipv4", "IPv4"],
+    &["ipv6", "IPv6"],
+    &["routerIDCIDR", "routerIdCidr", "routeridcidr"],
+    &["holdTimeSeconds", "holdTime"],
+    &["keepaliveTimeSeconds", "keepaliveTime"],
+    &["connectTimeSeconds", "connectTime"],
+    &["cni.dev/valid-attachments", "cni.dev/attachments"],
+    &["containerID", "containerId"],
 ];
 
 impl Passthrough {
@@ -135,26 +151,27 @@ impl Passthrough {
     }
 }
 
-/// Parse stdin's bytes into JSON: malformed JSON is a decode error; a key given twice in one object is refused
-/// as invalid configuration (parsers differ in which one wins, so the configuration would mean two things).
+/// Parse stdin's bytes into JSON: malformed JSON is a decode error. One key, one meaning: a key given twice in
+/// one object, or two spellings of one field, is refused as invalid configuration (parsers differ in which one
+/// wins). Values parsed elsewhere still meet serde's own refusal of two spellings, with a plainer message.
 pub fn parse_json(bytes: &[u8]) -> Result<Value> {
     let v = serde_json::from_slice(bytes)
         .map_err(|e| Error::new(Kind::Decode, format!("the network configuration on stdin is not valid JSON: {e}")))?;
-    Unique("").deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(|e| Error::config(clean(&e)))?;
+    Keys("").deserialize(&mut serde_json::Deserializer::from_slice(bytes)).map_err(|e| Error::config(clean(&e)))?;
     Ok(v)
 }
 
-/// Walks a JSON document refusing an object that has a key twice; `.0` is the path so far.
-struct Unique<'p>(&'p str);
+/// Walks a JSON document checking the keys of every object; `.0` is the path so far.
+struct Keys<'p>(&'p str);
 
-impl<'de> DeserializeSeed<'de> for Unique<'_> {
+impl<'de> DeserializeSeed<'de> for Keys<'_> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for Unique<'_> {
+impl<'de> Visitor<'de> for Keys<'_> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("JSON")
@@ -179,67 +196,35 @@ impl<'de> Visitor<'de> for Unique<'_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut i = 0;
-        while seq.next_element_seed(Unique(&format!("{}[{i}]", self.0)))?.is_some() {
+        while seq.next_element_seed(Keys(&format!("{}[{i}]", self.0)))?.is_some() {
             i += 1;
         }
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = HashSet::new();
+        let mut seen: Vec<String> = Vec::new();
         while let Some(key) = map.next_key::<String>()? {
             let path = join(self.0, &key);
-            if !seen.insert(key) {
-                return Err(de::Error::custom(format!("{path}: is given twice in one object; give each key once")));
+            let group = SPELLINGS.iter().find(|g| g.contains(&key.as_str())).copied().unwrap_or(&[]);
+            if let Some(other) = seen.iter().find(|k| **k == key || group.contains(&k.as_str())) {
+                return Err(de::Error::custom(match *other == key {
+                    true => format!("{path}: is given twice in one object; give each key once"),
+                    false => {
+                        format!("{} and {path} are two spellings of one field: give only one", join(self.0, other))
+                    }
+                }));
             }
-            map.next_value_seed(Unique(&path))?;
+            map.next_value_seed(Keys(&path))?;
+            seen.push(key);
         }
         Ok(())
     }
 }
 
-/// Spellings of one field (upstream's, the seed's, older ones); serde's `alias` accepts each. Two of one group
-/// in one object are refused, since one would silently win.
-const SPELLINGS: &[&[&str]] = &[
-    &["l3passthrough", "l3Passthrough"],
-    &["hostsession", "hostSession"],
-    &["hostasn", "hostASN", "hostAsn"],
-    &["hostType", "hosttype"],
-    &["localcidr", "localCIDR", "localCidr"],
-    &["ipv4", "IPv4"],
-    &["ipv6", "IPv6"],
-    &["routerIDCIDR", "routerIdCidr", "routeridcidr"],
-    &["holdTimeSeconds", "holdTime"],
-    &["keepaliveTimeSeconds", "keepaliveTime"],
-    &["connectTimeSeconds", "connectTime"],
-    &["cni.dev/valid-attachments", "cni.dev/attachments"],
-    &["containerID", "containerId"],
-];
-
-fn one_spelling(v: &Value, path: &str) -> Result<()> {
-    match v {
-        Value::Object(map) => {
-            for group in SPELLINGS {
-                let given: Vec<&&str> = group.iter().filter(|k| map.contains_key(**k)).collect();
-                if let [a, b, ..] = given[..] {
-                    return Err(Error::config(format!(
-                        "{} and {} are two spellings of one field: give only one",
-                        join(path, a),
-                        join(path, b)
-                    )));
-                }
-            }
-            map.iter().try_for_each(|(k, v)| one_spelling(v, &join(path, k)))
-        }
-        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, v)| one_spelling(v, &format!("{path}[{i}]"))),
-        _ => Ok(()),
-    }
-}
-
 fn join(path: &str, name: impl fmt::Display) -> String {
-    if path.is_empty() {
-        name.to_string()
-    } else {
-        format!("{path}.{name}")
+    match path {
+        "" => name.to_string(),
+        _ => format!("{path}.{name}"),
     }
 }
 
@@ -251,16 +236,15 @@ fn clean(msg: &impl fmt::Display) -> String {
         .collect()
 }
 
-/// `v` as a `T`, errors naming the field (`base` and the path inside `v`); `ignored` hears of every field `T`
+/// `v` as a `T`, errors naming the field (`base`, then the path inside `v`); `ignored` hears of every field `T`
 /// does not know.
 fn deserialize<T: DeserializeOwned>(v: &Value, base: &str, mut ignored: impl FnMut(serde_ignored::Path)) -> Result<T> {
-    one_spelling(v, base)?;
     serde_path_to_error::deserialize(serde_ignored::Deserializer::new(v, &mut ignored)).map_err(|e| {
-        let field = match e.path().iter().next() {
-            None => join(base, "").trim_end_matches('.').to_string(),
-            Some(_) => join(base, e.path()),
+        let field = match (base, e.path().iter().next()) {
+            ("", None) => "the network configuration".to_string(),
+            (_, None) => base.to_string(),
+            (_, Some(_)) => join(base, e.path()),
         };
-        let field = if field.is_empty() { "the network configuration".to_string() } else { field };
         Error::config(clean(&format_args!("{field}: {}", e.inner())))
     })
 }
@@ -270,23 +254,36 @@ pub(crate) fn lenient<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
     deserialize(v, base, |_| {})
 }
 
-/// `v` as a `T`; fields `T` does not know are logged at debug level (not errors, but a typo should be findable),
-/// except the top-level ones in `NOT_OURS`.
-fn strict<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
+/// `v` as a `T`; the fields `T` does not know meet their fate in `fates` (paths relative to `v`, `[]` for any
+/// index), or are logged at debug level: not errors, but a typo should be findable.
+fn strict<T: DeserializeOwned>(v: &Value, base: &str, fates: &[(&str, Fate)]) -> Result<T> {
     let mut unknown = Vec::new();
     let t = deserialize(v, base, |p| unknown.push(ignored_path(&p)))?;
-    for p in unknown.iter().filter(|p| !(base.is_empty() && NOT_OURS.contains(&p.as_str()))) {
-        log_debug!("ignoring unknown field {}", clean(&join(base, p)));
+    for (path, shape) in unknown {
+        let field = clean(&join(base, &path));
+        match fates.iter().find(|(f, _)| *f == shape).map(|(_, fate)| *fate) {
+            Some(Fate::Theirs) => {}
+            Some(Fate::Refused(why)) => return Err(Error::config(format!("{field}: {why}"))),
+            Some(Fate::Ignored(why)) => log_info!("{field}: accepted and ignored: {why}"),
+            None => log_debug!("ignoring unknown field {field}"),
+        }
     }
     Ok(t)
 }
 
-fn ignored_path(p: &serde_ignored::Path) -> String {
+/// A path as messages show it (`neighbors[1].bfd`) and its shape, as the fate tables name it (`neighbors[].bfd`).
+fn ignored_path(p: &serde_ignored::Path) -> (String, String) {
     use serde_ignored::Path as P;
     match p {
-        P::Root => String::new(),
-        P::Seq { parent, index } => format!("{}[{index}]", ignored_path(parent)),
-        P::Map { parent, key } => join(&ignored_path(parent), key),
+        P::Root => (String::new(), String::new()),
+        P::Seq { parent, index } => {
+            let (path, shape) = ignored_path(parent);
+            (format!("{path}[{index}]"), format!("{shape}[]"))
+        }
+        P::Map { parent, key } => {
+            let (path, shape) = ignored_path(parent);
+            (join(&path, key), join(&shape, key))
+        }
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
@@ -432,9 +429,17 @@ mod tests {
         let p = Passthrough::parse(&v).unwrap();
         assert_eq!(p.underlay.nics, ["eth1"]);
         assert_eq!(p.underlay.neighbors[0].ebgp_multi_hop, Some(3));
-        v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {}});
+        v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice"});
         let e = err(v.clone());
         assert!(e.msg.starts_with("underlay.interfaces[0].type: CNIDevice is not implemented"), "{}", e.msg);
+        v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {}});
+        let e = err(v.clone());
+        assert!(
+            e.msg.starts_with("underlay.interfaces[0].cniDevice: the CNIDevice interface type is not"),
+            "{}",
+            e.msg
+        );
+        v["underlay"]["interfaces"][0] = json!({"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}});
         v["underlay"]["nics"] = json!(["eth1"]);
         assert!(err(v).msg.contains("not both"));
         let mut v = base();

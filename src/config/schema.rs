@@ -1,10 +1,10 @@
-//! The schema: what a configuration may say, as serde reads it (one struct per object, every upstream field
-//! named, each spelling an `alias`), then the rules between fields that types cannot say (`validate`-style
-//! functions, one per object). Values arrive validated (`values.rs`); what is left here is cross-field.
+//! The schema: what a configuration may say, as serde reads it (one struct per object, each spelling an
+//! `alias`), what becomes of the upstream fields this project does not use (`Fate` tables), and the rules
+//! between fields that types cannot say. Values arrive validated (`values.rs`).
 
 use std::path::PathBuf;
 
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -32,7 +32,7 @@ pub(super) fn settings(v: &Value) -> Result<Settings> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", expecting = "a JSON object")]
 struct Netconf {
-    /// An Underlay's spec, or the whole resource (see [`resource`]).
+    /// An Underlay's spec, or the whole resource (see [`resource`]); likewise the L3Passthrough.
     underlay: Option<Value>,
     #[serde(alias = "l3Passthrough")]
     l3passthrough: Option<Value>,
@@ -43,24 +43,17 @@ struct Netconf {
 }
 
 #[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
 struct NodeIndexFromWire {
     interface: IfName,
     cidr: Cidr,
 }
 
-/// A Kubernetes resource pasted whole: only its `spec` matters (and its `kind`, if given, must be right).
+/// A Kubernetes resource pasted whole: only its `spec` matters, and its `kind`, if given, must be right.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Resource {
     kind: Option<Text>,
     spec: Value,
-    // Known, and of no use here.
-    #[serde(rename = "apiVersion")]
-    _api_version: Option<IgnoredAny>,
-    #[serde(rename = "metadata")]
-    _metadata: Option<IgnoredAny>,
-    #[serde(rename = "status")]
-    _status: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -72,15 +65,6 @@ struct UnderlayWire {
     neighbors: Option<Vec<NeighborWire>>,
     #[serde(rename = "routerIDCIDR", alias = "routerIdCidr", alias = "routeridcidr")]
     router_id_cidr: Option<RouterIdCidr>,
-    node_selector: Option<IgnoredAny>,
-    // EVPN and SRv6: refused.
-    evpn: Option<IgnoredAny>,
-    tunnel_endpoint: Option<IgnoredAny>,
-    isis: Option<IgnoredAny>,
-    srv6: Option<IgnoredAny>,
-    // Rendered by later issues; refused until then.
-    graceful_restart: Option<IgnoredAny>,
-    route_reflector: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -89,7 +73,6 @@ struct InterfaceWire {
     #[serde(rename = "type")]
     kind: InterfaceType,
     network_device: Option<NetworkDeviceWire>,
-    cni_device: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -100,7 +83,7 @@ enum InterfaceType {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
 struct NetworkDeviceWire {
     interface_name: Device,
 }
@@ -119,16 +102,10 @@ struct NeighborWire {
     #[serde(alias = "keepaliveTime")]
     keepalive_time_seconds: Option<Seconds>,
     #[serde(alias = "connectTime")]
-    connect_time_seconds: Option<PositiveSeconds>,
-    /// The older boolean; `properties` replaced it upstream.
+    connect_time_seconds: Option<Bounded<1, 65535>>,
+    /// The older boolean, which `properties` replaced upstream.
     ebgp_multi_hop: Option<bool>,
     properties: Option<Vec<PropertyWire>>,
-    // Rendered by later issues; refused until then.
-    interface: Option<IgnoredAny>,
-    listen_range: Option<IgnoredAny>,
-    bfd: Option<IgnoredAny>,
-    address_families: Option<IgnoredAny>,
-    password_secret: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -152,11 +129,10 @@ struct MultiHopWire {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+#[serde(expecting = "a JSON object")]
 struct L3PassthroughWire {
     #[serde(alias = "hostSession")]
     hostsession: Option<HostSessionWire>,
-    node_selector: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -181,164 +157,126 @@ struct LocalCidrWire {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The upstream fields this project does not use, by object (`[]` stands for any index): refused saying why, or
+// accepted and ignored saying why. Every other unknown field is logged at debug level.
 
-const NOT_YET: &str = "is not implemented in openpe-passthrough yet; remove it (refused rather than ignored, so \
-                       that the router never does less than its configuration says)";
-const EVPN: &str = "is an EVPN/SRv6 setting; passthrough mode has no VTEP and no tunnel, so it has no use for it";
+const NOT_YET: Fate = Fate::Refused(
+    "is not implemented in openpe-passthrough yet; remove it (refused rather than ignored, so that the router \
+     never does less than its configuration says)",
+);
+const EVPN: Fate = Fate::Refused("is an EVPN/SRv6 setting; passthrough mode has no VTEP and no tunnel to use it for");
+const NODE_SELECTOR: Fate = Fate::Ignored(
+    "a plugin configuration applies wherever it is installed; in Kubernetes, one NetworkAttachmentDefinition per \
+     node pool does the selector's job",
+);
+const K8S: Fate = Fate::Theirs;
+
+const RESOURCE: &[(&str, Fate)] = &[("apiVersion", K8S), ("metadata", K8S), ("status", K8S)];
+const UNDERLAY: &[(&str, Fate)] = &[
+    ("nodeSelector", NODE_SELECTOR),
+    ("evpn", EVPN),
+    ("tunnelEndpoint", EVPN),
+    ("isis", EVPN),
+    ("srv6", EVPN),
+    ("gracefulRestart", NOT_YET),
+    ("routeReflector", NOT_YET),
+    (
+        "interfaces[].cniDevice",
+        Fate::Refused("the CNIDevice interface type is not implemented in openpe-passthrough yet"),
+    ),
+    ("neighbors[].interface", NOT_YET),
+    ("neighbors[].listenRange", NOT_YET),
+    ("neighbors[].bfd", NOT_YET),
+    ("neighbors[].addressFamilies", NOT_YET),
+    ("neighbors[].passwordSecret", NOT_YET),
+];
+const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
 
 /// What ebgp-multihop without a TTL means: FRR's maximum, written out so that the rendered text equals what FRR
 /// shows in its running configuration.
 const MAX_TTL: u8 = 255;
 
+fn fail<T>(msg: String) -> Result<T> {
+    Err(Error::config(msg))
+}
+
 fn required<T>(v: Option<T>, path: &str, name: &str) -> Result<T> {
     v.ok_or_else(|| Error::config(format!("{}: is required", join(path, name))))
 }
 
-/// The first of `fields` that is given, refused saying `why`.
-fn refuse(path: &str, fields: &[(&str, bool)], why: &str) -> Result<()> {
-    match fields.iter().find(|(_, given)| *given) {
-        Some((name, _)) => Err(Error::config(format!("{}: {why}", join(path, name)))),
-        None => Ok(()),
-    }
-}
-
 /// `asn` (a number) or `type` (External/Internal): exactly one of the two.
-fn remote_as(asn: Option<Asn>, kind: Option<PeerType>, path: &str, names: [&str; 2]) -> Result<RemoteAs> {
+fn remote_as(asn: Option<Asn>, kind: Option<PeerType>, p: &str, [a, t]: [&str; 2]) -> Result<RemoteAs> {
     match (asn, kind) {
-        (Some(a), None) => Ok(RemoteAs::Asn(a.u32())),
-        (None, Some(t)) => Ok(t.0),
-        (Some(_), Some(_)) => Err(Error::config(format!(
-            "{} and {}: give exactly one of the two",
-            join(path, names[0]),
-            join(path, names[1])
-        ))),
-        (None, None) => Err(Error::config(format!(
-            "{path}: one of {} or {} is required",
-            join(path, names[0]),
-            join(path, names[1])
-        ))),
+        (Some(n), None) => Ok(RemoteAs::Asn(n.u32())),
+        (None, Some(k)) => Ok(k.0),
+        (Some(_), Some(_)) => fail(format!("{p}.{a} and {p}.{t}: give exactly one of the two")),
+        (None, None) => fail(format!("{p}: one of {p}.{a} or {p}.{t} is required")),
     }
 }
 
 /// A resource's spec, pasted bare or as the whole resource; returns the path of the spec too.
-fn resource<T: DeserializeOwned>(v: &Value, path: &str, kind: &str) -> Result<(T, String)> {
+fn resource<T: DeserializeOwned>(v: &Value, path: &str, kind: &str, fates: &[(&str, Fate)]) -> Result<(T, String)> {
     if v.get("spec").is_none() {
-        return Ok((strict(v, path)?, path.to_string()));
+        return Ok((strict(v, path, fates)?, path.to_string()));
     }
-    let r: Resource = strict(v, path)?;
+    let r: Resource = strict(v, path, RESOURCE)?;
     if let Some(Text(k)) = r.kind.filter(|k| k.0 != kind) {
-        return Err(Error::config(format!("{path}.kind: must be {kind:?}, got {k:?}")));
+        return fail(format!("{path}.kind: must be {kind:?}, got {k:?}"));
     }
     let path = format!("{path}.spec");
-    Ok((strict(&r.spec, &path)?, path))
+    Ok((strict(&r.spec, &path, fates)?, path))
 }
-
-fn not_ignored(path: &str, given: bool, why: &str) {
-    if given {
-        crate::log_info!("{path}.nodeSelector: accepted and ignored: {why}");
-    }
-}
-
-const NODE_SELECTOR: &str = "a plugin configuration applies wherever it is installed (in Kubernetes, one \
-                             NetworkAttachmentDefinition per node pool does the selector's job)";
 
 pub(super) fn passthrough(v: &Value) -> Result<Passthrough> {
-    let n: Netconf = strict(v, "")?;
+    let n: Netconf = strict(v, "", NOT_OURS)?;
     let host_session = host_session(&required(n.l3passthrough, "", "l3passthrough")?)?;
     let underlay = underlay(&required(n.underlay, "", "underlay")?, &host_session)?;
-    let node_index_from = n.node_index_from.map(|f| NodeIndexFrom { interface: f.interface.0, cidr: f.cidr.0 });
-    let mtu = match n.mtu {
-        Some(m) if host_session.ipv6.is_some() && !(1280..=65535).contains(&m) => {
-            return Err(Error::config(format!("mtu: must be from 1280 to 65535 (IPv6 needs at least 1280), got {m}")))
-        }
-        Some(m) if !(68..=65535).contains(&m) => {
-            return Err(Error::config(format!("mtu: must be a whole number from 68 to 65535, got {m}")))
-        }
-        m => m,
-    };
-    let pt = Passthrough {
+    let min_mtu = if host_session.ipv6.is_some() { 1280 } else { 68 };
+    if let Some(m) = n.mtu.filter(|m| !(min_mtu..=65535).contains(m)) {
+        return fail(format!("mtu: must be a whole number from {min_mtu} to 65535 (IPv6 needs 1280), got {m}"));
+    }
+    Ok(Passthrough {
         underlay,
         host_session,
         node_index: n.node_index,
-        node_index_from,
+        node_index_from: n.node_index_from.map(|f| NodeIndexFrom { interface: f.interface.0, cidr: f.cidr.0 }),
         host_netns: n.host_netns.map(|p| p.0),
-        mtu,
-    };
-    Ok(pt)
-}
-
-/// A neighbor inside a localcidr would be routed to the veth pair, and the router's own pt-ns address cannot
-/// be its own peer.
-fn outside_localcidr(n: &Neighbor, hs: &HostSession, p: &str) -> Result<()> {
-    let cidrs = [hs.ipv4.map(IpNet::V4).map(|n| ("ipv4", n)), hs.ipv6.map(IpNet::V6).map(|n| ("ipv6", n))];
-    let router = crate::addressing::veth_addresses(hs, 0)?.router;
-    if router.iter().any(|r| r.addr() == n.address) {
-        return Err(Error::config(format!("{p}.address: {} is the router's own pt-ns address", n.address)));
-    }
-    match cidrs.iter().flatten().find(|(_, net)| net.contains(&n.address)) {
-        Some((family, net)) => Err(Error::config(format!(
-            "{p}.address: {} lies inside l3passthrough.hostsession.localcidr.{family} ({net}), whose addresses \
-             belong to the veth pair",
-            n.address
-        ))),
-        None => Ok(()),
-    }
+        mtu: n.mtu,
+    })
 }
 
 fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
-    let (u, path): (UnderlayWire, String) = resource(v, "underlay", "Underlay")?;
+    let (u, path): (UnderlayWire, String) = resource(v, "underlay", "Underlay", UNDERLAY)?;
     let p = path.as_str();
-    refuse(
-        p,
-        &[("evpn", u.evpn.is_some()), ("tunnelEndpoint", u.tunnel_endpoint.is_some()), ("isis", u.isis.is_some())],
-        EVPN,
-    )?;
-    refuse(p, &[("srv6", u.srv6.is_some())], EVPN)?;
-    refuse(
-        p,
-        &[("gracefulRestart", u.graceful_restart.is_some()), ("routeReflector", u.route_reflector.is_some())],
-        NOT_YET,
-    )?;
-    not_ignored(p, u.node_selector.is_some(), NODE_SELECTOR);
     let nics = devices(u.nics, u.interfaces, p)?;
     let list = required(u.neighbors, p, "neighbors")?;
     if list.is_empty() {
-        return Err(Error::config(format!("{p}.neighbors: needs at least one BGP neighbor")));
+        return fail(format!("{p}.neighbors: needs at least one BGP neighbor"));
     }
     let mut neighbors: Vec<Neighbor> = Vec::new();
     for (i, n) in list.into_iter().enumerate() {
-        let at = format!("{p}.neighbors[{i}]");
-        let n = neighbor(n, &at)?;
-        outside_localcidr(&n, hs, &at)?;
+        let n = neighbor(n, &format!("{p}.neighbors[{i}]"), hs)?;
         if neighbors.iter().any(|m| m.address == n.address) {
-            return Err(Error::config(format!("{p}.neighbors[{i}].address: {} is listed twice", n.address)));
+            return fail(format!("{p}.neighbors[{i}].address: {} is listed twice", n.address));
         }
         neighbors.push(n);
     }
-    let router_id_cidr = match u.router_id_cidr {
-        Some(c) => c.0,
-        None => DEFAULT_ROUTER_ID_CIDR.parse().expect("default router id CIDR"),
-    };
+    let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
     Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, neighbors, router_id_cidr })
 }
 
 /// The devices moved into the router: `nics` (names) or `interfaces` (upstream's typed list), not both.
 fn devices(nics: Option<Vec<Device>>, interfaces: Option<Vec<InterfaceWire>>, p: &str) -> Result<Vec<String>> {
     let named: Vec<(String, String)> = match (nics, interfaces) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(format!("{p}.nics and {p}.interfaces: give one of the two, not both")))
-        }
-        (None, None) => return Err(Error::config(format!("{p}.nics: is required (or {p}.interfaces)"))),
+        (Some(_), Some(_)) => return fail(format!("{p}.nics and {p}.interfaces: give one of the two, not both")),
+        (None, None) => return fail(format!("{p}.nics: is required (or {p}.interfaces)")),
         (Some(list), None) => list.into_iter().enumerate().map(|(i, d)| (format!("{p}.nics[{i}]"), d.0)).collect(),
-        (None, Some(list)) => list
-            .into_iter()
-            .enumerate()
+        (None, Some(list)) => (list.into_iter().enumerate())
             .map(|(i, d)| {
                 let at = format!("{p}.interfaces[{i}]");
                 if d.kind == InterfaceType::CniDevice {
-                    return Err(Error::config(format!("{at}.type: CNIDevice {NOT_YET}")));
+                    return fail(format!("{at}.type: CNIDevice is not implemented in openpe-passthrough yet"));
                 }
-                refuse(&at, &[("cniDevice", d.cni_device.is_some())], "belongs to type CNIDevice, not NetworkDevice")?;
                 let dev = required(d.network_device, &at, "networkDevice")?;
                 Ok((format!("{at}.networkDevice.interfaceName"), dev.interface_name.0))
             })
@@ -347,86 +285,75 @@ fn devices(nics: Option<Vec<Device>>, interfaces: Option<Vec<InterfaceWire>>, p:
     let mut out: Vec<String> = Vec::new();
     for (path, name) in named {
         if out.contains(&name) {
-            return Err(Error::config(format!("{path}: {name:?} is listed twice")));
+            return fail(format!("{path}: {name:?} is listed twice"));
         }
         out.push(name);
     }
     Ok(out)
 }
 
-fn neighbor(n: NeighborWire, p: &str) -> Result<Neighbor> {
-    refuse(
-        p,
-        &[
-            ("interface", n.interface.is_some()),
-            ("listenRange", n.listen_range.is_some()),
-            ("bfd", n.bfd.is_some()),
-            ("addressFamilies", n.address_families.is_some()),
-            ("passwordSecret", n.password_secret.is_some()),
-        ],
-        NOT_YET,
-    )?;
+fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
     let address = required(n.address, p, "address")?.0;
+    // The router's own pt-ns address cannot be its peer, and a peer inside a localcidr would be routed to the veth.
+    if crate::addressing::veth_addresses(hs, 0)?.router.iter().any(|r| r.addr() == address) {
+        return fail(format!("{p}.address: {address} is the router's own pt-ns address"));
+    }
+    let cidrs = [hs.ipv4.map(|n| ("ipv4", IpNet::V4(n))), hs.ipv6.map(|n| ("ipv6", IpNet::V6(n)))];
+    if let Some((family, net)) = cidrs.iter().flatten().find(|(_, net)| net.contains(&address)) {
+        return fail(format!(
+            "{p}.address: {address} lies inside l3passthrough.hostsession.localcidr.{family} ({net}), whose \
+             addresses belong to the veth pair"
+        ));
+    }
     let remote_as = remote_as(n.asn, n.peer_type, p, ["asn", "type"])?;
-    let (hold_time_seconds, keepalive_time_seconds) = match (n.hold_time_seconds, n.keepalive_time_seconds) {
+    let (hold, keepalive) = match (n.hold_time_seconds, n.keepalive_time_seconds) {
         (None, None) => (None, None),
-        (Some(h), Some(k)) => {
-            if h.0 != 0 && h.0 < 3 {
-                return Err(Error::config(format!(
-                    "{p}.holdTimeSeconds: must be 0 or at least 3 seconds, got {}",
-                    h.0
-                )));
-            }
-            if k.0 > h.0 {
-                return Err(Error::config(format!(
-                    "{p}.keepaliveTimeSeconds: must not exceed {p}.holdTimeSeconds ({}), got {}",
-                    h.0, k.0
-                )));
-            }
-            (Some(h.u16()), Some(k.u16()))
+        (Some(h), _) if h.0 != 0 && h.0 < 3 => {
+            return fail(format!("{p}.holdTimeSeconds: must be 0 or at least 3 seconds, got {}", h.0))
         }
-        (Some(_), None) | (None, Some(_)) => {
-            let given = if n.hold_time_seconds.is_some() { "holdTimeSeconds" } else { "keepaliveTimeSeconds" };
-            return Err(Error::config(format!(
-                "{p}.{given}: holdTimeSeconds and keepaliveTimeSeconds must be set together"
-            )));
+        (Some(h), Some(k)) if k.0 > h.0 => {
+            return fail(format!(
+                "{p}.keepaliveTimeSeconds: must not exceed {p}.holdTimeSeconds ({}), got {}",
+                h.0, k.0
+            ))
+        }
+        (Some(h), Some(k)) => (Some(h.u16()), Some(k.u16())),
+        (h, _) => {
+            let given = if h.is_some() { "holdTimeSeconds" } else { "keepaliveTimeSeconds" };
+            return fail(format!("{p}.{given}: holdTimeSeconds and keepaliveTimeSeconds must be set together"));
         }
     };
-    let ebgp_multi_hop = match (n.ebgp_multi_hop, n.properties) {
+    let ebgp_multi_hop = match (n.ebgp_multi_hop, n.properties.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(Error::config(format!(
-                "{p}.ebgpMultiHop and {p}.properties: give one of the two (the boolean is the older spelling of \
-                 the ebgpMultiHop property)"
-            )))
+            return fail(format!(
+                "{p}.ebgpMultiHop and {p}.properties: give one of the two (the boolean is the older spelling of the \
+                 ebgpMultiHop property)"
+            ))
         }
         (Some(on), None) => on.then_some(MAX_TTL),
-        (None, Some(props)) => match &props[..] {
-            [] => None,
-            [one] => Some(one.ebgp_multi_hop.as_ref().and_then(|m| m.ttl).map_or(MAX_TTL, |t| t.0 as u8)),
-            _ => return Err(Error::config(format!("{p}.properties: at most one property (ebgpMultiHop)"))),
-        },
-        (None, None) => None,
+        (None, Some([one])) => Some(one.ebgp_multi_hop.as_ref().and_then(|m| m.ttl).map_or(MAX_TTL, |t| t.0 as u8)),
+        (None, Some([_, _, ..])) => return fail(format!("{p}.properties: at most one property (ebgpMultiHop)")),
+        (None, Some([]) | None) => None,
     };
     Ok(Neighbor {
         address,
         remote_as,
         port: n.port.map(Bounded::u16),
         password: n.password.map(|s| s.0),
-        hold_time_seconds,
-        keepalive_time_seconds,
+        hold_time_seconds: hold,
+        keepalive_time_seconds: keepalive,
         connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),
         ebgp_multi_hop,
     })
 }
 
 fn host_session(v: &Value) -> Result<HostSession> {
-    let (l3, path): (L3PassthroughWire, String) = resource(v, "l3passthrough", "L3Passthrough")?;
-    not_ignored(&path, l3.node_selector.is_some(), NODE_SELECTOR);
-    let hs = required(l3.hostsession, &path, "hostsession")?;
+    let (l3, path): (L3PassthroughWire, String) = resource(v, "l3passthrough", "L3Passthrough", L3PASSTHROUGH)?;
     let p = format!("{path}.hostsession");
+    let hs = required(l3.hostsession, &path, "hostsession")?;
     let lc = required(hs.localcidr, &p, "localcidr")?;
     if lc.ipv4.is_none() && lc.ipv6.is_none() {
-        return Err(Error::config(format!("{p}.localcidr: give at least one of ipv4 and ipv6")));
+        return fail(format!("{p}.localcidr: give at least one of ipv4 and ipv6"));
     }
     Ok(HostSession {
         asn: required(hs.asn, &p, "asn")?.u32(),
