@@ -103,9 +103,10 @@ fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32, secrets: Se
         };
         let _ = writeln!(out, " neighbor {a} password {shown}");
     }
-    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already); writing it would leave a
-    // difference between this text and FRR's running configuration forever.
-    if let Some(ttl) = n.ebgp_multi_hop.filter(|_| is_ebgp(n.remote_as, local_asn)) {
+    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already), and a TTL of 1 is its single-hop
+    // default, which its running configuration does not show: writing either would leave a difference between
+    // this text and FRR's running configuration forever, and re-apply it on every reload.
+    if let Some(ttl) = n.ebgp_multi_hop.filter(|ttl| *ttl > 1 && is_ebgp(n.remote_as, local_asn)) {
         let _ = writeln!(out, " neighbor {a} ebgp-multihop {ttl}");
     }
     if let (Some(hold), Some(keepalive)) = (n.hold_time_seconds, n.keepalive_time_seconds) {
