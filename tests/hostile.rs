@@ -675,3 +675,44 @@ fn passwords_never_reach_logs_or_inspect() {
     }
     assert!(String::from_utf8_lossy(&inspect_json.stdout).contains("********"));
 }
+
+/// Nothing silent: an unknown field is reported at debug level (and below it, not at all), `nodeSelector` is
+/// accepted and ignored with an info log saying why, and a field this project does not implement yet is refused,
+/// naming it.
+#[test]
+#[ignore = "needs root"]
+fn unknown_fields_reported_at_debug_not_yet_fields_refused() {
+    let lab = Lab::new("unk");
+    let logs = TempDir::new("unklog");
+    let conf = |level: &str, neighbor: Value| {
+        let log = logs.path.join(format!("{level}.log"));
+        let extra = json!({"logLevel": level, "logFile": log.display().to_string(),
+            "underlay": {"nodeSelector": {"matchLabels": {"pool": "edge"}}, "neighbors": [neighbor]}});
+        (lab.conf("1.0.0", extra), log)
+    };
+    let tagged = json!({"asn": 64512, "address": "192.168.11.2", "colour": "blue"});
+    for level in ["debug", "info"] {
+        let (c, log) = conf(level, tagged.clone());
+        lab.add(&c);
+        lab.del(&c);
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let unknown = logged.lines().filter(|l| l.contains("underlay.neighbors[0].colour")).collect::<Vec<_>>();
+        match level {
+            "debug" => assert!(
+                matches!(&unknown[..], [one] if one.contains(" debug: ignoring unknown field underlay.neighbors[0].colour")),
+                "the unknown field is reported once, at debug level: {logged}"
+            ),
+            _ => assert!(unknown.is_empty(), "the unknown field is reported above debug level: {logged}"),
+        }
+        assert!(
+            logged.lines().any(|l| l.contains(" info: underlay.nodeSelector: accepted and ignored: ")
+                && l.contains("NetworkAttachmentDefinition per node pool")),
+            "nodeSelector is ignored with an info log saying why: {logged}"
+        );
+    }
+    let before = lab.snapshot();
+    let (c, _) = conf("debug", json!({"asn": 64512, "address": "192.168.11.2", "bfd": {"receiveInterval": 300}}));
+    let v = lab.run("ADD", &c, &[]).err(7, "underlay.neighbors[0].bfd: is not implemented in openpe-passthrough yet");
+    assert!(v["msg"].as_str().unwrap().contains("refused rather than ignored"), "{v}");
+    assert_eq!(lab.snapshot(), before, "the refused ADD changed the namespaces");
+}
