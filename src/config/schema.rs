@@ -194,7 +194,7 @@ const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
 
 /// What ebgp-multihop without a TTL means: FRR's maximum, written out so that the rendered text equals what FRR
 /// shows in its running configuration.
-const MAX_TTL: u8 = 255;
+pub(super) const MAX_TTL: u8 = 255;
 
 fn fail<T>(msg: String) -> Result<T> {
     Err(Error::config(msg))
