@@ -288,7 +288,7 @@ fn cases(lab: &Lab, regular_file: &str) -> Vec<Case> {
             "networkDevice that does not exist",
             json!({"underlay": {"nics": null, "interfaces": [{"type": "NetworkDevice", "networkDevice": {"interfaceName": "nosuchnic"}}]}}),
             7,
-            "nosuchnic",
+            "underlay.interfaces[0].networkDevice.interfaceName",
         ),
         case(
             "nics and interfaces",

@@ -53,10 +53,11 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let mut nics: Vec<(NicState, u32)> = Vec::new();
     for (i, name) in pt.underlay.nics.iter().enumerate() {
-        let (nic, link) = datapath::snapshot_nic(&mut host, name, &format!("underlay.nics[{i}]"))?;
+        let field = pt.underlay.nic_field(i);
+        let (nic, link) = datapath::snapshot_nic(&mut host, name, &field)?;
         if router.link(name)?.is_some() {
             return Err(Error::busy(format!(
-                "underlay.nics[{i}]: the router namespace {} already has an interface named {name:?}",
+                "{field}: the router namespace {} already has an interface named {name:?}",
                 router.ns.id.path.display()
             )));
         }

@@ -60,10 +60,32 @@ pub struct Passthrough {
 #[serde(rename_all = "camelCase")]
 pub struct Underlay {
     pub asn: u32,
+    /// The devices moved into the router, from `nics` or upstream's `interfaces`.
     pub nics: Vec<String>,
+    /// Which of the two listed them, so that errors about a device name the field the user wrote.
+    #[serde(default)]
+    pub nics_from: DeviceList,
     pub neighbors: Vec<Neighbor>,
     #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DeviceList {
+    #[default]
+    Nics,
+    Interfaces,
+}
+
+impl Underlay {
+    /// The field that named `nics[i]`, for messages.
+    pub fn nic_field(&self, i: usize) -> String {
+        match self.nics_from {
+            DeviceList::Nics => format!("underlay.nics[{i}]"),
+            DeviceList::Interfaces => format!("underlay.interfaces[{i}].networkDevice.interfaceName"),
+        }
+    }
 }
 
 /// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
@@ -132,14 +154,15 @@ enum Fate {
 
 /// Top-level keys that are not the passthrough's but are not unknown either.
 #[rustfmt::skip]
-const NOT_OURS: &[(&str, Fate)] = &[
-    ("cniVersion", Fate::Theirs), ("cniVersions", Fate::Theirs), ("name", Fate::Theirs), ("type", Fate::Theirs),
-    ("args", Fate::Theirs), ("runtimeConfig", Fate::Theirs), ("prevResult", Fate::Theirs),
-    ("capabilities", Fate::Theirs), ("ipam", Fate::Theirs), ("dns", Fate::Theirs), ("stateDir", Fate::Theirs),
-    ("logFile", Fate::Theirs), ("logLevel", Fate::Theirs), ("cni.dev/valid-attachments", Fate::Theirs),
-    ("cni.dev/attachments", Fate::Theirs), ("disableCheck", Fate::Theirs), ("disableGC", Fate::Theirs),
-    ("plugins", Fate::Theirs),
-];
+const NOT_OURS: &[(&str, Fate)] = {
+    use Fate::Theirs as T;
+    &[
+        ("cniVersion", T), ("cniVersions", T), ("name", T), ("type", T), ("args", T), ("runtimeConfig", T),
+        ("prevResult", T), ("capabilities", T), ("ipam", T), ("dns", T), ("stateDir", T), ("logFile", T),
+        ("logLevel", T), ("cni.dev/valid-attachments", T), ("cni.dev/attachments", T), ("disableCheck", T),
+        ("disableGC", T), ("plugins", T),
+    ]
+};
 
 /// Spellings of one field (upstream's, the seed's, older ones), each a serde `alias` of the first. Two of one
 /// group in one object are refused, since one would silently win.

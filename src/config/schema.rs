@@ -248,6 +248,7 @@ pub(super) fn passthrough(v: &Value) -> Result<Passthrough> {
 fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
     let (u, path): (UnderlayWire, String) = resource(v, "underlay", "Underlay", UNDERLAY)?;
     let p = path.as_str();
+    let nics_from = if u.interfaces.is_some() { DeviceList::Interfaces } else { DeviceList::Nics };
     let nics = devices(u.nics, u.interfaces, p)?;
     let list = required(u.neighbors, p, "neighbors")?;
     if list.is_empty() {
@@ -262,7 +263,7 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
         neighbors.push(n);
     }
     let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
-    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, neighbors, router_id_cidr })
+    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, nics_from, neighbors, router_id_cidr })
 }
 
 /// The devices moved into the router: `nics` (names) or `interfaces` (upstream's typed list), not both.
