@@ -326,13 +326,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The sample dual-stack configuration.
     fn base() -> Value {
-        json!({
-            "cniVersion": "1.0.0", "name": "openpe", "type": "openpe-passthrough",
-            "underlay": {"asn": 64514, "nics": ["toswitch"], "neighbors": [{"asn": 64512, "address": "192.168.11.2"}]},
-            "l3passthrough": {"hostsession": {"asn": 64514, "hostasn": 64515,
-                "localcidr": {"ipv4": "192.169.10.0/24", "ipv6": "2001:db8:10::/64"}}}
-        })
+        serde_json::from_str(include_str!("../../netconf/10-openpe-dualstack.conf")).unwrap()
     }
 
     /// Every spelling in SPELLINGS is one serde accepts for the same field: renaming the first spelling to any
