@@ -288,13 +288,15 @@ pub(crate) fn lenient<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
 }
 
 /// `v` as a `T`; the fields `T` does not know meet their fate in `fates` (paths relative to `v`, `[]` for any
-/// index), or are logged at debug level: not errors, but a typo should be findable.
+/// index), or are logged at debug level: not errors, but a typo should be findable. A null counts as absent,
+/// as everywhere.
 fn strict<T: DeserializeOwned>(v: &Value, base: &str, fates: &[(&str, Fate)]) -> Result<T> {
     let mut unknown = Vec::new();
     let t = deserialize(v, base, |p| unknown.push(ignored_path(&p)))?;
-    for (path, shape) in unknown {
+    for Ignored { path, shape, pointer } in unknown {
         let field = clean(&join(base, &path));
         match fates.iter().find(|(f, _)| *f == shape).map(|(_, fate)| *fate) {
+            _ if v.pointer(&pointer).is_none_or(Value::is_null) => {}
             Some(Fate::Theirs) => {}
             Some(Fate::Refused(why)) => return Err(Error::config(format!("{field}: {why}"))),
             Some(Fate::Ignored(why)) => log_info!("{field}: accepted and ignored: {why}"),
@@ -304,18 +306,35 @@ fn strict<T: DeserializeOwned>(v: &Value, base: &str, fates: &[(&str, Fate)]) ->
     Ok(t)
 }
 
-/// A path as messages show it (`neighbors[1].bfd`) and its shape, as the fate tables name it (`neighbors[].bfd`).
-fn ignored_path(p: &serde_ignored::Path) -> (String, String) {
+/// A field serde skipped: its path as messages show it (`neighbors[1].bfd`), its shape as the fate tables name
+/// it (`neighbors[].bfd`), and its JSON pointer (`/neighbors/1/bfd`).
+#[derive(Default)]
+struct Ignored {
+    path: String,
+    shape: String,
+    pointer: String,
+}
+
+fn ignored_path(p: &serde_ignored::Path) -> Ignored {
     use serde_ignored::Path as P;
     match p {
-        P::Root => (String::new(), String::new()),
+        P::Root => Ignored::default(),
         P::Seq { parent, index } => {
-            let (path, shape) = ignored_path(parent);
-            (format!("{path}[{index}]"), format!("{shape}[]"))
+            let i = ignored_path(parent);
+            Ignored {
+                path: format!("{}[{index}]", i.path),
+                shape: format!("{}[]", i.shape),
+                pointer: format!("{}/{index}", i.pointer),
+            }
         }
         P::Map { parent, key } => {
-            let (path, shape) = ignored_path(parent);
-            (join(&path, key), join(&shape, key))
+            let i = ignored_path(parent);
+            let escaped = key.replace('~', "~0").replace('/', "~1");
+            Ignored {
+                path: join(&i.path, key),
+                shape: join(&i.shape, key),
+                pointer: format!("{}/{escaped}", i.pointer),
+            }
         }
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
