@@ -582,3 +582,56 @@ fn frr_ibgp_host() {
     lab.del(&conf);
     wait_for("withdrawal at the ToR after DEL", || withdrawn(&tor), ctx);
 }
+
+/// Upstream's current Underlay and L3Passthrough pasted whole into the plugin configuration, as JSON
+/// (`netconf/upstream/*.yaml`, copied from upstream as users copy them): ADD, `openpe-sidecar --once` applies the
+/// configuration, every session comes up with the sample's timers (its `ebgpMultiHop` TTL of 1 is FRR's single-hop
+/// default), routes flow, and DEL
+/// withdraws the host's routes from the fabric.
+#[test]
+#[ignore = "needs root"]
+fn upstream_sample_pasted_whole_converges() {
+    let lab = Lab::new("bu");
+    let mut conf = lab.conf("1.0.0", json!({}));
+    for (key, file) in [("underlay", "underlay.yaml"), ("l3passthrough", "l3passthrough.yaml")] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("netconf/upstream").join(file);
+        conf[key] = serde_norway::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    }
+    assert_eq!(conf["underlay"]["spec"]["interfaces"][0]["networkDevice"]["interfaceName"], "toswitch");
+    let tor = start_tor(&lab);
+    lab.add(&conf);
+    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar --once\n", "");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.router.name])
+        .arg(sidecar_bin())
+        .arg("--state-dir")
+        .arg(&lab.state.path)
+        .args(["--frr-pathspace", &router.name, "--once"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openpe-sidecar --once: {}", String::from_utf8_lossy(&out.stderr));
+    let running = router.vtysh("show running-config");
+    for line in [" neighbor 192.168.11.2 remote-as 64512\n", " neighbor 192.168.11.2 timers 3 9\n"] {
+        assert!(running.contains(line), "{line:?} is not in FRR's running configuration:\n{running}");
+    }
+    // TTL 1 is FRR's single-hop default: not rendered, and not in the running configuration either.
+    assert!(!running.contains("ebgp-multihop"), "{running}");
+    let _host = start_host_frr(&lab, 64515, 64514, true, true);
+    let ctx = || {
+        format!(
+            "router status: {}\nrouter running config:\n{}\ntor neighbors:\n{}",
+            router_status(&router),
+            router.vtysh("show running-config"),
+            tor.vtysh("show bgp summary")
+        )
+    };
+    let peers = ["192.168.11.2", "192.169.10.2", "2001:db8:10::2"];
+    wait_for("every session of the upstream sample Established", || established(&router_status(&router), &peers), ctx);
+    wait_for("routes both ways", || routes_flow(&lab, &tor, true, true), ctx);
+    let tor_side = router.json("show bgp neighbors 192.168.11.2 json");
+    assert_eq!(tor_side["192.168.11.2"]["bgpTimerConfiguredHoldTimeMsecs"], 9000, "{tor_side}");
+    assert_eq!(tor_side["192.168.11.2"]["bgpTimerConfiguredKeepAliveIntervalMsecs"], 3000, "{tor_side}");
+    lab.del(&conf);
+    assert!(lab.host.has_link("toswitch"), "DEL moves the NIC back to the host");
+    wait_for("withdrawal at the ToR after DEL", || withdrawn(&tor), ctx);
+}

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use openpe::config::{Envelope, Passthrough, DEFAULT_STATE_DIR};
+use openpe::cni::Envelope;
+use openpe::config::{Passthrough, DEFAULT_STATE_DIR};
 
 fn k8s_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("netconf/k8s")
@@ -119,7 +120,7 @@ fn the_network_attachment_definition_carries_a_configuration_the_plugin_accepts(
     let envelope =
         Envelope::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
     let pt = Passthrough::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
-    assert_eq!(envelope.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert_eq!(envelope.settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     // One configuration for every node: the index comes from the node's underlay NIC, never a fixed number.
     let from = pt.node_index_from.expect("nodeIndexFrom is the recommended source in a cluster");
     assert!(pt.underlay.nics.contains(&from.interface), "nodeIndexFrom.interface is an underlay NIC");

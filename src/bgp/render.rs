@@ -30,10 +30,6 @@ pub enum Secrets {
 /// The connect-retry timer of the host session, as upstream: the host's speaker often starts after the router.
 const HOST_CONNECT_SECONDS: u16 = 5;
 
-/// FRR's maximum TTL, which is what a bare `ebgp-multihop` means; written out so that the rendered text equals
-/// what FRR shows in its running configuration.
-const EBGP_MULTIHOP_TTL: u8 = 255;
-
 /// The configuration for an attachment record.
 pub fn render_record(rec: &Record, secrets: Secrets) -> Result<String> {
     render(&rec.underlay, &rec.host_session, rec.node_index, &rec.addresses, secrets)
@@ -107,10 +103,11 @@ fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32, secrets: Se
         };
         let _ = writeln!(out, " neighbor {a} password {shown}");
     }
-    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already); writing it would leave a
-    // difference between this text and FRR's running configuration forever.
-    if n.ebgp_multi_hop && is_ebgp(n.remote_as, local_asn) {
-        let _ = writeln!(out, " neighbor {a} ebgp-multihop {EBGP_MULTIHOP_TTL}");
+    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already), and a TTL of 1 is its single-hop
+    // default, which its running configuration does not show: writing either would leave a difference between
+    // this text and FRR's running configuration forever, and re-apply it on every reload.
+    if let Some(ttl) = n.ebgp_multi_hop.filter(|ttl| *ttl > 1 && is_ebgp(n.remote_as, local_asn)) {
+        let _ = writeln!(out, " neighbor {a} ebgp-multihop {ttl}");
     }
     if let (Some(hold), Some(keepalive)) = (n.hold_time_seconds, n.keepalive_time_seconds) {
         // FRR's order is keepalive, then hold time.

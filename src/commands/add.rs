@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::addressing::{self, host_number};
 use crate::cni::result::{self, Additions, Interface, IpConfig};
 use crate::cni::Env;
-use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
+use crate::cni::Envelope;
+use crate::config::{Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::{Netns, NsId};
@@ -33,7 +34,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
-    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
 
     // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
     clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
@@ -52,10 +53,11 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let mut nics: Vec<(NicState, u32)> = Vec::new();
     for (i, name) in pt.underlay.nics.iter().enumerate() {
-        let (nic, link) = datapath::snapshot_nic(&mut host, name, &format!("underlay.nics[{i}]"))?;
+        let field = pt.underlay.nic_field(i);
+        let (nic, link) = datapath::snapshot_nic(&mut host, name, &field)?;
         if router.link(name)?.is_some() {
             return Err(Error::busy(format!(
-                "underlay.nics[{i}]: the router namespace {} already has an interface named {name:?}",
+                "{field}: the router namespace {} already has an interface named {name:?}",
                 router.ns.id.path.display()
             )));
         }
