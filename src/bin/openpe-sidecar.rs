@@ -14,13 +14,16 @@ openpe-passthrough state directory records for that namespace.
 
 Usage:
   openpe-sidecar [--state-dir DIR] [--frr-pathspace NAME] [--frr-config PATH] [--frr-extra FILE] [--once]
-                 [--log-level error|warn|info|debug]
+                 [--full-reload] [--log-level error|warn|info|debug]
       Run inside the router namespace, next to FRR. Renders the BGP configuration of the attachment whose
       router namespace is this one, appends --frr-extra verbatim, writes it atomically to --frr-config
-      (default /etc/frr[/NAME]/frr.conf) and applies it with frr-reload.py --test, then --reload.
-      Without --once it watches the state directory and re-applies on every change, removes the BGP
-      configuration when the attachment goes away, re-applies after FRR restarts, and retries failures.
-      The state directory defaults to /run/openpe-passthrough.
+      (default /etc/frr[/NAME]/frr.conf) and applies it: a change it knows how to express (an attachment
+      added or removed, neighbors added or removed) as one vtysh -f transaction of the difference, anything
+      else (start-up, after an FRR restart or a failed apply) with frr-reload.py --reload; every apply is
+      checked against FRR's running configuration. --full-reload always uses frr-reload.py.
+      Without --once it watches the state directory and --frr-extra and re-applies on every change, removes
+      the BGP configuration when the attachment goes away, re-applies after FRR restarts, and retries
+      failures. The state directory defaults to /run/openpe-passthrough. See docs/sidecar.md.
   openpe-sidecar status [--frr-pathspace NAME] [--json]
       Whether FRR answers, and each BGP neighbor with its state and the prefixes received.
   openpe-sidecar --version | --help
@@ -43,12 +46,19 @@ struct RunOpts {
     pathspace: Option<String>,
     config: Option<PathBuf>,
     extra: Option<PathBuf>,
+    full_reload: bool,
 }
 
 fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexopt::Error> {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
-    let mut opts = RunOpts { state_dir: PathBuf::from(DEFAULT_STATE_DIR), pathspace: None, config: None, extra: None };
+    let mut opts = RunOpts {
+        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        pathspace: None,
+        config: None,
+        extra: None,
+        full_reload: false,
+    };
     let (mut once, mut json, mut status) = (false, false, false);
     while let Some(arg) = p.next()? {
         match arg {
@@ -63,6 +73,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
             Long("state-dir") if !status => opts.state_dir = p.value()?.into(),
             Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
             Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
+            Long("full-reload") if !status => opts.full_reload = true,
             Long("log-level") => {
                 let v = p.value()?.string()?;
                 let level =
@@ -116,7 +127,7 @@ fn run(o: RunOpts, once: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
-    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra }) {
+    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra, full_reload: o.full_reload }) {
         Ok(s) => s,
         Err(e) => {
             openpe::log_error!("{}", e.msg);
