@@ -151,7 +151,11 @@ fn frr_accepts_the_delta_transactions() {
             std::fs::write(&path, &t).unwrap();
             let out = Command::new("vtysh").arg("--dryrun").arg("-f").arg(&path).output().unwrap();
             let _ = std::fs::remove_file(&path);
-            assert!(out.status.success(), "vtysh rejects the delta of {case}: {}\n{t}", String::from_utf8_lossy(&out.stdout));
+            assert!(
+                out.status.success(),
+                "vtysh rejects the delta of {case}: {}\n{t}",
+                String::from_utf8_lossy(&out.stdout)
+            );
         }
     }
 }

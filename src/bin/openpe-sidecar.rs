@@ -127,7 +127,8 @@ fn run(o: RunOpts, once: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
-    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra, full_reload: o.full_reload }) {
+    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra, full_reload: o.full_reload })
+    {
         Ok(s) => s,
         Err(e) => {
             openpe::log_error!("{}", e.msg);

@@ -346,7 +346,8 @@ exit
         let running = "Building configuration...\n\nCurrent configuration:\n!\nfrr version 8.4.4\nfrr defaults \
                        traditional\nhostname vm\nno ip forwarding\nbgp route-map delay-timer 1\nservice \
                        integrated-vtysh-config\n!\n";
-        let running = format!("{running}{}", ONE.replace("! comment\n", "").replace("!\nbgp route-map delay-timer 1\n", ""));
+        let running =
+            format!("{running}{}", ONE.replace("! comment\n", "").replace("!\nbgp route-map delay-timer 1\n", ""));
         assert!(differences(ONE, &running).is_empty(), "{:?}", differences(ONE, &running));
         let missing = running.replace("  neighbor 192.169.10.5 route-map allowall in\n", "");
         assert_eq!(

@@ -261,19 +261,31 @@ pub(crate) fn strip_terminal_codes(text: &str) -> String {
     out
 }
 
-/// The configuration lines FRR refused, as vtysh reports them (`line 3: % Unknown command: ...`), also when
-/// frr-reload.py quotes vtysh's output as a Python bytes literal (`b'line 3: ...\n'`).
+/// The configuration lines FRR refused, as vtysh reports them (`line 3: % Unknown command: ...`, `line 2:
+/// Failure to communicate[13] to bgpd, line: ...`), each after the reason bgpd gave when there is one (`%
+/// Specify remote-as or peer-group commands first`); also when frr-reload.py quotes vtysh's output as a Python
+/// bytes literal (`b'line 3: ...\n'`).
 pub(crate) fn refused_lines(text: &str) -> Vec<String> {
     let text = text.replace("\\n", "\n");
     let mut out = Vec::new();
+    let mut reason: Option<&str> = None;
     for line in text.lines() {
+        let trimmed = line.trim_start_matches("b'").trim();
+        if trimmed.starts_with("% ") {
+            reason = Some(trimmed);
+            continue;
+        }
         let Some(at) = line.find("line ") else { continue };
         let rest = &line[at..];
         let digits = rest[5..].chars().take_while(char::is_ascii_digit).count();
-        if digits == 0 || !rest[5 + digits..].starts_with(": %") {
+        if digits == 0 || !rest[5 + digits..].starts_with(": ") {
             continue;
         }
-        let l = rest.trim_end_matches(['\'', '"']).trim_end().to_string();
+        let l = rest.trim_end_matches(['\'', '"']).trim_end();
+        let l = match reason.take() {
+            Some(r) => format!("{l} ({r})"),
+            None => l.to_string(),
+        };
         if !out.contains(&l) {
             out.push(l);
         }
@@ -407,6 +419,15 @@ mod tests {
                      input\n";
         assert_eq!(refused_lines(vtysh).len(), 2);
         assert!(refused_lines("vtysh: no line here\nline x: %").is_empty());
+        let bgpd = "% Specify remote-as or peer-group commands first\nline 2: Failure to communicate[13] to bgpd, \
+                    line:  neighbor 192.168.11.2 timers connect 9\n";
+        assert_eq!(
+            refused_lines(bgpd),
+            vec![
+                "line 2: Failure to communicate[13] to bgpd, line:  neighbor 192.168.11.2 timers connect 9 (% \
+                  Specify remote-as or peer-group commands first)"
+            ]
+        );
     }
 
     #[test]
