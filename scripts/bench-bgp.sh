@@ -114,6 +114,7 @@ established_lines() {
 line_ns() { date -d "$(echo "$1" | awk '{print $1 " " $2}')" +%s%N; }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13 + $14 + $15}'; }
 applies_for_nothing() { grep -c 'the configuration for no attachment' "$work/sidecar.log" || true; }
+applies_for_attachment() { grep -c 'the configuration for attachment' "$work/sidecar.log" || true; }
 
 start_host() { # speaker
   case "$1" in
@@ -203,6 +204,7 @@ for speaker in $speakers; do
     for i in $(seq 1 "$rounds"); do
       [ "$speaker" = gobgp ] && start_host gobgp
       before=$(established_lines | wc -l)
+      a0=$(applies_for_attachment)
       cni ADD
       t0=$(now)
       until [ "$(established_lines | wc -l)" -ge $((before + 2)) ]; do
@@ -212,7 +214,10 @@ for speaker in $speakers; do
       t1=0
       while read -r l; do ns=$(line_ns "$l"); (( ns > t1 )) && t1=$ns; done < <(established_lines | tail -n 2)
       dt=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
-      applied=$(grep 'the configuration for attachment' "$work/sidecar.log" | tail -n 1 | sed -n 's/.* in \([0-9]*\) ms.*/\1/p')
+      # The sidecar logs its apply after checking FRR's running configuration, which may be after the sessions
+      # came up.
+      until [ "$(applies_for_attachment)" -gt "$a0" ]; do sleep 0.01; done
+      applied=$(grep 'the configuration for attachment' "$work/sidecar.log" | tail -n 1 | sed -n 's/.* in \([0-9]*\) ms.*/\1/p' || true)
       echo "bench-bgp: $speaker/$path round $i: both host sessions Established ${dt} s after ADD returned (the sidecar's apply took ${applied:-?} ms)" | tee -a "$rounds_log" >&2
       times+=("$dt")
       n0=$(applies_for_nothing)

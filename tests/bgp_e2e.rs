@@ -448,8 +448,12 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     router.restart_bgpd();
     let ctx = || context(&lab, &router, &tor, &sidecar);
     wait_for("sessions after a bgpd restart", || established(&router_status(&router), &peers), ctx);
+    // bgpd holds everything again, `allowall` included (frr-reload.py alone leaves it out: vtysh still shows
+    // zebra's copy), so routes flow to and from the host.
+    wait_for("routes both ways after a bgpd restart", || routes_flow(&lab, &tor, true, true), ctx);
     let log = sidecar.log();
     assert!(logged(&log, &["FRR restarted; re-applied the configuration", "by frr-reload.py"]), "{log}");
+    assert!(!logged(&log, &["warn: after frr-reload.py"]), "{log}");
     assert_sidecars_file(&router);
     let bgpd = router.pid_of("bgpd");
 
@@ -518,6 +522,8 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     // Nothing → the attachment with its second neighbor: a delta too, and FRR's running configuration is the
     // sidecar's rendering.
     assert_eq!(sidecar.log().matches("by one vtysh -f transaction").count(), deltas + 1, "{}", sidecar.log());
+    // The checks read bgpd's vty socket, not a vtysh process.
+    assert!(!sidecar.log().contains("bgpd's vty socket:"), "{}", sidecar.log());
     assert_sidecars_file(&router);
     let running = router.vtysh("show running-config");
     let file = fs::read_to_string(router.etc().join("frr.conf")).unwrap();

@@ -244,6 +244,37 @@ fn bgp_lines(text: &str) -> BTreeSet<String> {
     out
 }
 
+/// The transaction that adds to FRR what `meant` says and `running` lacks in its BGP contexts (each missing
+/// line inside its contexts, in the order of [`plan`]), or None when nothing is missing. Lines that FRR
+/// already holds are not repeated, so nothing that runs is touched. This repairs what frr-reload.py leaves
+/// out: after bgpd alone restarted, vtysh's merged running configuration still shows zebra's copy of a
+/// route-map, so frr-reload.py does not give it to bgpd again.
+pub fn repair(meant: &str, running: &str) -> Option<String> {
+    let have = bgp_lines(running);
+    fn keep(n: &Node, prefix: &str, have: &BTreeSet<String>) -> Option<Node> {
+        let q = if prefix.is_empty() { n.line.clone() } else { format!("{prefix} > {}", n.line) };
+        let children: Vec<Node> = n.children.iter().filter_map(|c| keep(c, &q, have)).collect();
+        (!have.contains(&q) || !children.is_empty()).then(|| Node { line: n.line.clone(), children })
+    }
+    let owned = |n: &Node| is_router_bgp(n) || n.line.starts_with("route-map ") || n.line.starts_with("bgp ");
+    let missing: Vec<Node> = parse(meant).iter().filter(|n| owned(n)).filter_map(|n| keep(n, "", &have)).collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for n in missing.iter().filter(|n| !is_router_bgp(n)) {
+        push_node(&mut out, n, 0);
+    }
+    for rb in missing.iter().filter(|n| is_router_bgp(n)) {
+        start_route_map(&mut out);
+        out.push_str(&rb.line);
+        out.push('\n');
+        push_router(&mut out, rb, &|_| true);
+        out.push_str("exit\n");
+    }
+    Some(out)
+}
+
 /// How FRR's running configuration differs from what was meant, in its BGP contexts: `- line` meant but
 /// missing, `+ line` running but not meant (each with its enclosing contexts). Empty when they agree.
 pub fn differences(meant: &str, running: &str) -> Vec<String> {
@@ -354,6 +385,16 @@ exit
             differences(ONE, &missing),
             vec!["- router bgp 64514 > address-family ipv4 unicast > neighbor 192.169.10.5 route-map allowall in"]
         );
+        assert_eq!(repair(ONE, &running), None);
+        assert_eq!(
+            repair(ONE, &missing).unwrap(),
+            format!(
+                "route-map {START_ROUTE_MAP} permit 1\nexit\nno route-map {START_ROUTE_MAP}\nrouter bgp 64514\n \
+                 address-family ipv4 unicast\n  neighbor 192.169.10.5 route-map allowall in\n exit-address-family\nexit\n"
+            )
+        );
+        let no_map = running.replace("route-map allowall permit 1\nexit\n", "");
+        assert_eq!(repair(ONE, &no_map).unwrap(), "route-map allowall permit 1\nexit\n");
         let extra = format!("{running}route-map {START_ROUTE_MAP} permit 1\nexit\n");
         assert_eq!(differences(ONE, &extra), vec![format!("+ route-map {START_ROUTE_MAP} permit 1")]);
     }

@@ -177,9 +177,56 @@ impl Frr {
         )))
     }
 
-    /// FRR's running configuration (`show running-config`).
+    /// FRR's running configuration (`show running-config`, through vtysh).
     pub fn running_config(&self) -> Result<String> {
         self.vtysh("show running-config")
+    }
+
+    /// bgpd's running configuration (`router bgp`, route-maps, `bgp ...`: the BGP contexts the sidecar
+    /// checks), read from bgpd's vty socket as vtysh does, without a vtysh process (about 0.5 ms instead of
+    /// 40 ms of CPU). Falls back to vtysh when the socket does not answer as expected.
+    pub fn bgpd_running_config(&self) -> Result<String> {
+        match self.ask_bgpd(&["enable", "write terminal"]) {
+            Ok(mut answers) => Ok(answers.pop().unwrap_or_default()),
+            Err(e) => {
+                crate::log_debug!("bgpd's vty socket: {}; asking vtysh", e.msg);
+                self.running_config()
+            }
+        }
+    }
+
+    /// Send `commands` to bgpd's vty socket one by one, as vtysh does (each NUL-terminated; each answer ends
+    /// with three NULs and a status byte, 0 for success), and return the answers.
+    fn ask_bgpd(&self, commands: &[&str]) -> Result<Vec<String>> {
+        use std::io::Read as _;
+        let path = self.rundir().join("bgpd.vty");
+        let io = |e: std::io::Error| Error::io(format!("{}: {e}", path.display()));
+        let mut sock = std::os::unix::net::UnixStream::connect(&path).map_err(io)?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(io)?;
+        let mut answers = Vec::new();
+        for c in commands {
+            sock.write_all(c.as_bytes()).and_then(|()| sock.write_all(&[0])).map_err(io)?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            while !(buf.len() >= 4 && buf[buf.len() - 4..buf.len() - 1] == [0, 0, 0]) {
+                let n = sock.read(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    return Err(Error::io(format!("{}: closed while answering {c:?}", path.display())));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let status = buf[buf.len() - 1];
+            buf.truncate(buf.len() - 4);
+            if status != 0 {
+                return Err(Error::io(format!(
+                    "{}: {c:?} failed ({status}): {}",
+                    path.display(),
+                    String::from_utf8_lossy(&buf).trim()
+                )));
+            }
+            answers.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        Ok(answers)
     }
 
     /// Run one vtysh command against this instance.

@@ -240,11 +240,7 @@ impl Sidecar {
             reloaded.map_err(mask)?;
             rewritten?;
             if let Err(e) = self.check(&config) {
-                // frr-reload.py applied what it could; what differs is FRR's normalisation (of a --frr-extra
-                // line, say) or a line it dropped. Say so; the next change goes through frr-reload.py again
-                // (not this one again: that would reload every second for nothing).
-                log_warn!("after frr-reload.py: {}", mask(e).msg);
-                verified = false;
+                verified = self.after_reload(&config, e, &passwords).map_err(mask)?;
             }
         }
         let why = if restarted {
@@ -274,9 +270,9 @@ impl Sidecar {
         Ok(Some(path))
     }
 
-    /// FRR's running BGP configuration against `config`.
+    /// FRR's running BGP configuration (bgpd's) against `config`.
     fn check(&self, config: &str) -> Result<()> {
-        let running = self.opts.frr.running_config()?;
+        let running = self.opts.frr.bgpd_running_config()?;
         let diffs = delta::differences(config, &running);
         if diffs.is_empty() {
             return Ok(());
@@ -286,6 +282,28 @@ impl Sidecar {
             diffs.len(),
             diffs.join("; ")
         )))
+    }
+
+    /// frr-reload.py returned but bgpd's configuration differs from `config` (`difference`): give bgpd the
+    /// lines it lacks in one transaction ([`delta::repair`]) and check again. Whether bgpd now holds exactly
+    /// `config`; when not (FRR's normalisation of a `--frr-extra` line, say), a warning, and the next change
+    /// goes through frr-reload.py again (not this one again: that would reload every second for nothing).
+    fn after_reload(&self, config: &str, difference: Error, passwords: &[String]) -> Result<bool> {
+        let running = self.opts.frr.bgpd_running_config()?;
+        if let Some(t) = delta::repair(config, &running) {
+            log_info!(
+                "after frr-reload.py: {}; giving bgpd the missing lines in one transaction",
+                bgp::mask(&difference.msg, passwords)
+            );
+            self.opts.frr.apply_transaction(&t)?;
+        }
+        match self.check(config) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                log_warn!("after frr-reload.py: {}", bgp::mask(&e.msg, passwords));
+                Ok(false)
+            }
+        }
     }
 
     /// `--once`: apply what the state asks for, or say why not.
