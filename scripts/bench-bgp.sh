@@ -209,7 +209,7 @@ for speaker in $speakers; do
       t0=$(now)
       until [ "$(established_lines | wc -l)" -ge $((before + 2)) ]; do
         (( $(now) - t0 > 30000000000 )) && { echo "pending: $speaker/$path: sessions not Established 30 s after ADD (round $i)"; exit 0; }
-        sleep 0.005
+        sleep 0.02
       done
       t1=0
       while read -r l; do ns=$(line_ns "$l"); (( ns > t1 )) && t1=$ns; done < <(established_lines | tail -n 2)
