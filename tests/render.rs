@@ -91,7 +91,7 @@ fn frr_accepts_golden_files() {
 fn every_line_has_a_known_shape() {
     let allowed = [
         "!",
-        "bgp route-map delay-timer 0",
+        "bgp route-map delay-timer 1",
         "route-map allowall permit 1",
         "exit",
         "router bgp ",
@@ -185,4 +185,25 @@ fn render_subcommand() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("underlay.asn"));
+}
+
+/// The sidecar's transaction from nothing to each golden case, and back, is accepted by FRR's grammar too.
+#[test]
+fn frr_accepts_the_delta_transactions() {
+    let nothing = openpe::bgp::unconfigured();
+    for case in CASES {
+        let text = render_case(case, Secrets::Show);
+        for (from, to) in [(&nothing, &text), (&text, &nothing)] {
+            let t = openpe::sidecar::delta::plan(from, to).unwrap_or_else(|| panic!("{case}: no delta"));
+            let path = std::env::temp_dir().join(format!("openpe-delta-{}-{case}.frr", std::process::id()));
+            std::fs::write(&path, &t).unwrap();
+            let out = Command::new("vtysh").arg("--dryrun").arg("-f").arg(&path).output().unwrap();
+            let _ = std::fs::remove_file(&path);
+            assert!(
+                out.status.success(),
+                "vtysh rejects the delta of {case}: {}\n{t}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
 }

@@ -18,13 +18,17 @@ openpe-passthrough state directory records for that namespace.
 
 Usage:
   openpe-sidecar [--state-dir DIR] [--frr-pathspace NAME] [--frr-config PATH] [--frr-extra FILE] [--once]
-                 [--http-listen ADDR:PORT] [--startup-window SECONDS] [--log-level error|warn|info|debug]
+                 [--full-reload] [--http-listen ADDR:PORT] [--startup-window SECONDS]
+                 [--log-level error|warn|info|debug]
       Run inside the router namespace, next to FRR. Renders the BGP configuration of the attachment whose
       router namespace is this one, appends --frr-extra verbatim, writes it atomically to --frr-config
-      (default /etc/frr[/NAME]/frr.conf) and applies it with frr-reload.py --test, then --reload.
-      Without --once it watches the state directory and re-applies on every change, removes the BGP
-      configuration when the attachment goes away, re-applies after FRR restarts, and retries failures.
-      The state directory defaults to /run/openpe-passthrough.
+      (default /etc/frr[/NAME]/frr.conf) and applies it: a change it knows how to express (an attachment
+      added or removed, neighbors added or removed) as one vtysh -f transaction of the difference, anything
+      else (start-up, after an FRR restart or a failed apply) with frr-reload.py --reload; every apply is
+      checked against FRR's running configuration. --full-reload always uses frr-reload.py.
+      Without --once it watches the state directory and --frr-extra and re-applies on every change, removes
+      the BGP configuration when the attachment goes away, re-applies after FRR restarts, and retries
+      failures. The state directory defaults to /run/openpe-passthrough. See docs/sidecar.md.
       --http-listen serves, on a thread of its own (off when not given; not with --once):
         /metrics  Prometheus text format: the sessions of the attachment (openpe_bgp_session_up, prefixes
                   received and advertised, BFD and maximum-prefix where configured) and the applies;
@@ -55,6 +59,7 @@ struct RunOpts {
     pathspace: Option<String>,
     config: Option<PathBuf>,
     extra: Option<PathBuf>,
+    full_reload: bool,
     http_listen: Option<SocketAddr>,
     startup_window: Duration,
 }
@@ -71,6 +76,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
         pathspace: None,
         config: None,
         extra: None,
+        full_reload: false,
         http_listen: None,
         startup_window: metrics::DEFAULT_STARTUP_WINDOW,
     };
@@ -88,6 +94,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
             Long("state-dir") if !status => opts.state_dir = p.value()?.into(),
             Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
             Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
+            Long("full-reload") if !status => opts.full_reload = true,
             Long("http-listen") if !status => {
                 opts.http_listen = Some(socket_addr("--http-listen", p.value()?.string()?)?)
             }
@@ -173,7 +180,8 @@ fn run(o: RunOpts, once: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
-    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra }) {
+    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra, full_reload: o.full_reload })
+    {
         Ok(s) => s,
         Err(e) => {
             openpe::log_error!("{}", e.msg);

@@ -367,10 +367,10 @@ impl Health {
     /// One pass of the apply loop ([`super::Sidecar::sync`]'s result, and how long it took): an apply, a
     /// failure, or nothing to do — which also ends an earlier failure (the input that failed was fixed and
     /// equals what FRR has).
-    pub(crate) fn record_sync(&self, outcome: &Result<bool>, took: Duration) {
+    pub(crate) fn record_sync<T>(&self, outcome: &Result<Option<T>>, took: Duration) {
         match outcome {
-            Ok(true) => self.record_apply(Ok(()), took),
-            Ok(false) => {
+            Ok(Some(_)) => self.record_apply(Ok(()), took),
+            Ok(None) => {
                 let mut a = self.applies();
                 if matches!(a.last, Some(LastApply::Failed(_))) {
                     a.last = Some(LastApply::Ok);
@@ -729,20 +729,20 @@ mod tests {
         let r = h.report_from(&att, &established);
         assert!(!r.ready);
         assert!(r.reason.contains("not applied yet"), "{}", r.reason);
-        h.record_sync(&Ok(true), Duration::from_millis(10));
+        h.record_sync(&Ok(Some(())), Duration::from_millis(10));
         let r = h.report_from(&att, &established);
         assert!(!r.ready);
         assert!(r.reason.contains("192.168.92.2 (host) Idle"), "{}", r.reason);
         assert!(h.report_from(&all_up, &established).ready);
         // After the window: one underlay session is enough.
         let h0 = health(Duration::ZERO);
-        h0.record_sync(&Ok(true), Duration::from_millis(10));
+        h0.record_sync(&Ok(Some(())), Duration::from_millis(10));
         let r = h0.report_from(&att, &established);
         assert!(r.ready, "{}", r.reason);
         let host_only = sessions(&[("192.168.92.2", SessionKind::Underlay), ("192.168.91.2", SessionKind::Host)]);
         assert!(!h0.report_from(&host_only, &established).ready);
         // A failing apply makes it unready whatever the sessions, until a pass succeeds or finds nothing to do.
-        h.record_sync(&Err(Error::io("frr-reload.py --test failed:\nline 7: % Unknown command")), Duration::ZERO);
+        h.record_sync::<()>(&Err(Error::io("frr-reload.py --test failed:\nline 7: % Unknown command")), Duration::ZERO);
         let r = h.report_from(&all_up, &established);
         assert!(!r.ready);
         assert_eq!(
@@ -750,7 +750,7 @@ mod tests {
             "the last apply of FRR's configuration failed: frr-reload.py --test failed: / line 7: % Unknown command"
         );
         assert_eq!((r.applies_ok, r.applies_failed), (1, 1));
-        h.record_sync(&Ok(false), Duration::ZERO);
+        h.record_sync(&Ok(None::<()>), Duration::ZERO);
         assert!(h.report_from(&all_up, &established).ready);
         // No attachment, one in progress, FRR silent.
         assert!(!h.report_from(&Ok(Attachment::None), &established).ready);
