@@ -238,6 +238,16 @@ fn logged(log: &str, parts: &[&str]) -> bool {
     log.lines().any(|l| parts.iter().all(|p| l.contains(p)))
 }
 
+/// Wait until one line of the sidecar's log contains every one of `parts`: the sidecar logs an apply after it has
+/// checked FRR's running configuration, which is after the sessions and routes that a test waits for changed.
+fn wait_logged(sidecar: &Sidecar, parts: &[&str]) {
+    wait_for(
+        &format!("the sidecar's log line {parts:?}"),
+        || if logged(&sidecar.log(), parts) { Ok(()) } else { Err("not logged yet".into()) },
+        || sidecar.log(),
+    );
+}
+
 /// The router's frr.conf is the sidecar's rendering, not FRR's own (`vtysh write`).
 fn assert_sidecars_file(router: &Frr) {
     let file = fs::read_to_string(router.etc().join("frr.conf")).unwrap();
@@ -440,8 +450,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     );
     // Start-up goes through frr-reload.py, and the file on disk stays the sidecar's rendering (with a
     // pathspace frr-reload.py ends with `vtysh write`, which the sidecar undoes).
-    let log = sidecar.log();
-    assert!(logged(&log, &["applied the configuration for attachment", "by frr-reload.py"]), "{log}");
+    wait_logged(&sidecar, &["applied the configuration for attachment", "by frr-reload.py"]);
     assert_sidecars_file(&router);
 
     // FRR restarts (bgpd loses its configuration): the sidecar re-applies it, through the full path.
@@ -451,8 +460,8 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     // bgpd holds everything again, `allowall` included (frr-reload.py alone leaves it out: vtysh still shows
     // zebra's copy), so routes flow to and from the host.
     wait_for("routes both ways after a bgpd restart", || routes_flow(&lab, &tor, true, true), ctx);
+    wait_logged(&sidecar, &["FRR restarted; re-applied the configuration", "by frr-reload.py"]);
     let log = sidecar.log();
-    assert!(logged(&log, &["FRR restarted; re-applied the configuration", "by frr-reload.py"]), "{log}");
     assert!(!logged(&log, &["warn: after frr-reload.py"]), "{log}");
     assert_sidecars_file(&router);
     let bgpd = router.pid_of("bgpd");
@@ -470,8 +479,8 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     );
     assert_eq!(kernel_route(&lab.host, "172.30.0.0/24"), Ok(false));
     // Attachment → nothing is one transaction of the sidecar's own delta.
+    wait_logged(&sidecar, &["the configuration for no attachment", "by one vtysh -f transaction"]);
     let log = sidecar.log();
-    assert!(logged(&log, &["the configuration for no attachment", "by one vtysh -f transaction"]), "{log}");
     let deltas = log.matches("by one vtysh -f transaction").count();
 
     // ADD again with a second underlay neighbor: a second fabric switch (BIRD, AS 64513) two hops away at
