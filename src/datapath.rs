@@ -54,6 +54,9 @@ pub struct Sysctl {
     pub value: String,
 }
 
+/// IFA_F_NOPREFIXROUTE.
+const NOPREFIXROUTE: u32 = 0x200;
+
 /// Seconds since boot, counting suspend (CLOCK_BOOTTIME): address lifetimes are recorded as deadlines on it.
 fn boot_seconds() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -581,6 +584,16 @@ fn restore_nics(reach: &mut Reach, nics: &[NicState], errors: &mut Vec<Error>) {
     for h in &homes {
         if let Err(e) = host.nl.set_up(h.index, h.nic.up) {
             errors.push(Error::from(e).context(format!("restoring the admin state of {}", h.nic.name)));
+        }
+    }
+    for h in homes.iter().filter(|h| h.nic.up) {
+        for a in addresses_of(h.nic) {
+            let refresh = a.local.is_ipv6() && a.lifetimes.is_some() && a.flags & NOPREFIXROUTE == 0;
+            if refresh && !h.expired.contains(&a.local) {
+                if let Err(e) = host.nl.refresh_address(h.index, &a, now) {
+                    errors.push(Error::from(e).context(format!("restoring the prefix route of {a} on {}", h.nic.name)));
+                }
+            }
         }
     }
     let index_of = |name: &str| homes.iter().find(|h| h.nic.name == name).map(|h| h.index);

@@ -642,6 +642,16 @@ impl Netlink {
     /// is left of its lifetimes at `now` (CLOCK_BOOTTIME seconds; the caller skips an expired one). `nodad`
     /// adds IFA_F_NODAD to the recorded flags.
     pub fn add_address_as(&mut self, index: u32, a: &Address, now: u64, nodad: bool) -> NlResult<()> {
+        self.put_address(index, a, now, nodad, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Send an existing address again with its lifetimes (NLM_F_REPLACE). For an IPv6 address with finite
+    /// lifetimes added while its link was down, this makes the kernel add the prefix route it skipped.
+    pub fn refresh_address(&mut self, index: u32, a: &Address, now: u64) -> NlResult<()> {
+        self.put_address(index, a, now, false, netlink_packet_core::NLM_F_REPLACE)
+    }
+
+    fn put_address(&mut self, index: u32, a: &Address, now: u64, nodad: bool, mode: u16) -> NlResult<()> {
         let mut msg = AddressMessage::default();
         msg.header.family = if a.local.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         msg.header.prefix_len = a.prefix_len;
@@ -667,19 +677,16 @@ impl Netlink {
             c.ifa_preferred = u32::try_from(l.preferred_until.saturating_sub(now)).unwrap_or(c.ifa_valid);
             msg.attributes.push(AddressAttribute::CacheInfo(c));
         }
-        self.ack(
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &format!("adding address {a} to link {index}"),
-        )
+        self.ack(RouteNetlinkMessage::NewAddress(msg), mode, &format!("adding address {a} to link {index}"))
     }
 
     // --- neighbours --------------------------------------------------------------------------------------------
 
     /// The permanent neighbour entries of link `index` (proxy entries are another table, left alone).
     pub fn permanent_neighbours(&mut self, index: u32) -> NlResult<Vec<Neighbour>> {
+        // A strict dump request filters by NDA_IFINDEX; the header's ifindex must stay 0.
         let mut msg = NeighbourMessage::default();
-        msg.header.ifindex = index;
+        msg.attributes.push(NeighbourAttribute::IfIndex(index));
         let answers =
             self.request(RouteNetlinkMessage::GetNeighbour(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing neighbours")?;
         let mut out = Vec::new();
