@@ -400,6 +400,26 @@ fn foreign(l: &Link, nic: &NicState) -> bool {
     is_ours(l) || (nic.perm_mac.is_some() && l.perm_mac != nic.perm_mac) || l.kind != nic.kind
 }
 
+/// The NIC among the router namespace's links: by the ifindex it got there unless that index now belongs to
+/// another device (then returned as the conflict), then by permanent address, then by name (and, for a record
+/// written before the ifindex was kept, MAC, as then).
+fn pick_in_router<'a>(links: &'a [Link], nic: &NicState) -> (Option<&'a Link>, Option<&'a Link>) {
+    let mut conflict = None;
+    match nic.router_index.and_then(|i| links.iter().find(|l| l.index == i)) {
+        Some(l) if !foreign(l, nic) => return (Some(l), None),
+        Some(l) => conflict = Some(l),
+        None => {}
+    }
+    if let Some(l) = nic.perm_mac.as_ref().and_then(|p| links.iter().find(|l| l.perm_mac.as_ref() == Some(p))) {
+        return (Some(l), None);
+    }
+    let old = nic.router_index.is_none();
+    let by_name = links
+        .iter()
+        .find(|l| l.name == nic.name && if old { l.mac == nic.mac && !is_ours(l) } else { !foreign(l, nic) });
+    (by_name, conflict)
+}
+
 /// Where the NIC is now. In the router namespace by the ifindex it got there (unless that index now belongs to
 /// another device), then by permanent address, then by name; in the host or initial namespace by permanent
 /// address, or by name and MAC (DEL sets the MAC before moving the NIC home, so an interrupted DEL leaves it
@@ -409,23 +429,9 @@ fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
     let mut conflict = None;
     if let Some(router) = reach.router.side() {
         let links = router.nl.links()?;
-        let by_index = nic.router_index.and_then(|i| links.iter().find(|l| l.index == i));
-        match by_index {
-            Some(l) if !foreign(l, nic) => return Ok(Some((Place::Router, l.clone()))),
-            Some(l) => conflict = Some(l.clone()),
-            None => {}
-        }
-        let by_perm = nic.perm_mac.as_ref().and_then(|p| links.iter().find(|l| l.perm_mac.as_ref() == Some(p)));
-        if let Some(l) = by_perm {
-            return Ok(Some((Place::Router, l.clone())));
-        }
-        // A record written before the router-side ifindex was kept is matched by name and MAC, as then.
-        let old = nic.router_index.is_none();
-        let by_name = links
-            .iter()
-            .find(|l| l.name == nic.name && if old { l.mac == nic.mac && !is_ours(l) } else { !foreign(l, nic) });
-        if let Some(l) = by_name {
-            return Ok(Some((Place::Router, l.clone())));
+        match pick_in_router(&links, nic) {
+            (Some(l), _) => return Ok(Some((Place::Router, l.clone()))),
+            (None, c) => conflict = c.cloned(),
         }
     }
     for (place, opened) in [(Place::Host, &mut reach.host), (Place::Init, &mut reach.init)] {
@@ -703,6 +709,57 @@ mod tests {
             lower: None,
             link_netnsid: None,
         }
+    }
+
+    /// A NIC as records before this release hold it: CIDR strings and routes with eight fields.
+    const OLD_NIC: &str = r#"{"name": "toswitch", "mac": "02:00:00:00:00:01", "mtu": 1400, "up": true,
+        "addresses": ["192.168.11.3/24", "2001:db8:11::3/64"],
+        "routes": [{"destination": "0.0.0.0/0", "gateway": "192.168.11.2", "metric": 50, "source": null,
+                    "scope": 0, "protocol": 3, "kind": 1, "table": 254}]}"#;
+
+    #[test]
+    fn an_old_nic_record_loads_and_restores_as_plain_addresses_and_routes() {
+        let nic: NicState = serde_json::from_str(OLD_NIC).unwrap();
+        let addrs = addresses_of(&nic);
+        assert_eq!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["192.168.11.3/24", "2001:db8:11::3/64"]);
+        assert!(addrs.iter().all(|a| a.flags == 0 && a.lifetimes.is_none() && a.peer.is_none() && a.label.is_none()));
+        let r = &nic.routes[0];
+        assert_eq!((r.gateway, r.metric, r.table), (Some("192.168.11.2".parse().unwrap()), Some(50), 254));
+        assert_eq!((r.via, r.flags, r.metrics.len(), r.nexthops.len(), r.preference), (None, 0, 0, 0, None));
+        assert_eq!((nic.router_index, nic.perm_mac.as_deref(), nic.kind.as_deref()), (None, None, None));
+        assert!(nic.sysctls.is_empty() && nic.neighbours.is_empty());
+        // Found in the router as then, by name and MAC, since it has no router-side ifindex.
+        let other_mac = Link { mac: "02:00:00:00:00:99".into(), ..link(7, "toswitch", None) };
+        let it = link(9, "toswitch", None);
+        assert_eq!(pick_in_router(std::slice::from_ref(&other_mac), &nic), (None, None));
+        assert_eq!(pick_in_router(&[other_mac, it.clone()], &nic).0, Some(&it));
+        // And it is written back in the same form plus nothing but what it has.
+        let again: NicState = serde_json::from_str(&serde_json::to_string(&nic).unwrap()).unwrap();
+        assert_eq!(again, nic);
+    }
+
+    #[test]
+    fn a_moved_nic_is_found_by_router_ifindex_then_permanent_address_then_name() {
+        let mut nic: NicState = serde_json::from_str(OLD_NIC).unwrap();
+        nic.router_index = Some(9);
+        nic.kind = Some("veth".into());
+        // Renamed and given another MAC: the index finds it.
+        let renamed = Link { mac: "02:aa:00:00:00:01".into(), ..link(9, "uplink0", Some("veth")) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&renamed), &nic), (Some(&renamed), None));
+        // Another kind of device holds the index, and nothing else matches: a conflict.
+        let usurper = link(9, "toswitch", Some("bridge"));
+        assert_eq!(pick_in_router(std::slice::from_ref(&usurper), &nic), (None, Some(&usurper)));
+        // Our own veth end is never taken for the NIC.
+        let ours = Link { group: VETH_GROUP, ..link(9, "toswitch", Some("veth")) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&ours), &nic).0, None);
+        // A physical NIC that moved under another index is found by its permanent address.
+        nic.kind = None;
+        nic.perm_mac = Some("00:11:22:33:44:55".into());
+        let phys = Link { perm_mac: nic.perm_mac.clone(), ..link(12, "eth7", None) };
+        assert_eq!(pick_in_router(&[usurper.clone(), phys.clone()], &nic), (Some(&phys), None));
+        // One with a different permanent address at the index is another device.
+        let other = Link { perm_mac: Some("00:11:22:33:44:66".into()), ..link(9, "toswitch", None) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&other), &nic), (None, Some(&other)));
     }
 
     #[test]
