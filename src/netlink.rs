@@ -108,6 +108,9 @@ pub struct Route {
     /// The next hops of a multipath route (then `gateway` and `via` are None), each naming its NIC.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nexthops: Vec<NextHop>,
+    /// The source prefix of an IPv6 source-specific route (`from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<IpNet>,
 }
 
 /// One next hop of a multipath route. The device is named, as NICs are restored under their recorded names.
@@ -776,8 +779,15 @@ impl Netlink {
         let mut congctl = None;
         let mut preference = None;
         let mut nexthops = Vec::new();
+        let mut from = None;
         for attr in &r.attributes {
             match attr {
+                // A lightweight tunnel encapsulation (MPLS, seg6, ...) is not recorded: left out whole rather
+                // than restored without it (docs/restore.md).
+                RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => return None,
+                RouteAttribute::Source(a) => {
+                    from = ip_of(a).and_then(|ip| IpNet::new(ip, r.header.source_prefix_length).ok())
+                }
                 RouteAttribute::Oif(i) => oif = Some(*i),
                 RouteAttribute::Table(t) => table = *t,
                 RouteAttribute::Destination(a) => dst = ip_of(a),
@@ -838,6 +848,7 @@ impl Netlink {
             congctl,
             preference,
             nexthops,
+            from,
         })
     }
 
@@ -856,6 +867,10 @@ impl Netlink {
         msg.attributes.push(RouteAttribute::Table(route.table));
         if route.destination.prefix_len() > 0 {
             msg.attributes.push(RouteAttribute::Destination(route.destination.addr().into()));
+        }
+        if let Some(f) = route.from {
+            msg.header.source_prefix_length = f.prefix_len();
+            msg.attributes.push(RouteAttribute::Source(f.addr().into()));
         }
         if let Some(gw) = route.gateway {
             msg.attributes.push(RouteAttribute::Gateway(gw.into()));

@@ -114,11 +114,13 @@ fn routes_in_other_tables_and_a_user_route_in_table_local() {
          route add 10.80.0.0/16 via 192.168.11.2 dev toswitch table 100
          route add default via 192.168.11.2 dev toswitch table 1000 proto static
          route add 10.81.0.0/16 dev toswitch table local scope link
-         -6 route add 2001:db8:81::/64 via 2001:db8:11::2 dev toswitch table 200 pref high",
+         -6 route add 2001:db8:81::/64 via 2001:db8:11::2 dev toswitch table 200 pref high
+         -6 route add 2001:db8:82::/64 from 2001:db8:11::/64 via 2001:db8:11::2 dev toswitch",
     );
     let before = round_trip(&lab, &lab.conf("1.0.0", json!({})));
-    let needles: [&[&str]; 4] = [
+    let needles: [&[&str]; 5] = [
         &[r#""dst":"10.80.0.0/16""#, r#""table":"100""#],
+        &[r#""dst":"2001:db8:82::/64""#, r#""from":"2001:db8:11::/64""#],
         &[r#""dst":"default""#, r#""table":"1000""#, r#""protocol":"static""#],
         &[r#""dst":"10.81.0.0/16""#, r#""table":"local""#, r#""scope":"link""#],
         &[r#""dst":"2001:db8:81::/64""#, r#""table":"200""#, r#""pref":"high""#],
