@@ -118,17 +118,27 @@ pub(crate) fn refusal(nic: &Link, links: &[Link]) -> Option<String> {
 /// Read, in one visit of the namespace, each NIC's sysctls under `net/ipv4/conf/<nic>/` and
 /// `net/ipv6/conf/<nic>/` that differ from `conf/default/` (read-only and unreadable files left out).
 fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsFd;
     use std::os::unix::fs::PermissionsExt;
-    let read_dir = |dir: &str| -> std::collections::BTreeMap<String, String> {
-        let mut out = std::collections::BTreeMap::new();
-        let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    // One directory in one pass: list it, then open each entry relative to the directory and read it with one
+    // read (sysctl values are short), without the stat and extra reads of `read_to_string`.
+    let read_dir = |dir: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let (Ok(d), Ok(rd)) = (std::fs::File::open(dir), std::fs::read_dir(dir)) else { return out };
+        let mut buf = [0u8; 1024];
         for e in rd.flatten() {
-            let writable = e.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o200 != 0);
-            if !writable {
-                continue;
-            }
-            if let Ok(v) = std::fs::read_to_string(e.path()) {
-                out.insert(e.file_name().to_string_lossy().into_owned(), v.trim_end().to_string());
+            let name = e.file_name();
+            let Ok(fd) = openat(d.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
+                continue; // unreadable (ipv6 stable_secret while unset)
+            };
+            match nix::unistd::read(&fd, &mut buf) {
+                Ok(n) if n < buf.len() => {
+                    let v = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+                    out.push((name.to_string_lossy().into_owned(), v));
+                }
+                _ => {}
             }
         }
         out
@@ -136,18 +146,28 @@ fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
     ns.run(|| {
         let mut defaults = Vec::new();
         for family in ["ipv4", "ipv6"] {
-            defaults.push((family, read_dir(&format!("/proc/sys/net/{family}/conf/default"))));
+            let values: std::collections::HashMap<String, String> =
+                read_dir(&format!("/proc/sys/net/{family}/conf/default")).into_iter().collect();
+            defaults.push((family, values));
         }
         nics.iter()
             .map(|nic| {
                 let mut out = Vec::new();
                 for (family, default) in &defaults {
-                    for (key, value) in read_dir(&format!("/proc/sys/net/{family}/conf/{nic}")) {
-                        if default.get(&key) != Some(&value) {
+                    let dir = format!("/proc/sys/net/{family}/conf/{nic}");
+                    for (key, value) in read_dir(&dir) {
+                        if default.get(&key) == Some(&value) {
+                            continue;
+                        }
+                        // Only what can be written back (mc_forwarding, for one, is read-only).
+                        let writable = std::fs::metadata(format!("{dir}/{key}"))
+                            .is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
+                        if writable {
                             out.push(Sysctl { family: family.to_string(), key, value });
                         }
                     }
                 }
+                out.sort_by(|a, b| (&a.family, &a.key).cmp(&(&b.family, &b.key)));
                 out
             })
             .collect()
