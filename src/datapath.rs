@@ -323,7 +323,7 @@ pub fn enable_forwarding(router: &Side) -> Result<()> {
 
 /// A namespace a teardown may need: open, provably gone (its path does not exist, or now names another
 /// namespace), or failed to open for another reason (an error that keeps the record if it matters).
-pub enum Opened {
+pub(crate) enum Opened {
     Open(Side),
     Gone,
     Failed(Error),
@@ -374,7 +374,7 @@ impl Opened {
 }
 
 /// The namespaces a teardown can reach.
-pub struct Reach {
+pub(crate) struct Reach {
     pub host: Opened,
     pub router: Opened,
     /// The initial namespace, where the kernel returns physical NICs of a destroyed namespace (Gone when it is
@@ -780,6 +780,24 @@ mod tests {
         // One with a different permanent address at the index is another device.
         let other = Link { perm_mac: Some("00:11:22:33:44:66".into()), ..link(9, "toswitch", None) };
         assert_eq!(pick_in_router(std::slice::from_ref(&other), &nic), (None, Some(&other)));
+    }
+
+    fn ns_at(path: &str) -> crate::netns::NsId {
+        crate::netns::NsId { path: path.into(), dev: 4, ino: 1 }
+    }
+
+    #[test]
+    fn only_a_missing_path_or_another_namespace_counts_as_gone() {
+        assert!(matches!(Opened::recorded(&ns_at("/nonexistent-openpe/ns"), "router namespace"), Opened::Gone));
+        // Another object at the path (here a regular file): not the recorded namespace, so it died.
+        assert!(matches!(Opened::recorded(&ns_at("/proc/self/status"), "router namespace"), Opened::Gone));
+        // A path that cannot be looked at for another reason (ENOTDIR here; EPERM, EMFILE alike) is an error.
+        match Opened::recorded(&ns_at("/proc/self/status/ns"), "router namespace") {
+            Opened::Failed(e) => {
+                assert!(e.msg.starts_with("cannot look at the router namespace /proc/self/status/ns: "), "{}", e.msg)
+            }
+            _ => panic!("ENOTDIR must not count as gone"),
+        }
     }
 
     #[test]
