@@ -232,15 +232,17 @@ fn second_nic(lab: &Lab) {
 
 #[test]
 #[ignore = "needs root"]
-fn two_nics_with_a_route_on_one_using_a_source_on_the_other_and_a_multipath_route_over_both() {
+fn two_nics_with_a_route_on_one_using_a_source_on_the_other_and_multipath_routes_over_both() {
     let lab = shaped("rtwo", "addr add 192.168.11.3/24 dev toswitch");
     second_nic(&lab);
     lab.host.ip("route add 10.100.0.0/16 via 192.168.11.2 dev toswitch src 192.168.12.3");
     lab.host.ip(
         "route add 10.101.0.0/16 nexthop via 192.168.11.2 dev toswitch nexthop via 192.168.12.2 dev toswitch2 weight 3",
     );
+    lab.host.ip("-6 route add 2001:db8:101::/64 nexthop via fe80::2 dev toswitch nexthop via fe80::3 dev toswitch2");
     let conf = lab.conf("1.0.0", json!({"underlay": {"nics": ["toswitch", "toswitch2"]}}));
     let before = round_trip(&lab, &conf);
+    assert!(has_line(&before, &[r#""dst":"2001:db8:101::/64""#, r#""gateway":"fe80::3""#]), "{before}");
     assert!(
         has_line(&before, &[r#""dst":"10.100.0.0/16""#, r#""dev":"toswitch""#, r#""prefsrc":"192.168.12.3""#]),
         "{before}"
