@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::cni::{check_version, valid_identifier};
 use crate::error::{Error, Kind, Result};
+use crate::limits::{self, HostLimits};
 use crate::log::Level;
 use crate::log_debug;
 
@@ -96,6 +97,9 @@ pub struct HostSession {
     pub host_as: RemoteAs,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
+    /// `allowedPrefixes`, `maxPrefixes`, `maxPrefixesRestartMinutes` (this project's, not upstream's).
+    #[serde(default)]
+    pub limits: HostLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -629,8 +633,27 @@ fn parse_l3passthrough(v: &Value, path: &str) -> Result<HostSession> {
         return Err(Error::config(format!("{lcp}: give at least one of ipv4 and ipv6")));
     }
     l.finish();
+    let limits = parse_host_limits(&mut f, ipv4.is_some(), ipv6.is_some())?;
     f.finish();
-    Ok(HostSession { asn, host_as, ipv4, ipv6 })
+    Ok(HostSession { asn, host_as, ipv4, ipv6, limits })
+}
+
+/// The host session's limits: the fields read here, validated in [`crate::limits`]. The lowercase spellings are
+/// accepted as for the seed's other fields, since a limit ignored as an unknown field would fail open.
+fn parse_host_limits(f: &mut Fields, ipv4: bool, ipv6: bool) -> Result<HostLimits> {
+    let allowed_prefixes = match f.get(&["allowedPrefixes", "allowedprefixes"])? {
+        Some((v, p)) => {
+            let list = array(v, &p)?.iter().enumerate().map(|(i, e)| string(e, &format!("{p}[{i}]")));
+            Some(limits::allowed_prefixes(&list.collect::<Result<Vec<_>>>()?, &p, ipv4, ipv6)?)
+        }
+        None => None,
+    };
+    let max = f.get(&["maxPrefixes", "maxprefixes"])?;
+    let max_prefixes = max.map(|(v, p)| uint(v, &p, 1, u32::MAX as u64).map(|n| n as u32)).transpose()?;
+    let restart = f.get(&["maxPrefixesRestartMinutes", "maxprefixesrestartminutes"])?;
+    let restart = restart.map(|(v, p)| uint(v, &p, 1, 65535).map(|n| (n as u16, p))).transpose()?;
+    let max_prefixes_restart_minutes = limits::restart_minutes(restart, max_prefixes)?;
+    Ok(HostLimits { allowed_prefixes, max_prefixes, max_prefixes_restart_minutes })
 }
 
 #[cfg(test)]

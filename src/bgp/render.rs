@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::safety;
 use crate::addressing::{router_id, VethAddresses};
 use crate::config::{HostSession, Neighbor, RemoteAs, Underlay};
 use crate::error::{Error, Result};
@@ -149,6 +150,8 @@ pub fn render(
     // bgpd holds every peer until the route-map delay timer (5 s by default) set off by defining `allowall`
     // has run; processing route-map changes at once lets sessions start about a second after the apply.
     out.push_str("!\nbgp route-map delay-timer 0\n!\nroute-map allowall permit 1\nexit\n!\n");
+    // Routing safety (split horizon, the host's limits): bgp/safety.rs.
+    safety::policies(&mut out, asn, &hs.limits, &hosts.iter().map(|h| h.family).collect::<Vec<_>>());
     let _ = writeln!(out, "router bgp {asn}");
     let _ = writeln!(out, " bgp router-id {rid}");
     out.push_str(" no bgp ebgp-requires-policy\n");
@@ -178,13 +181,14 @@ pub fn render(
             } else {
                 let _ = writeln!(out, "  neighbor {a} next-hop-self force");
             }
+            safety::underlay_neighbor_af(&mut out, n);
         }
         let a = h.address;
         let _ = writeln!(out, "  neighbor {a} activate");
         if host_ibgp_in_frr {
             let _ = writeln!(out, "  neighbor {a} next-hop-self force");
         }
-        let _ = writeln!(out, "  neighbor {a} route-map allowall in");
+        safety::host_neighbor_af(&mut out, &h.host_route, &hs.limits);
         let _ = writeln!(out, "  neighbor {a} route-map allowall out");
         out.push_str(" exit-address-family\n");
     }
