@@ -110,7 +110,10 @@ pub(crate) fn host_neighbor_af(out: &mut String, host_route: &IpNet, limits: &Ho
         IpNet::V6(_) => "ipv6",
     };
     if let Some(max) = limits.max_prefixes {
-        // FRR 8.4's grammar and its running configuration put `force` after `restart`.
+        // `force` counts the routes the inbound route map refused from the Adj-RIB-In, which FRR keeps only with
+        // soft-reconfiguration inbound: without it FRR 8.4 counts accepted routes alone. Its memory is bounded
+        // by the limit itself. FRR's grammar and running configuration put `force` after `restart`.
+        let _ = writeln!(out, "  neighbor {a} soft-reconfiguration inbound");
         let _ =
             writeln!(out, "  neighbor {a} maximum-prefix {max} restart {} force", limits.max_prefixes_restart_minutes);
     }
@@ -157,7 +160,7 @@ mod tests {
         host_neighbor_af(&mut af, &"2001:db8:10::2/128".parse().unwrap(), &l);
         assert_eq!(
             af,
-            "  neighbor 2001:db8:10::2 maximum-prefix 100 restart 5 force\n  neighbor 2001:db8:10::2 route-map openpe-host-in-ipv6 in\n"
+            "  neighbor 2001:db8:10::2 soft-reconfiguration inbound\n  neighbor 2001:db8:10::2 maximum-prefix 100 restart 5 force\n  neighbor 2001:db8:10::2 route-map openpe-host-in-ipv6 in\n"
         );
     }
 }
