@@ -1,7 +1,7 @@
 //! Limits on what a host may announce to the fabric through its BGP session: `allowedPrefixes`, `maxPrefixes`
 //! and `maxPrefixesRestartMinutes` of `l3passthrough.hostsession`. They are this project's extensions, not
 //! upstream OpenPERouter's (whose host session accepts anything the host announces). docs/routing-safety.md
-//! describes them; [`crate::bgp::safety`] renders them into FRR.
+//! describes them; `src/bgp/safety.rs` renders them into FRR.
 //!
 //! The typed values live here with their validation, so that the configuration parser only reads the three
 //! fields and hands them over.

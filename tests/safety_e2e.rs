@@ -202,6 +202,9 @@ fn split_horizon_between_two_tors() {
         .filter_map(|p| p["largeCommunity"]["string"].as_str())
         .collect();
     assert_eq!(tags, ["64514:4242:1"], "{r}");
+    // The host hears the fabric's routes with the tag (FRR sends large communities to eBGP peers).
+    let at_host = bird.birdc(&format!("show route {} all", TOR2.prefix4));
+    assert!(at_host.contains("BGP.large_community: (64514, 4242, 1)"), "{at_host}");
     // The host reaches both ToRs through the router.
     lab.host.exec(&format!("ping -c 1 -W 5 {}", TOR1.loopback4));
     lab.host.exec(&format!("ping -c 1 -W 5 {}", TOR2.loopback4));
@@ -222,6 +225,7 @@ fn split_horizon_between_two_tors() {
     };
     assert_eq!(sent(&tor1, "192.168.11.3"), ["172.31.0.0/24", "192.169.10.2/32"]);
     assert_eq!(sent(&tor2, "192.168.12.3"), ["172.31.0.0/24", "192.169.10.2/32"]);
+    assert_eq!(reload_pending(&router).unwrap(), Vec::<String>::new(), "FRR's view differs from the render");
     assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     lab.del(&conf);
 }
@@ -272,6 +276,7 @@ fn allowed_prefixes_filter_what_reaches_the_tor() {
     let mut p_sorted = p.clone();
     p_sorted.sort();
     assert_eq!(p_sorted, ["172.30.0.0/24", "172.31.5.0/24", "192.169.10.2/32"], "the ToR's table");
+    assert_eq!(reload_pending(&router).unwrap(), Vec::<String>::new(), "FRR's view differs from the render");
     lab.del(&conf);
 }
 
@@ -341,6 +346,7 @@ fn max_prefixes_closes_the_session_and_restarts_it() {
         },
         ctx,
     );
+    assert_eq!(reload_pending(&router).unwrap(), Vec::<String>::new(), "FRR's view differs from the render");
     lab.del(&conf);
 }
 

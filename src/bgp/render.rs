@@ -5,7 +5,8 @@
 //! line or start a new one, so nothing from the user's configuration can inject FRR configuration.
 //!
 //! The shape follows upstream OpenPERouter's passthrough template, plus `local-as` for a host session whose
-//! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores.
+//! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores, and the routing safety upstream
+//! lacks (split horizon, the host session's limits), which `bgp/safety.rs` renders.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;

@@ -53,7 +53,7 @@ impl Frr {
     pub fn etc(&self) -> PathBuf {
         PathBuf::from(format!("/etc/frr/{}", self.name))
     }
-    fn run(&self) -> PathBuf {
+    pub fn run(&self) -> PathBuf {
         PathBuf::from(format!("/var/run/frr/{}", self.name))
     }
 
@@ -305,4 +305,38 @@ pub fn wait_for(what: &str, check: impl Fn() -> Result<(), String>, context: imp
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What `frr-reload.py --test` would still change to make FRR's running configuration equal its configuration
+/// file (the sidecar's render): the lines it lists to delete and to add, `-`/`+` prefixed. Empty when FRR's
+/// view equals the file, so that later applies do not re-issue commands.
+pub fn reload_pending(frr: &Frr) -> Result<Vec<String>, String> {
+    let out = Command::new("/usr/lib/frr/frr-reload.py")
+        .args(["--stdout", "--pathspace", &frr.name, "--rundir"])
+        .arg(frr.run())
+        .arg("--test")
+        .arg(frr.etc().join("frr.conf"))
+        .output()
+        .map_err(|e| format!("cannot run frr-reload.py: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        return Err(format!("frr-reload.py --test failed: {text}{}", String::from_utf8_lossy(&out.stderr)));
+    }
+    // Nothing at all when the two are equal; otherwise sections "Lines To Delete" and "Lines To Add", each
+    // underlined with '=' and holding its lines (context lines unindented, commands indented).
+    let mut pending = Vec::new();
+    let mut sign = None;
+    for line in text.lines() {
+        match line {
+            "" => {}
+            "Lines To Delete" => sign = Some('-'),
+            "Lines To Add" => sign = Some('+'),
+            l if l.chars().all(|c| c == '=') => {}
+            l => match sign {
+                Some(s) => pending.push(format!("{s}{l}")),
+                None => return Err(format!("frr-reload.py --test said what this helper does not understand: {text}")),
+            },
+        }
+    }
+    Ok(pending)
 }
