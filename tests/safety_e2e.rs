@@ -241,41 +241,67 @@ fn ipv4_conf(lab: &Lab, limits: Value) -> Value {
 #[ignore = "needs root"]
 fn allowed_prefixes_filter_what_reaches_the_tor() {
     let lab = Lab::new("sa");
-    let conf = ipv4_conf(&lab, json!({"allowedPrefixes": ["172.31.0.0/16"]}));
+    let conf = lab.conf(
+        "1.0.0",
+        json!({"l3passthrough": {"hostsession": {"allowedPrefixes": ["172.31.0.0/16", "2001:db8:88::/48"]}}}),
+    );
     let tor = start_tor(&lab.tor, &TOR1);
     lab.add(&conf);
     let (router, sidecar) = start_router(&lab);
-    let announced = ["172.31.5.0/24", "10.77.0.0/24", "0.0.0.0/0"];
-    let bird = Bird::start(&lab.host, &host_bird_config(&announced, &[], false));
+    // Per family: one prefix inside allowedPrefixes, one outside, and a default route.
+    let announced4 = ["172.31.5.0/24", "10.77.0.0/24", "0.0.0.0/0"];
+    let announced6 = ["2001:db8:88:5::/64", "2001:db8:77::/64", "::/0"];
+    let bird = Bird::start(&lab.host, &host_bird_config(&announced4, &announced6, true));
     let ctx = || context(&router, &[&tor], &sidecar, &bird);
-    wait_for("every session Established", || established(&router, &["192.168.11.2", "192.169.10.2"]), ctx);
-    // The allowed prefix and the host's own address (outside allowedPrefixes: it is the router's, always
+    let peers = ["192.168.11.2", "192.169.10.2", "2001:db8:10::2"];
+    wait_for("every session Established", || established(&router, &peers), ctx);
+    // The allowed prefixes and the host's own addresses (outside allowedPrefixes: they are the router's, always
     // advertised) reach the ToR.
     wait_for(
-        "the allowed prefix at the ToR",
+        "the allowed prefixes at the ToR",
         || {
-            let p = tor.bgp_prefixes("ipv4")?;
-            match has(&p, "172.31.5.0/24") && has(&p, "192.169.10.2/32") {
+            let p4 = tor.bgp_prefixes("ipv4")?;
+            let p6 = tor.bgp_prefixes("ipv6")?;
+            let want = has(&p4, "172.31.5.0/24")
+                && has(&p4, "192.169.10.2/32")
+                && has(&p6, "2001:db8:88:5::/64")
+                && has(&p6, "2001:db8:10::2/128");
+            match want {
                 true => Ok(()),
-                false => Err(format!("the ToR has {p:?}")),
+                false => Err(format!("the ToR has {p4:?} {p6:?}")),
             }
         },
         ctx,
     );
-    // The host does announce all three (BIRD exports them), the router received all three, and drops two.
-    let exported = bird.birdc("show route export openpe4");
-    for p in announced {
+    // The host does announce all of them (BIRD exports them); the router accepts one per family.
+    let exported = format!("{}{}", bird.birdc("show route export openpe4"), bird.birdc("show route export openpe6"));
+    for p in announced4.iter().chain(&announced6) {
         assert!(exported.contains(p), "BIRD does not export {p}: {exported}");
     }
-    let host_peer = router.neighbor("192.169.10.2").unwrap();
-    let counts = &host_peer["addressFamilyInfo"]["ipv4Unicast"];
-    assert_eq!(counts["acceptedPrefixCounter"], 1, "{counts}");
-    let p = router.bgp_prefixes("ipv4").unwrap();
-    assert!(!has(&p, "10.77.0.0/24") && !has(&p, "0.0.0.0/0"), "the router accepted a refused prefix: {p:?}");
-    let p = tor.bgp_prefixes("ipv4").unwrap();
-    let mut p_sorted = p.clone();
-    p_sorted.sort();
-    assert_eq!(p_sorted, ["172.30.0.0/24", "172.31.5.0/24", "192.169.10.2/32"], "the ToR's table");
+    for (peer, family) in [("192.169.10.2", "ipv4Unicast"), ("2001:db8:10::2", "ipv6Unicast")] {
+        let n = router.neighbor(peer).unwrap();
+        let counts = &n["addressFamilyInfo"][family];
+        assert_eq!(counts["acceptedPrefixCounter"], 1, "{peer}: {counts}");
+    }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(router.bgp_prefixes("ipv4").unwrap()),
+        ["172.30.0.0/24", "172.31.5.0/24", "192.169.10.2/32"],
+        "the router's IPv4 table"
+    );
+    assert_eq!(
+        sorted(tor.bgp_prefixes("ipv4").unwrap()),
+        ["172.30.0.0/24", "172.31.5.0/24", "192.169.10.2/32"],
+        "the ToR's IPv4 table"
+    );
+    assert_eq!(
+        sorted(tor.bgp_prefixes("ipv6").unwrap()),
+        ["2001:db8:10::2/128", "2001:db8:88:5::/64", "2001:db8:99::/64"],
+        "the ToR's IPv6 table"
+    );
     assert_eq!(reload_pending(&router).unwrap(), Vec::<String>::new(), "FRR's view differs from the render");
     lab.del(&conf);
 }
