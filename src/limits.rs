@@ -28,8 +28,8 @@ pub struct HostLimits {
     /// session has, none twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_prefixes: Option<Vec<IpNet>>,
-    /// The most routes the host may announce per address family, counted before `allowed_prefixes` filters
-    /// them; past it FRR closes the session. At least 1.
+    /// The most routes the host may have accepted per address family (counted after `allowed_prefixes`, see
+    /// `host_neighbor_af` in src/bgp/safety.rs for why); past it FRR closes the session. At least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_prefixes: Option<u32>,
     /// Minutes after which FRR reopens a session it closed for `max_prefixes` (1..65535; FRR counts whole

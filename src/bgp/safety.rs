@@ -101,8 +101,16 @@ pub(crate) fn underlay_neighbor_af(out: &mut String, n: &Neighbor) {
 }
 
 /// The host session's inbound lines in the address family of `host_route` (the host's address): `maxPrefixes`
-/// with FRR's `force` (counted before the route map filters: a leak is caught even when `allowedPrefixes`
-/// drops it) and the inbound route map.
+/// and the inbound route map.
+///
+/// `maximum-prefix` counts the routes the inbound route map accepts, without FRR's `force` (which would also
+/// count the routes `allowedPrefixes` refuses). In FRR 8.4 (Debian 12) and 9.1 (the router image) `force`
+/// cannot be relied on: it needs `soft-reconfiguration inbound`, whose Adj-RIB-In then holds every refused
+/// route, and FRR checks the limit only when it accepts a route, so a flood of refused routes is never caught
+/// and grows that memory without bound; and its count of refused routes is wrong (bgpd's
+/// `bgp_filtered_routes_count` never resets its flag before FRR 10.5, so after the first refused prefix every
+/// later one counts, accepted ones twice), closing hosts that announce fewer routes than the limit. Refused
+/// routes are dropped on arrival and cost nothing, so counting the accepted ones is what protects the router.
 pub(crate) fn host_neighbor_af(out: &mut String, host_route: &IpNet, limits: &HostLimits) {
     let a = host_route.addr();
     let family = match host_route {
@@ -110,12 +118,7 @@ pub(crate) fn host_neighbor_af(out: &mut String, host_route: &IpNet, limits: &Ho
         IpNet::V6(_) => "ipv6",
     };
     if let Some(max) = limits.max_prefixes {
-        // `force` counts the routes the inbound route map refused from the Adj-RIB-In, which FRR keeps only with
-        // soft-reconfiguration inbound: without it FRR 8.4 counts accepted routes alone. Its memory is bounded
-        // by the limit itself. FRR's grammar and running configuration put `force` after `restart`.
-        let _ = writeln!(out, "  neighbor {a} soft-reconfiguration inbound");
-        let _ =
-            writeln!(out, "  neighbor {a} maximum-prefix {max} restart {} force", limits.max_prefixes_restart_minutes);
+        let _ = writeln!(out, "  neighbor {a} maximum-prefix {max} restart {}", limits.max_prefixes_restart_minutes);
     }
     let _ = writeln!(out, "  neighbor {a} route-map {} in", host_in_map(limits, family));
 }
@@ -160,7 +163,7 @@ mod tests {
         host_neighbor_af(&mut af, &"2001:db8:10::2/128".parse().unwrap(), &l);
         assert_eq!(
             af,
-            "  neighbor 2001:db8:10::2 soft-reconfiguration inbound\n  neighbor 2001:db8:10::2 maximum-prefix 100 restart 5 force\n  neighbor 2001:db8:10::2 route-map openpe-host-in-ipv6 in\n"
+            "  neighbor 2001:db8:10::2 maximum-prefix 100 restart 5\n  neighbor 2001:db8:10::2 route-map openpe-host-in-ipv6 in\n"
         );
     }
 }
