@@ -94,6 +94,7 @@ mod tests {
             host_as: RemoteAs::Asn(64515),
             ipv4: v4.map(|s| s.parse().unwrap()),
             ipv6: v6.map(|s| s.parse().unwrap()),
+            limits: Default::default(),
         }
     }
 

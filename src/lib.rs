@@ -19,6 +19,7 @@ pub mod error;
 pub mod fault;
 pub mod fsutil;
 pub mod inspect;
+pub mod limits;
 pub mod log;
 pub mod netlink;
 pub mod netns;

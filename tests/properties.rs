@@ -15,7 +15,7 @@ fn config() -> ProptestConfig {
 }
 
 fn session(ipv4: Option<Ipv4Net>, ipv6: Option<Ipv6Net>) -> HostSession {
-    HostSession { asn: 64514, host_as: RemoteAs::Asn(64515), ipv4, ipv6 }
+    HostSession { asn: 64514, host_as: RemoteAs::Asn(64515), ipv4, ipv6, limits: Default::default() }
 }
 
 /// Any IPv4 CIDR the configuration accepts (prefix at most 30), as its network.

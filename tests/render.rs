@@ -18,6 +18,12 @@ const CASES: &[&str] = &[
     "neighbors",
     "multihop-ttl",
     "upstream-sample",
+    // Routing safety (docs/routing-safety.md): split horizon with several underlay neighbors, eBGP and iBGP;
+    // both host limits in both families; allowedPrefixes of one family only (the other refuses everything),
+    // with a 4-byte underlay ASN in the split-horizon community.
+    "split-horizon",
+    "limits",
+    "limits-one-family",
 ];
 
 /// The `upstream-sample` case is the sample configuration that carries upstream's current Underlay and
@@ -93,6 +99,18 @@ fn every_line_has_a_known_shape() {
         "!",
         "bgp route-map delay-timer 1",
         "route-map allowall permit 1",
+        "route-map openpe-underlay-in permit 10",
+        "route-map openpe-underlay-out deny 10",
+        "route-map openpe-underlay-out permit 20",
+        "route-map openpe-host-in-ipv4 ",
+        "route-map openpe-host-in-ipv6 ",
+        " set large-community ",
+        " match large-community openpe-from-underlay",
+        " match ip address prefix-list openpe-host-allowed-ipv4",
+        " match ipv6 address prefix-list openpe-host-allowed-ipv6",
+        "bgp large-community-list standard openpe-from-underlay seq 5 permit ",
+        "ip prefix-list openpe-host-allowed-ipv4 seq ",
+        "ipv6 prefix-list openpe-host-allowed-ipv6 seq ",
         "exit",
         "router bgp ",
         " bgp router-id ",

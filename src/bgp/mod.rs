@@ -5,6 +5,7 @@
 //! `openpe-passthrough render` prints it.
 
 pub mod render;
+mod safety;
 
 pub use render::{diff, mask, render, render_record, unconfigured, Secrets};
 

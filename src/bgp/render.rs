@@ -5,13 +5,15 @@
 //! line or start a new one, so nothing from the user's configuration can inject FRR configuration.
 //!
 //! The shape follows upstream OpenPERouter's passthrough template, plus `local-as` for a host session whose
-//! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores.
+//! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores, and the routing safety upstream
+//! lacks (split horizon, the host session's limits), which `bgp/safety.rs` renders.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::safety;
 use crate::addressing::{router_id, VethAddresses};
 use crate::config::{HostSession, Neighbor, RemoteAs, Underlay};
 use crate::error::{Error, Result};
@@ -148,6 +150,8 @@ pub fn render(
     // second timer set off by a route-map created in the same transaction, less than a second remains, which
     // FRR rounds to 0: the peers start at once (docs/sidecar.md).
     out.push_str("!\nbgp route-map delay-timer 1\n!\nroute-map allowall permit 1\nexit\n!\n");
+    // Routing safety (split horizon, the host's limits): bgp/safety.rs.
+    safety::policies(&mut out, asn, &hs.limits, &hosts.iter().map(|h| h.family).collect::<Vec<_>>());
     let _ = writeln!(out, "router bgp {asn}");
     let _ = writeln!(out, " bgp router-id {rid}");
     out.push_str(" no bgp ebgp-requires-policy\n");
@@ -177,13 +181,14 @@ pub fn render(
             } else {
                 let _ = writeln!(out, "  neighbor {a} next-hop-self force");
             }
+            safety::underlay_neighbor_af(&mut out, n);
         }
         let a = h.address;
         let _ = writeln!(out, "  neighbor {a} activate");
         if host_ibgp_in_frr {
             let _ = writeln!(out, "  neighbor {a} next-hop-self force");
         }
-        let _ = writeln!(out, "  neighbor {a} route-map allowall in");
+        safety::host_neighbor_af(&mut out, &h.host_route, &hs.limits);
         let _ = writeln!(out, "  neighbor {a} route-map allowall out");
         out.push_str(" exit-address-family\n");
     }

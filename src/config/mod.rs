@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Kind, Result};
+use crate::limits::{self, HostLimits};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
@@ -133,6 +134,9 @@ pub struct HostSession {
     pub host_as: RemoteAs,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
+    /// `allowedPrefixes`, `maxPrefixes`, `maxPrefixesRestartMinutes` (this project's, not upstream's).
+    #[serde(default)]
+    pub limits: HostLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +170,7 @@ const NOT_OURS: &[(&str, Fate)] = {
 
 /// Spellings of one field (upstream's, the seed's, older ones), each a serde `alias` of the first. Two of one
 /// group in one object are refused, since one would silently win.
-const SPELLINGS: [&[&str]; 13] = [
+const SPELLINGS: [&[&str]; 16] = [
     &["l3passthrough", "l3Passthrough"],
     &["hostsession", "hostSession"],
     &["hostasn", "hostASN", "hostAsn"],
@@ -180,6 +184,9 @@ const SPELLINGS: [&[&str]; 13] = [
     &["connectTimeSeconds", "connectTime"],
     &["cni.dev/valid-attachments", "cni.dev/attachments"],
     &["containerID", "containerId"],
+    &["allowedPrefixes", "allowedprefixes"],
+    &["maxPrefixes", "maxprefixes"],
+    &["maxPrefixesRestartMinutes", "maxprefixesrestartminutes"],
 ];
 
 impl Passthrough {
@@ -372,6 +379,9 @@ mod tests {
         full["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
         full["underlay"]["neighbors"][0]["keepaliveTimeSeconds"] = json!(3);
         full["underlay"]["neighbors"][0]["connectTimeSeconds"] = json!(5);
+        full["l3passthrough"]["hostsession"]["allowedPrefixes"] = json!(["172.31.0.0/16"]);
+        full["l3passthrough"]["hostsession"]["maxPrefixes"] = json!(10);
+        full["l3passthrough"]["hostsession"]["maxPrefixesRestartMinutes"] = json!(3);
         let internal = {
             let mut v = full.clone();
             v["l3passthrough"]["hostsession"] =

@@ -145,6 +145,14 @@ struct HostSessionWire {
     host_type: Option<PeerType>,
     #[serde(alias = "localCIDR", alias = "localCidr")]
     localcidr: Option<LocalCidrWire>,
+    // This project's limits on what the host may announce (docs/routing-safety.md). The lowercase spellings are
+    // accepted like the seed's other fields: a limit ignored as an unknown field would fail open.
+    #[serde(rename = "allowedPrefixes", alias = "allowedprefixes")]
+    allowed_prefixes: Option<Vec<Text>>,
+    #[serde(rename = "maxPrefixes", alias = "maxprefixes")]
+    max_prefixes: Option<Bounded<1, { u32::MAX as u64 }>>,
+    #[serde(rename = "maxPrefixesRestartMinutes", alias = "maxprefixesrestartminutes")]
+    max_prefixes_restart_minutes: Option<Bounded<1, 65535>>,
 }
 
 #[derive(Deserialize)]
@@ -356,10 +364,24 @@ fn host_session(v: &Value) -> Result<HostSession> {
     if lc.ipv4.is_none() && lc.ipv6.is_none() {
         return fail(format!("{p}.localcidr: give at least one of ipv4 and ipv6"));
     }
+    let (ipv4, ipv6) = (lc.ipv4.map(|c| c.0), lc.ipv6.map(|c| c.0));
+    let allowed_prefixes = match hs.allowed_prefixes {
+        Some(list) => Some(limits::allowed_prefixes(
+            &list.into_iter().map(|t| t.0).collect::<Vec<_>>(),
+            &format!("{p}.allowedPrefixes"),
+            ipv4.is_some(),
+            ipv6.is_some(),
+        )?),
+        None => None,
+    };
+    let max_prefixes = hs.max_prefixes.map(Bounded::u32);
+    let restart = hs.max_prefixes_restart_minutes.map(|m| (m.u16(), format!("{p}.maxPrefixesRestartMinutes")));
+    let max_prefixes_restart_minutes = limits::restart_minutes(restart, max_prefixes)?;
     Ok(HostSession {
         asn: required(hs.asn, &p, "asn")?.u32(),
         host_as: remote_as(hs.hostasn, hs.host_type, &p, ["hostasn", "hostType"])?,
-        ipv4: lc.ipv4.map(|c| c.0),
-        ipv6: lc.ipv6.map(|c| c.0),
+        ipv4,
+        ipv6,
+        limits: HostLimits { allowed_prefixes, max_prefixes, max_prefixes_restart_minutes },
     })
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{json, Value};
 
 pub mod lab;
+pub mod routing;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
