@@ -332,6 +332,9 @@ pub fn reload_pending(frr: &Frr) -> Result<Vec<String>, String> {
             "Lines To Delete" => sign = Some('-'),
             "Lines To Add" => sign = Some('+'),
             l if l.chars().all(|c| c == '=') => {}
+            // FRR's daemons carry the machine's hostname, which the sidecar's rendering (BGP only) leaves alone
+            // since its delta path (docs/sidecar.md); frr-reload.py lists it either way.
+            l if l.starts_with("hostname ") || l.starts_with("no hostname ") => {}
             l => match sign {
                 Some(s) => pending.push(format!("{s}{l}")),
                 None => return Err(format!("frr-reload.py --test said what this helper does not understand: {text}")),
