@@ -34,7 +34,8 @@ pub struct Envelope {
     pub runtime_node_index: Option<u32>,
     /// `args.cni.nodeIndex` (where Multus puts a pod's `cni-args`).
     pub args_node_index: Option<u32>,
-    /// GC's `cni.dev/valid-attachments` (or the legacy `cni.dev/attachments`); None when absent.
+    /// GC's `cni.dev/valid-attachments` (or the legacy `cni.dev/attachments`); None when absent, empty when
+    /// `null` or `[]`.
     pub valid_attachments: Option<Vec<ValidAttachment>>,
     raw: Map<String, Value>,
 }
@@ -380,6 +381,10 @@ impl Envelope {
         };
         let valid_attachments = match f.get(&["cni.dev/valid-attachments", "cni.dev/attachments"])? {
             Some((v, p)) => Some(valid_attachments(v, &p)?),
+            // Present but null is libcni's empty list; `get` reads null as absent.
+            None if f.map.contains_key("cni.dev/valid-attachments") || f.map.contains_key("cni.dev/attachments") => {
+                Some(Vec::new())
+            }
             None => None,
         };
         Ok(Envelope {

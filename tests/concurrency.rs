@@ -153,7 +153,7 @@ fn check_consistency(nodes: &[Node], state: &std::path::Path) {
     let mut indexes = HashSet::new();
     for e in std::fs::read_dir(state.join("attachments")).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        assert!(!name.starts_with(".tmp"), "a temporary file survived: {name}");
+        assert!(name.ends_with(".json"), "{name} in attachments/ is not a record");
         let rec: Value = serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap())
             .unwrap_or_else(|err| panic!("corrupt record {name}: {err}"));
         assert_eq!(rec["phase"], "complete", "{name}");
@@ -162,11 +162,9 @@ fn check_consistency(nodes: &[Node], state: &std::path::Path) {
         assert_eq!(format!("{claim}.json"), name, "the index claim names its record");
         by_container.insert(rec["key"]["containerId"].as_str().unwrap().to_string(), rec);
     }
-    let claims = std::fs::read_dir(state.join("index"))
-        .unwrap()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .count();
+    let temporaries: Vec<_> = std::fs::read_dir(state.join("tmp")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(temporaries.is_empty(), "temporary files survived (<stateDir>/tmp/): {temporaries:?}");
+    let claims = std::fs::read_dir(state.join("index")).unwrap().flatten().count();
     assert_eq!(claims, by_container.len(), "every index claim has a record and vice versa");
     for node in nodes {
         match by_container.get(&node.container) {

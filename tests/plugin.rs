@@ -86,27 +86,38 @@ fn ipv4_only_ipv6_only_and_dual_stack() {
 fn node_index_sources_in_order() {
     let lab = Lab::new("idx");
     let host_v4 = |lab: &Lab| addrs(&lab.host, "pt-host")[0].clone();
-    // (extra configuration, CNI_ARGS, expected host address)
-    let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({}), "", "192.169.10.2/24"),               // allocated: lowest free
-        (json!({"nodeIndex": 0}), "", "192.169.10.2/24"), // index 0 gives .2
-        (json!({"nodeIndex": 3}), "", "192.169.10.5/24"), // index 3 gives .5
-        (json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}), "", "192.169.10.5/24"),
-        (json!({"nodeIndex": 3, "runtimeConfig": {"nodeIndex": 7}}), "", "192.169.10.9/24"),
-        (json!({"runtimeConfig": {"nodeIndex": 7}, "args": {"cni": {"nodeIndex": 9}}}), "", "192.169.10.11/24"),
-        (json!({"args": {"cni": {"nodeIndex": 9}}}), "OPENPE_NODE_INDEX=12", "192.169.10.14/24"),
+    // (extra configuration, CNI_ARGS, expected host address, expected recorded source)
+    let cases: Vec<(Value, &str, &str, &str)> = vec![
+        (json!({}), "", "192.169.10.2/24", "allocated"), // allocated: lowest free
+        (json!({"nodeIndex": 0}), "", "192.169.10.2/24", "nodeIndex"), // index 0 gives .2
+        (json!({"nodeIndex": 3}), "", "192.169.10.5/24", "nodeIndex"), // index 3 gives .5
+        (
+            json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}),
+            "",
+            "192.169.10.5/24",
+            "nodeIndexFrom",
+        ),
+        (json!({"nodeIndex": 3, "runtimeConfig": {"nodeIndex": 7}}), "", "192.169.10.9/24", "runtimeConfig.nodeIndex"),
+        (
+            json!({"runtimeConfig": {"nodeIndex": 7}, "args": {"cni": {"nodeIndex": 9}}}),
+            "",
+            "192.169.10.11/24",
+            "args.cni.nodeIndex",
+        ),
+        (json!({"args": {"cni": {"nodeIndex": 9}}}), "OPENPE_NODE_INDEX=12", "192.169.10.14/24", "CNI_ARGS"),
         (
             json!({"nodeIndexFrom": {"interface": "toswitch", "cidr": "192.168.11.0/24"}}),
             "IgnoreUnknown=1;K8S_POD_NAME=x;OPENPE_NODE_INDEX=4",
             "192.169.10.6/24",
+            "CNI_ARGS",
         ),
     ];
-    for (extra, args, want) in cases {
+    for (extra, args, want, source) in cases {
         let conf = lab.conf("1.0.0", extra.clone());
         lab.run("ADD", &conf, &[("CNI_ARGS", args)]).ok();
         assert_eq!(host_v4(&lab), want, "for {extra} with CNI_ARGS {args:?}");
         let rec = &inspect_json(&lab)[0];
-        assert!(rec["indexSource"].is_string());
+        assert_eq!(rec["indexSource"], source, "for {extra} with CNI_ARGS {args:?}");
         lab.del(&conf);
     }
 }

@@ -118,7 +118,8 @@ impl Sidecar {
             return Ok(nothing());
         }
         let state = StateDir::open_read_only(dir)?;
-        let Some(stem) = state.holder(Claim::Netns, &self.me.key())? else {
+        // By this namespace's cookie (or, for a record written before the cookie, its device and inode).
+        let Some((_, stem)) = state.ns_holder(Claim::Netns, &self.me)? else {
             return Ok(nothing());
         };
         let Some(rec) = state.load_stem(&stem)? else {

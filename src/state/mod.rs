@@ -4,10 +4,12 @@
 //! ```text
 //! <stateDir>/lock                       flock: held for the whole of every ADD, DEL, CHECK and GC
 //! <stateDir>/boot_id                    the boot the records belong to; another boot's records are stale
-//! <stateDir>/attachments/<key>.json     the records (0600, written to a temporary file and renamed)
-//! <stateDir>/index/<n>                  claim: node index n is held by <key>
-//! <stateDir>/netns/<dev>_<ino>          claim: that router namespace is held by <key>
-//! <stateDir>/hostns/<dev>_<ino>         claim: that host namespace is held by <key>
+//! <stateDir>/attachments/<stem>.json    the records (0600, written to a temporary file and renamed);
+//!                                       <stem> is <network>@<containerId> (format 1: ...@<ifname>)
+//! <stateDir>/index/<n>                  claim: node index n is held by <stem>
+//! <stateDir>/netns/cookie-<c>           claim: the router namespace with cookie c is held by <stem>
+//! <stateDir>/netns/<dev>_<ino>          the same, for a namespace without a cookie (and format-1 records)
+//! <stateDir>/hostns/...                 claim: that host namespace is held by <stem>, named the same way
 //! <stateDir>/index.hint                 every index below it is claimed (a hint: claims are the truth)
 //! <stateDir>/tmp/                       files being written, renamed into place when complete
 //! ```
@@ -15,6 +17,12 @@
 //! Order makes crashes safe: ADD writes the record, then the claims, then touches the kernel; teardown undoes
 //! the kernel, then releases the claims, then removes the record, last. A claim therefore always names a record
 //! (or is verified and dropped), and a record without claims has nothing left in the kernel.
+//!
+//! Teardown needs no free space: releasing claims and removing the record only unlink files, and the index
+//! hint, the one file teardown would write, is best effort (removed when it cannot be lowered).
+//!
+//! Readers without the lock (the sidecar, `inspect`) never write or delete anything here; an earlier boot's
+//! records are dropped only under the lock, by ADD, DEL, CHECK or GC.
 
 pub mod record;
 
@@ -23,9 +31,13 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use record::{Key, NicState, Phase, Record, FORMAT_VERSION};
+pub use record::{
+    bgp_from_config, BgpHostSession, BgpNeighbor, BgpUnderlay, IndexSource, Key, NicState, PeerAs, Phase, Record,
+    FORMAT_VERSION,
+};
 
 use crate::error::{Error, IoContext, Result};
+use crate::netns::NsId;
 use crate::{log_debug, log_warn};
 
 /// What a claim file stands for.
@@ -146,10 +158,6 @@ impl StateDir {
         Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None })
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     pub fn boot_id(&self) -> &str {
         &self.boot_id
     }
@@ -197,12 +205,45 @@ impl StateDir {
         self.root.join("attachments").join(format!("{stem}.json"))
     }
 
-    /// The record of `key`, if any. A record of another boot is dropped and reads as none.
-    pub fn load(&self, key: &Key) -> Result<Option<Record>> {
-        self.load_stem(&key.file_stem())
+    /// Every record of the attachment (`network`, `container_id`), whatever CNI_IFNAME it was added with: the
+    /// format-2 record, then any format-1 records (named with their ifname). Records of another boot are
+    /// left out (and dropped, under the lock).
+    pub fn find(&self, network: &str, container_id: &str) -> Result<Vec<Record>> {
+        let probe = Key { network: network.into(), container_id: container_id.into(), ifname: String::new() };
+        let current = probe.stem();
+        let mut out: Vec<Record> = self.load_stem(&current)?.into_iter().collect();
+        let prefix = Key::format1_prefix(network, container_id);
+        for stem in self.stems()? {
+            if stem == current || !stem.starts_with(&prefix) {
+                continue;
+            }
+            if let Some(rec) = self.load_stem(&stem)? {
+                if rec.key.network == network && rec.key.container_id == container_id {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
     }
 
+    /// The record in file `stem`, if any. A record of another boot reads as none (and is dropped under the
+    /// lock; a reader without the lock leaves it).
     pub fn load_stem(&self, stem: &str) -> Result<Option<Record>> {
+        let Some(rec) = self.read_stem(stem)? else {
+            return Ok(None);
+        };
+        if rec.boot_id != self.boot_id {
+            if self._lock.is_some() {
+                log_warn!("dropping state record {} of an earlier boot", self.record_path(stem).display());
+                let _ = fs::remove_file(self.record_path(stem));
+            }
+            return Ok(None);
+        }
+        Ok(Some(rec))
+    }
+
+    /// The record in file `stem` as it is, of whatever boot. Never writes.
+    pub fn read_stem(&self, stem: &str) -> Result<Option<Record>> {
         let path = self.record_path(stem);
         let text = match nofollow_read(&path) {
             Ok(t) => t,
@@ -215,53 +256,47 @@ impl StateDir {
             }
             Err(e) => return Err(Error::io(format!("reading state record {}: {e}", path.display()))),
         };
-        let rec: Record = serde_json::from_str(&text).map_err(|e| {
+        let mut rec = Record::parse(&text).map_err(|e| {
             Error::unsafe_state(format!(
                 "state record {} is unreadable ({e}); check the attachment by hand (README, 'Recovering by hand'), then remove the file",
                 path.display()
             ))
         })?;
-        if rec.format != FORMAT_VERSION {
-            return Err(Error::unsafe_state(format!(
-                "state record {} has format {}, this plugin reads format {FORMAT_VERSION}",
-                path.display(),
-                rec.format
-            )));
-        }
-        if rec.boot_id != self.boot_id {
-            log_warn!("dropping state record {} of an earlier boot", path.display());
-            let _ = fs::remove_file(&path);
-            return Ok(None);
-        }
+        record::check_stem(&rec, stem)?;
+        rec.stem = stem.to_string();
         Ok(Some(rec))
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(rec).map_err(|e| Error::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
-        self.write_atomic(&self.record_path(&rec.key.file_stem()), &text)
+        self.write_atomic(&self.record_path(&rec.stem), &text)
     }
 
-    pub fn remove(&self, key: &Key) -> Result<()> {
-        let path = self.record_path(&key.file_stem());
+    /// Remove the record's file (an unlink: needs no free space).
+    pub fn remove(&self, rec: &Record) -> Result<()> {
+        let path = self.record_path(&rec.stem);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(format!("removing {}: {e}", path.display()))),
             _ => Ok(()),
         }
     }
 
-    /// The stems of every record, sorted.
+    /// The stems of every record, sorted. No records directory (a state directory nobody used yet) is none.
     pub fn stems(&self) -> Result<Vec<String>> {
         let dir = self.root.join("attachments");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}: {e}", dir.display()))),
+        };
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).io_ctx(|| format!("listing {}", dir.display()))? {
+        for entry in entries {
             let entry = entry.io_ctx(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Some(stem) = name.strip_suffix(".json") {
-                if !name.starts_with('.') {
-                    out.push(stem.to_string());
-                }
+                out.push(stem.to_string());
             }
         }
         out.sort();
@@ -287,17 +322,32 @@ impl StateDir {
         }
     }
 
-    pub fn claim(&self, kind: Claim, name: &str, key: &Key) -> Result<()> {
-        self.write_atomic(&self.claim_path(kind, name), key.file_stem().as_bytes())
+    /// Who claims namespace `id`: the claim's name and its holder's stem. A namespace with a cookie is looked
+    /// up by cookie, then by device and inode (the claims of records written before the cookie).
+    pub fn ns_holder(&self, kind: Claim, id: &NsId) -> Result<Option<(String, String)>> {
+        let mut names = vec![id.key()];
+        if id.cookie.is_some() {
+            names.push(id.inode_key());
+        }
+        for name in names {
+            if let Some(stem) = self.holder(kind, &name)? {
+                return Ok(Some((name, stem)));
+            }
+        }
+        Ok(None)
     }
 
-    /// Release a claim, only if `key` holds it.
-    pub fn release(&self, kind: Claim, name: &str, key: &Key) -> Result<()> {
-        if self.holder(kind, name)?.as_deref() == Some(key.file_stem().as_str()) {
+    pub fn claim(&self, kind: Claim, name: &str, rec: &Record) -> Result<()> {
+        self.write_atomic(&self.claim_path(kind, name), rec.stem.as_bytes())
+    }
+
+    /// Release a claim, only if `rec` holds it. Needs no free space.
+    pub fn release(&self, kind: Claim, name: &str, rec: &Record) -> Result<()> {
+        if self.holder(kind, name)?.as_deref() == Some(rec.stem.as_str()) {
             let path = self.claim_path(kind, name);
             if kind == Claim::Index {
                 if let Ok(n) = name.parse::<u32>() {
-                    self.lower_hint(n)?;
+                    self.lower_hint(n);
                 }
             }
             match fs::remove_file(&path) {
@@ -320,11 +370,21 @@ impl StateDir {
         nofollow_read(&self.root.join("index.hint")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
 
-    fn lower_hint(&self, n: u32) -> Result<()> {
-        if n < self.hint() {
-            self.write_atomic(&self.root.join("index.hint"), n.to_string().as_bytes())?;
+    /// After releasing index `n`, the hint must not stay above it. Best effort: when it cannot be written (a
+    /// full filesystem) it is removed, which only costs the next allocation a search from 0.
+    fn lower_hint(&self, n: u32) {
+        if n >= self.hint() {
+            return;
         }
-        Ok(())
+        let path = self.root.join("index.hint");
+        if let Err(e) = self.write_atomic(&path, n.to_string().as_bytes()) {
+            log_warn!("cannot lower the index hint ({}); removing it instead", e.msg);
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != ErrorKind::NotFound {
+                    log_warn!("cannot remove {} either: {e}; allocation may skip index {n}", path.display());
+                }
+            }
+        }
     }
 
     /// The lowest node index nobody claims. Every index below the hint is claimed, so the search starts there.
@@ -340,8 +400,11 @@ impl StateDir {
 
     /// After claiming `n` from [`Self::lowest_free_index`], everything up to it is claimed.
     /// (The search checked every index from the hint up to `n`.)
-    pub fn advance_hint(&self, n: u32) -> Result<()> {
-        self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes())
+    /// Best effort: a hint left lower is still true.
+    pub fn advance_hint(&self, n: u32) {
+        if let Err(e) = self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes()) {
+            log_warn!("cannot advance the index hint ({}); the next allocation searches from the old one", e.msg);
+        }
     }
 
     /// Remove the temporary files that crashed writers left behind: under the lock nobody else is writing.
