@@ -88,27 +88,32 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     state.save(&rec)?;
-    state.claim(Claim::Index, &node_index.to_string(), &rec)?;
-    if index_source == IndexSource::Allocated {
-        state.advance_hint(node_index);
+    let claimed = (|| -> Result<()> {
+        state.claim(Claim::Index, &node_index.to_string(), &rec)?;
+        if index_source == IndexSource::Allocated {
+            state.advance_hint(node_index);
+        }
+        state.claim(Claim::Netns, &rec.netns.key(), &rec)?;
+        state.claim(Claim::HostNetns, &rec.host_netns.key(), &rec)
+    })();
+    if let Err(e) = claimed {
+        return Err(roll_back(&state, &rec, e, "before changing the kernel"));
     }
-    state.claim(Claim::Netns, &rec.netns.key(), &rec)?;
-    state.claim(Claim::HostNetns, &rec.host_netns.key(), &rec)?;
 
     // 6. The kernel. Any failure undoes this ADD completely.
     let additions = match configure(&mut host, &mut router, &rec, &nics) {
         Ok(a) => a,
-        Err(e) => return Err(roll_back(&state, &rec, e)),
+        Err(e) => return Err(roll_back(&state, &rec, e, "while changing the kernel")),
     };
 
     // 7. Done: the result is built, the record says complete, and the runtime gets the result.
     let result = match result::build(&envelope.cni_version, envelope.prev_result.as_ref(), &additions) {
         Ok(r) => r,
-        Err(e) => return Err(roll_back(&state, &rec, e)),
+        Err(e) => return Err(roll_back(&state, &rec, e, "after changing the kernel")),
     };
     rec.phase = Phase::Complete;
     if let Err(e) = state.save(&rec) {
-        return Err(roll_back(&state, &rec, e));
+        return Err(roll_back(&state, &rec, e, "after changing the kernel"));
     }
     log_info!("added attachment {} with node index {node_index} ({index_source})", rec.key);
     Ok(result)
@@ -139,7 +144,8 @@ fn configure(host: &mut Side, router: &mut Side, rec: &Record, nics: &[(NicState
 
 /// Undo a failed ADD. When the undo fails too, the record stays so that DEL finishes the job, and the error
 /// says so.
-fn roll_back(state: &StateDir, rec: &Record, cause: Error) -> Error {
+fn roll_back(state: &StateDir, rec: &Record, cause: Error, when: &str) -> Error {
+    log_warn!("ADD of {} failed {when} ({}); undoing it", rec.key, cause.msg);
     match remove_attachment(state, rec) {
         Ok(()) => cause,
         Err(e) => Error::new(
