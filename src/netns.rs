@@ -40,7 +40,7 @@ impl NsId {
     }
 
     /// The claim name by device and inode, which records without a cookie used.
-    pub fn inode_key(&self) -> String {
+    pub(crate) fn inode_key(&self) -> String {
         format!("{}_{}", self.dev, self.ino)
     }
 
@@ -115,6 +115,14 @@ impl Netns {
     }
 
     fn from_file(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
+        let mut ns = Self::checked(file, path, input, field)?;
+        // The cookie is read from a socket made inside the namespace.
+        ns.id.cookie = ns.run(cookie_here)?;
+        Ok(ns)
+    }
+
+    /// An nsfs file of a network namespace, its cookie not read yet.
+    fn checked(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
         let not_netns = || Error::invalid(input, format!("{field}: {} is not a network namespace", path.display()));
         let fs = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|_| not_netns())?;
         if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
@@ -126,17 +134,16 @@ impl Netns {
             return Err(not_netns());
         }
         let m = file.metadata().map_err(|_| not_netns())?;
-        let mut ns = Netns { id: NsId { path: path.to_path_buf(), dev: m.dev(), ino: m.ino(), cookie: None }, file };
-        // The cookie is read from a socket made inside the namespace.
-        ns.id.cookie = ns.run(cookie_here)?;
-        Ok(ns)
+        Ok(Netns { id: NsId { path: path.to_path_buf(), dev: m.dev(), ino: m.ino(), cookie: None }, file })
     }
 
     /// The namespace this thread is in now.
     pub fn current() -> Result<Netns> {
         let path = Path::new("/proc/thread-self/ns/net");
         let file = File::open(path).map_err(|e| Error::kernel(format!("cannot open {}: {e}", path.display())))?;
-        let mut ns = Self::from_file(file, path, Input::Runtime, "the plugin's own namespace")?;
+        let mut ns = Self::checked(file, path, Input::Runtime, "the plugin's own namespace")?;
+        // Already inside: no visit (which would need CAP_SYS_ADMIN, which a sidecar may lack).
+        ns.id.cookie = cookie_here();
         ns.id.path = PathBuf::from("/proc/self/ns/net");
         Ok(ns)
     }

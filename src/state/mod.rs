@@ -31,9 +31,9 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub(crate) use record::bgp_from_config;
 pub use record::{
-    bgp_from_config, BgpHostSession, BgpNeighbor, BgpUnderlay, IndexSource, Key, NicState, PeerAs, Phase, Record,
-    FORMAT_VERSION,
+    BgpHostSession, BgpNeighbor, BgpUnderlay, IndexSource, Key, NicState, PeerAs, Phase, Record, FORMAT_VERSION,
 };
 
 use crate::error::{Error, IoContext, Result};
@@ -208,7 +208,7 @@ impl StateDir {
     /// Every record of the attachment (`network`, `container_id`), whatever CNI_IFNAME it was added with: the
     /// format-2 record, then any format-1 records (named with their ifname). Records of another boot are
     /// left out (and dropped, under the lock).
-    pub fn find(&self, network: &str, container_id: &str) -> Result<Vec<Record>> {
+    pub(crate) fn find(&self, network: &str, container_id: &str) -> Result<Vec<Record>> {
         let probe = Key { network: network.into(), container_id: container_id.into(), ifname: String::new() };
         let current = probe.stem();
         let mut out: Vec<Record> = self.load_stem(&current)?.into_iter().collect();
@@ -243,7 +243,7 @@ impl StateDir {
     }
 
     /// The record in file `stem` as it is, of whatever boot. Never writes.
-    pub fn read_stem(&self, stem: &str) -> Result<Option<Record>> {
+    pub(crate) fn read_stem(&self, stem: &str) -> Result<Option<Record>> {
         let path = self.record_path(stem);
         let text = match nofollow_read(&path) {
             Ok(t) => t,
@@ -324,7 +324,7 @@ impl StateDir {
 
     /// Who claims namespace `id`: the claim's name and its holder's stem. A namespace with a cookie is looked
     /// up by cookie, then by device and inode (the claims of records written before the cookie).
-    pub fn ns_holder(&self, kind: Claim, id: &NsId) -> Result<Option<(String, String)>> {
+    pub(crate) fn ns_holder(&self, kind: Claim, id: &NsId) -> Result<Option<(String, String)>> {
         let mut names = vec![id.key()];
         if id.cookie.is_some() {
             names.push(id.inode_key());

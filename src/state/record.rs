@@ -54,7 +54,7 @@ fn bounded(stem: String) -> String {
 impl Key {
     /// The record's file name without extension (format 2): `<network>@<containerId>`. Network names and
     /// container ids are limited to `[A-Za-z0-9_.-]` by validation, so this is one safe path component.
-    pub fn stem(&self) -> String {
+    pub(crate) fn stem(&self) -> String {
         bounded(format!("{}@{}", self.network, self.container_id))
     }
 
@@ -114,7 +114,7 @@ pub enum IndexSource {
 }
 
 impl IndexSource {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             IndexSource::CniArgs => "CNI_ARGS",
             IndexSource::ArgsCni => "args.cni.nodeIndex",
@@ -231,7 +231,7 @@ struct Probe {
 impl Record {
     /// Read a record of any released format, converted to this one (`stem` is left empty: the caller knows
     /// the file). A format newer than this release's is refused.
-    pub fn parse(text: &str) -> std::result::Result<Record, String> {
+    pub(crate) fn parse(text: &str) -> std::result::Result<Record, String> {
         let probe: Probe = serde_json::from_str(text).map_err(|e| e.to_string())?;
         match probe.format {
             1 => serde_json::from_str::<v1::Record>(text).map(Record::from).map_err(|e| e.to_string()),
@@ -249,7 +249,7 @@ impl Record {
     }
 
     /// What the BGP renderer takes, built from the record alone.
-    pub fn bgp_settings(&self) -> (config::Underlay, config::HostSession) {
+    pub(crate) fn bgp_settings(&self) -> (config::Underlay, config::HostSession) {
         let peer = |a: PeerAs| match a {
             PeerAs::Asn(n) => config::RemoteAs::Asn(n),
             PeerAs::External => config::RemoteAs::External,
@@ -282,7 +282,7 @@ impl Record {
 }
 
 /// The record's BGP settings from the validated configuration, at ADD.
-pub fn bgp_from_config(u: &config::Underlay, h: &config::HostSession) -> (BgpUnderlay, BgpHostSession) {
+pub(crate) fn bgp_from_config(u: &config::Underlay, h: &config::HostSession) -> (BgpUnderlay, BgpHostSession) {
     let peer = |a: config::RemoteAs| match a {
         config::RemoteAs::Asn(n) => PeerAs::Asn(n),
         config::RemoteAs::External => PeerAs::External,
