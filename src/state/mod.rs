@@ -11,6 +11,7 @@
 //! <stateDir>/netns/<dev>_<ino>          the same, for a namespace without a cookie (and format-1 records)
 //! <stateDir>/hostns/...                 claim: that host namespace is held by <stem>, named the same way
 //! <stateDir>/index.hint                 every index below it is claimed (a hint: claims are the truth)
+//! <stateDir>/records-format             "2": no record of an older format is left (so none is looked for)
 //! <stateDir>/tmp/                       files being written, renamed into place when complete
 //! ```
 //!
@@ -65,7 +66,14 @@ pub struct StateDir {
     root: PathBuf,
     boot_id: String,
     _lock: Option<File>,
+    /// Whether `attachments/` may hold records of format 1 (named with their ifname), which [`Self::find`] must
+    /// then look for by listing the directory. False once `records-format` says no older record is left.
+    format1_possible: bool,
 }
+
+/// `<stateDir>/records-format`: "2" when no record older than format 2 is in the directory (written under the
+/// lock once a listing found none), so that finding an attachment never needs to list the records.
+const FORMAT_MARKER: &str = "records-format";
 
 pub fn current_boot_id() -> Result<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -145,9 +153,15 @@ impl StateDir {
             })?;
         lock.lock().io_ctx(|| format!("stateDir: cannot lock {}", lock_path.display()))?;
         crate::fault::point("state:locked");
-        let dir = StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: Some(lock) };
+        let mut dir = StateDir {
+            root: root.to_path_buf(),
+            boot_id: current_boot_id()?,
+            _lock: Some(lock),
+            format1_possible: true,
+        };
         dir.sweep_temporaries();
         dir.forget_other_boots()?;
+        dir.format1_possible = dir.format1_present()?;
         Ok(dir)
     }
 
@@ -155,7 +169,7 @@ impl StateDir {
     /// record). For the sidecar and `inspect`.
     pub fn open_read_only(root: &Path) -> Result<StateDir> {
         check_dir(root)?;
-        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None })
+        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None, format1_possible: true })
     }
 
     pub fn boot_id(&self) -> &str {
@@ -212,6 +226,9 @@ impl StateDir {
         let probe = Key { network: network.into(), container_id: container_id.into(), ifname: String::new() };
         let current = probe.stem();
         let mut out: Vec<Record> = self.load_stem(&current)?.into_iter().collect();
+        if !self.format1_possible {
+            return Ok(out);
+        }
         let prefix = Key::format1_prefix(network, container_id);
         for stem in self.stems()? {
             if stem == current || !stem.starts_with(&prefix) {
@@ -301,6 +318,22 @@ impl StateDir {
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Whether any record of format 1 may be left (a stem with its ifname, or a hashed stem, which may be one);
+    /// when none is, say so in the marker (best effort: without it the next invocation looks again).
+    fn format1_present(&self) -> Result<bool> {
+        let marker = self.root.join(FORMAT_MARKER);
+        if nofollow_read(&marker).is_ok_and(|s| s.trim() == record::FORMAT_VERSION.to_string()) {
+            return Ok(false);
+        }
+        let old = self.stems()?.iter().any(|s| s.matches('@').count() >= 2 || s.contains('~'));
+        if !old {
+            if let Err(e) = self.write_atomic(&marker, format!("{}\n", record::FORMAT_VERSION).as_bytes()) {
+                log_debug!("not writing {}: {}", marker.display(), e.msg);
+            }
+        }
+        Ok(old)
     }
 
     // --- claims ------------------------------------------------------------------------------------------------
