@@ -255,6 +255,15 @@ fn the_released_format_1_state_checks_and_deletes_exactly() {
     run_plugin("DEL", &other, &conf.to_string()).ok();
     assert_eq!(lab.snapshot(), before, "the NIC is home with its addresses and routes, the veth is gone");
     assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
+    // With no format-1 record left, the next record written says so, and this release's own record works.
+    let marker = lab.state.path.join("records-format");
+    assert!(!marker.exists(), "the marker was written while a format-1 record was there");
+    run_plugin("ADD", &env, &conf.to_string()).ok();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "2\n");
+    assert!(lab.state.path.join("attachments/openpe@golden-v1.json").exists(), "{:?}", lab.state_files());
+    run_plugin("DEL", &other, &conf.to_string()).ok();
+    assert_eq!(lab.snapshot(), before);
+    assert!(lab.state_files().is_empty(), "{:?}", lab.state_files());
 }
 
 /// A tmpfs mounted for the test, unmounted when dropped.

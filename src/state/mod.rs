@@ -11,7 +11,8 @@
 //! <stateDir>/netns/<dev>_<ino>          the same, for a namespace without a cookie (and format-1 records)
 //! <stateDir>/hostns/...                 claim: that host namespace is held by <stem>, named the same way
 //! <stateDir>/index.hint                 every index below it is claimed (a hint: claims are the truth)
-//! <stateDir>/records-format             "2": no record of an older format is left (so none is looked for)
+//! <stateDir>/records-format             "2": no record of an older format is left (so none is looked for);
+//!                                       written with a record once a listing found none
 //! <stateDir>/tmp/                       files being written, renamed into place when complete
 //! ```
 //!
@@ -28,7 +29,7 @@
 pub mod record;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -287,7 +288,9 @@ impl StateDir {
     pub fn save(&self, rec: &Record) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(rec).map_err(|e| Error::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
-        self.write_atomic(&self.record_path(&rec.stem), &text)
+        self.write_atomic(&self.record_path(&rec.stem), &text)?;
+        self.note_no_format1();
+        Ok(())
     }
 
     /// Remove the record's file (an unlink: needs no free space).
@@ -320,20 +323,35 @@ impl StateDir {
         Ok(out)
     }
 
-    /// Whether any record of format 1 may be left (a stem with its ifname, or a hashed stem, which may be one);
-    /// when none is, say so in the marker (best effort: without it the next invocation looks again).
+    /// Whether any record of format 1 may be left (a stem with its ifname, or a hashed stem, which may be one).
+    /// Listing is skipped when the marker says none is.
     fn format1_present(&self) -> Result<bool> {
-        let marker = self.root.join(FORMAT_MARKER);
-        if nofollow_read(&marker).is_ok_and(|s| s.trim() == record::FORMAT_VERSION.to_string()) {
+        if nofollow_read(&self.root.join(FORMAT_MARKER)).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
             return Ok(false);
         }
-        let old = self.stems()?.iter().any(|s| s.matches('@').count() >= 2 || s.contains('~'));
-        if !old {
-            if let Err(e) = self.write_atomic(&marker, format!("{}\n", record::FORMAT_VERSION).as_bytes()) {
-                log_debug!("not writing {}: {}", marker.display(), e.msg);
-            }
+        Ok(self.stems()?.iter().any(|s| s.matches('@').count() >= 2 || s.contains('~')))
+    }
+
+    /// Say in the marker that no older record is left, once a listing found none. Written with a record (never
+    /// by an invocation that changes nothing), best effort: without it the next invocation lists again.
+    fn note_no_format1(&self) {
+        let marker = self.root.join(FORMAT_MARKER);
+        if self.format1_possible || nofollow_read(&marker).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
+            return;
         }
-        Ok(old)
+        // Not atomic and without fault points on purpose: a torn marker reads as absent, which only means
+        // listing again, and the crash tests' fault points stay the same whether or not it exists.
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&marker)
+            .and_then(|mut f| f.write_all(format!("{FORMAT_VERSION}\n").as_bytes()));
+        if let Err(e) = written {
+            log_debug!("not writing {}: {e}", marker.display());
+        }
     }
 
     // --- claims ------------------------------------------------------------------------------------------------
