@@ -633,7 +633,7 @@ fn prefill(state: &Path, template: &Value, n: usize, prefix: &str) {
     for i in 0..n {
         let mut r = template.clone();
         let container = format!("sim{i}");
-        let stem = format!("openpe@{container}@net1");
+        let stem = format!("openpe@{container}");
         r["key"]["containerId"] = json!(container);
         r["nodeIndex"] = json!(i);
         r["addresses"]["host"] = json!([ipnet_at(v4, i as u128 + 2, 16), ipnet_at(v6, i as u128 + 2, 64)]);
@@ -661,7 +661,7 @@ fn scale(b: &Bench, table: &mut Table, iters: usize) {
         let conf = plugin_conf(&state, &lab.host, "192.169.0.0/16", "10.0.0.0/16");
         // One real ADD makes the directory (lock, boot id) and gives a real record to copy.
         b.plugin("ADD", &lab, &conf, "template");
-        let text = fs::read_to_string(state.join("attachments/openpe@template@net1.json"))
+        let text = fs::read_to_string(state.join("attachments/openpe@template.json"))
             .unwrap_or_else(|e| die(&format!("template record: {e}")));
         b.plugin("DEL", &lab, &conf, "template");
         let template: Value = serde_json::from_str(&text).unwrap();

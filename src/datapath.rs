@@ -783,7 +783,7 @@ mod tests {
     }
 
     fn ns_at(path: &str) -> crate::netns::NsId {
-        crate::netns::NsId { path: path.into(), dev: 4, ino: 1 }
+        crate::netns::NsId { path: path.into(), dev: 4, ino: 1, cookie: None }
     }
 
     #[test]

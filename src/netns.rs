@@ -1,10 +1,10 @@
-//! Network namespaces: identity (path plus nsfs device and inode), and brief visits to open netlink sockets and
-//! write sysctls there. `setns` changes only the calling thread, and the plugin has only one thread; every visit
+//! Network namespaces: identity (the kernel's namespace cookie, beside path plus nsfs device and inode), and brief
+//! visits to open netlink sockets and write sysctls there. `setns` changes only the calling thread, and the plugin has only one thread; every visit
 //! goes through a guard that returns to the original namespace even on early return.
 
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -14,31 +14,84 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Input, Result};
 use crate::netlink::Netlink;
 
-/// A namespace as recorded: the path it was reached by, and the nsfs device and inode it had then.
+/// A namespace as recorded: the path it was reached by, the nsfs device and inode it had then, and its cookie.
+///
+/// The kernel hands a freed nsfs inode to the next namespace within a few create/delete cycles, so device and
+/// inode do not tell a dead namespace from a new one. The cookie (`SO_NETNS_COOKIE`) is unique for the boot and
+/// never reused: when both sides have one, it alone decides. Records written before the cookie existed (and
+/// kernels older than 5.14, which have no cookie) are judged by device and inode, as before.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NsId {
     pub path: PathBuf,
     pub dev: u64,
     pub ino: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<u64>,
 }
 
 impl NsId {
-    /// A stable name for the namespace itself, used to key claims in the state directory.
+    /// A stable name for the namespace itself, used to key claims in the state directory: `cookie-<n>`, or
+    /// `<dev>_<ino>` for a namespace without a cookie (and for the claims of format-1 records).
     pub fn key(&self) -> String {
+        match self.cookie {
+            Some(c) => format!("cookie-{c}"),
+            None => self.inode_key(),
+        }
+    }
+
+    /// The claim name by device and inode, which records without a cookie used.
+    pub(crate) fn inode_key(&self) -> String {
         format!("{}_{}", self.dev, self.ino)
     }
 
-    /// Alive: the recorded path still opens to the same namespace.
+    /// Alive: the recorded path still opens to the same namespace. With a cookie: to an nsfs file of a network
+    /// namespace whose cookie is the recorded one (anything else at the path counts as dead). Without: to the
+    /// recorded device and inode.
     pub fn is_alive(&self) -> bool {
-        match std::fs::metadata(&self.path) {
-            Ok(m) => m.dev() == self.dev && m.ino() == self.ino,
-            Err(_) => false,
+        match self.cookie {
+            Some(c) => {
+                Netns::open(&self.path, Input::Runtime, "recorded namespace").is_ok_and(|ns| ns.id.cookie == Some(c))
+            }
+            None => match std::fs::metadata(&self.path) {
+                Ok(m) => m.dev() == self.dev && m.ino() == self.ino,
+                Err(_) => false,
+            },
         }
     }
 
     pub fn same_ns(&self, other: &NsId) -> bool {
-        self.dev == other.dev && self.ino == other.ino
+        match (self.cookie, other.cookie) {
+            (Some(a), Some(b)) => a == b,
+            _ => self.dev == other.dev && self.ino == other.ino,
+        }
     }
+}
+
+/// `SO_NETNS_COOKIE` (Linux 5.14): the cookie of the network namespace a socket was made in.
+const SO_NETNS_COOKIE: libc::c_int = 71;
+
+/// The cookie of the network namespace this thread is in, or None where the kernel has none (before 5.14).
+fn cookie_here() -> Option<u64> {
+    // SAFETY: plain socket(2); the descriptor is owned (and closed) by OwnedFd right away.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: fd was just returned by socket(2) and nothing else owns it.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the option writes at most `len` bytes into `cookie`, which is a u64 of that size.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            (&mut cookie as *mut u64).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
 }
 
 /// An open network namespace.
@@ -62,6 +115,14 @@ impl Netns {
     }
 
     fn from_file(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
+        let mut ns = Self::checked(file, path, input, field)?;
+        // The cookie is read from a socket made inside the namespace.
+        ns.id.cookie = ns.run(cookie_here)?;
+        Ok(ns)
+    }
+
+    /// An nsfs file of a network namespace, its cookie not read yet.
+    fn checked(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
         let not_netns = || Error::invalid(input, format!("{field}: {} is not a network namespace", path.display()));
         let fs = nix::sys::statfs::fstatfs(file.as_fd()).map_err(|_| not_netns())?;
         if fs.filesystem_type().0 as i64 != NSFS_MAGIC {
@@ -73,14 +134,16 @@ impl Netns {
             return Err(not_netns());
         }
         let m = file.metadata().map_err(|_| not_netns())?;
-        Ok(Netns { id: NsId { path: path.to_path_buf(), dev: m.dev(), ino: m.ino() }, file })
+        Ok(Netns { id: NsId { path: path.to_path_buf(), dev: m.dev(), ino: m.ino(), cookie: None }, file })
     }
 
     /// The namespace this thread is in now.
     pub fn current() -> Result<Netns> {
         let path = Path::new("/proc/thread-self/ns/net");
         let file = File::open(path).map_err(|e| Error::kernel(format!("cannot open {}: {e}", path.display())))?;
-        let mut ns = Self::from_file(file, path, Input::Runtime, "the plugin's own namespace")?;
+        let mut ns = Self::checked(file, path, Input::Runtime, "the plugin's own namespace")?;
+        // Already inside: no visit (which would need CAP_SYS_ADMIN, which a sidecar may lack).
+        ns.id.cookie = cookie_here();
         ns.id.path = PathBuf::from("/proc/self/ns/net");
         Ok(ns)
     }

@@ -23,9 +23,8 @@ fn records_parse(lab: &Lab) -> usize {
     let Ok(entries) = std::fs::read_dir(&dir) else { return 0 }; // killed before it was made
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue; // a crashed writer's temporary file: never read as a record
-        }
+        // Temporaries are written under <stateDir>/tmp/, never here.
+        assert!(name.ends_with(".json"), "{name} in attachments/ is not a record");
         let text = std::fs::read_to_string(e.path()).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|err| panic!("{name} does not parse: {err}"));
         assert!(v["key"]["containerId"].is_string(), "{name}");
@@ -37,7 +36,7 @@ fn records_parse(lab: &Lab) -> usize {
 /// The phase of the one record, if there is one.
 fn phase(lab: &Lab) -> Option<String> {
     let dir = lab.state.path.join("attachments");
-    let e = std::fs::read_dir(dir).ok()?.flatten().find(|e| !e.file_name().to_string_lossy().starts_with('.'))?;
+    let e = std::fs::read_dir(dir).ok()?.flatten().next()?;
     let v: Value = serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
     v["phase"].as_str().map(str::to_string)
 }
@@ -58,8 +57,17 @@ fn claims(lab: &Lab) -> Vec<String> {
     lab.state_files().into_iter().filter(|f| !f.starts_with("attachments/")).collect()
 }
 
+/// What crashed writers left in <stateDir>/tmp/: the next invocation under the lock sweeps it.
+fn temporaries(lab: &Lab) -> Vec<String> {
+    match std::fs::read_dir(lab.state.path.join("tmp")) {
+        Ok(rd) => rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(), // killed before it was made
+    }
+}
+
 fn assert_restored(lab: &Lab, before: &str, what: &str) {
     assert_eq!(lab.snapshot(), before, "{what}: the host must be as it was");
+    assert!(temporaries(lab).is_empty(), "{what}: temporaries survived recovery: {:?}", temporaries(lab));
     assert_eq!(records_parse(lab), 0, "{what}: no record may remain");
     assert!(claims(lab).is_empty(), "{what}: leaked claims {:?}", claims(lab));
 }
@@ -69,6 +77,7 @@ fn assert_attached(lab: &Lab, what: &str) {
     assert!(!lab.host.has_link("toswitch"), "{what}: and not in the host namespace");
     assert!(lab.host.has_link("pt-host") && lab.router.has_link("pt-ns"), "{what}: the veth pair exists");
     assert_eq!(records_parse(lab), 1, "{what}");
+    assert!(temporaries(lab).is_empty(), "{what}: temporaries survived recovery: {:?}", temporaries(lab));
     let index_claims: Vec<String> = claims(lab).into_iter().filter(|c| c.starts_with("index/")).collect();
     assert_eq!(index_claims.len(), 1, "{what}: exactly one index held: {index_claims:?}");
 }

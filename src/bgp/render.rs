@@ -38,7 +38,8 @@ pub(crate) const HOST_CONNECT_SECONDS: u16 = 1;
 
 /// The configuration for an attachment record.
 pub fn render_record(rec: &Record, secrets: Secrets) -> Result<String> {
-    render(&rec.underlay, &rec.host_session, rec.node_index, &rec.addresses, secrets)
+    let (underlay, host_session) = rec.bgp_settings();
+    render(&underlay, &host_session, rec.node_index, &rec.addresses, secrets)
 }
 
 /// The configuration that leaves FRR without any BGP configuration (frr-reload.py refuses an empty file).

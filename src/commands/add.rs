@@ -12,7 +12,7 @@ use crate::config::{Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::{Netns, NsId};
-use crate::state::{Claim, Key, NicState, Phase, Record, StateDir, FORMAT_VERSION};
+use crate::state::{bgp_from_config, Claim, IndexSource, Key, NicState, Phase, Record, StateDir, FORMAT_VERSION};
 use crate::{log_info, log_warn};
 
 use super::remove_attachment;
@@ -32,11 +32,11 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
             host_ns.id.path.display()
         )));
     }
-    let key =
-        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
+    let key = super::key(env, envelope);
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
 
-    // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
+    // 2. Earlier attachments in the way: the same network and container (whatever their ifname), the same router
+    //    namespace, the same host namespace.
     clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
 
     let mut host = Side::open(host_ns)?;
@@ -68,7 +68,9 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     addressing::router_id(pt.underlay.router_id_cidr, node_index)?;
 
     // 5. Record the intent before the first kernel change, then claim index and namespaces.
+    let (underlay, host_session) = bgp_from_config(&pt.underlay, &pt.host_session);
     let mut rec = Record {
+        stem: key.stem(),
         format: FORMAT_VERSION,
         boot_id: state.boot_id().to_string(),
         phase: Phase::InProgress,
@@ -77,36 +79,41 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         netns: router.ns.id.clone(),
         host_netns: host.ns.id.clone(),
         node_index,
-        index_source: index_source.to_string(),
+        index_source,
         addresses,
         mtu: pt.mtu,
         nics: nics.iter().map(|(n, _)| n.clone()).collect(),
-        underlay: pt.underlay.clone(),
-        host_session: pt.host_session.clone(),
+        underlay,
+        host_session,
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     state.save(&rec)?;
-    state.claim(Claim::Index, &node_index.to_string(), &key)?;
-    if index_source == "allocated" {
-        state.advance_hint(node_index)?;
+    let claimed = (|| -> Result<()> {
+        state.claim(Claim::Index, &node_index.to_string(), &rec)?;
+        if index_source == IndexSource::Allocated {
+            state.advance_hint(node_index);
+        }
+        state.claim(Claim::Netns, &rec.netns.key(), &rec)?;
+        state.claim(Claim::HostNetns, &rec.host_netns.key(), &rec)
+    })();
+    if let Err(e) = claimed {
+        return Err(roll_back(&state, &rec, e, "before changing the kernel"));
     }
-    state.claim(Claim::Netns, &rec.netns.key(), &key)?;
-    state.claim(Claim::HostNetns, &rec.host_netns.key(), &key)?;
 
     // 6. The kernel. Any failure undoes this ADD completely.
     let additions = match configure(&mut host, &mut router, &state, &mut rec, &nics) {
         Ok(a) => a,
-        Err(e) => return Err(roll_back(&state, &rec, e)),
+        Err(e) => return Err(roll_back(&state, &rec, e, "while changing the kernel")),
     };
 
     // 7. Done: the result is built, the record says complete, and the runtime gets the result.
     let result = match result::build(&envelope.cni_version, envelope.prev_result.as_ref(), &additions) {
         Ok(r) => r,
-        Err(e) => return Err(roll_back(&state, &rec, e)),
+        Err(e) => return Err(roll_back(&state, &rec, e, "after changing the kernel")),
     };
     rec.phase = Phase::Complete;
     if let Err(e) = state.save(&rec) {
-        return Err(roll_back(&state, &rec, e));
+        return Err(roll_back(&state, &rec, e, "after changing the kernel"));
     }
     log_info!("added attachment {} with node index {node_index} ({index_source})", rec.key);
     Ok(result)
@@ -146,7 +153,8 @@ fn configure(
 
 /// Undo a failed ADD. When the undo fails too, the record stays so that DEL finishes the job, and the error
 /// says so.
-fn roll_back(state: &StateDir, rec: &Record, cause: Error) -> Error {
+fn roll_back(state: &StateDir, rec: &Record, cause: Error, when: &str) -> Error {
+    log_warn!("ADD of {} failed {when} ({}); undoing it", rec.key, cause.msg);
     match remove_attachment(state, rec) {
         Ok(()) => cause,
         Err(e) => Error::new(
@@ -159,28 +167,42 @@ fn roll_back(state: &StateDir, rec: &Record, cause: Error) -> Error {
     }
 }
 
-/// Liveness of a recorded attachment: both its namespaces still open to the recorded inodes.
+/// Liveness of a recorded attachment: both its namespaces still open to the recorded ones (by cookie, or by
+/// inode for records written before the cookie).
 fn alive(rec: &Record) -> bool {
     rec.netns.is_alive() && rec.host_netns.is_alive()
 }
 
 /// Deal with what an earlier attachment left in the way of this one:
-/// - the same key: complete and alive is a second ADD (refused); in progress or dead is cleaned up;
-/// - the same router or host namespace held by another key: alive and complete is refused, otherwise cleaned up.
+/// - the same network and container id: complete and alive is a second ADD (refused, whatever CNI_IFNAME says:
+///   the router namespace holds one attachment); in progress or dead is cleaned up;
+/// - the same router or host namespace held by another attachment: alive and complete is refused, otherwise
+///   cleaned up.
 fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Result<()> {
-    if let Some(rec) = state.load(key)? {
+    for rec in state.find(&key.network, &key.container_id)? {
         if rec.phase == Phase::Complete && alive(&rec) {
-            return Err(Error::busy(format!("the attachment ({key}) already exists; DEL it before adding it again")));
+            let msg = if rec.netns.same_ns(router) {
+                format!("the attachment ({}) already exists; DEL it before adding it again", rec.key)
+            } else {
+                format!(
+                    "container {:?} already has an attachment of network {:?} in another live router namespace {}; DEL it first",
+                    key.container_id,
+                    key.network,
+                    rec.netns.path.display()
+                )
+            };
+            return Err(Error::busy(msg));
         }
-        log_warn!("cleaning up the earlier {:?} attachment of the same key ({key})", rec.phase);
-        remove_attachment(state, &rec).map_err(|e| e.context("cleaning up the earlier attachment of the same key"))?;
+        log_warn!("cleaning up the earlier {:?} attachment of the same container ({})", rec.phase, rec.key);
+        remove_attachment(state, &rec)
+            .map_err(|e| e.context("cleaning up the earlier attachment of the same container"))?;
     }
     for (kind, id, what) in [(Claim::Netns, router, "router namespace"), (Claim::HostNetns, host, "host namespace")] {
-        let Some(stem) = state.holder(kind, &id.key())? else {
+        let Some((name, stem)) = state.ns_holder(kind, id)? else {
             continue;
         };
         let Some(other) = state.load_stem(&stem)? else {
-            state.drop_orphan(kind, &id.key());
+            state.drop_orphan(kind, &name);
             continue;
         };
         if other.phase == Phase::Complete && alive(&other) {
@@ -205,15 +227,15 @@ fn node_index(
     state: &StateDir,
     host: &mut Side,
     nics: &[(NicState, u32)],
-) -> Result<(u32, &'static str)> {
+) -> Result<(u32, IndexSource)> {
     let (index, source) = if let Some(i) = env.args.node_index {
-        (i, "CNI_ARGS")
+        (i, IndexSource::CniArgs)
     } else if let Some(i) = envelope.args_node_index {
-        (i, "args.cni.nodeIndex")
+        (i, IndexSource::ArgsCni)
     } else if let Some(i) = envelope.runtime_node_index {
-        (i, "runtimeConfig.nodeIndex")
+        (i, IndexSource::RuntimeConfig)
     } else if let Some(i) = pt.node_index {
-        (i, "nodeIndex")
+        (i, IndexSource::Config)
     } else if let Some(from) = &pt.node_index_from {
         let addrs = match nics.iter().find(|(n, _)| n.name == from.interface) {
             Some((nic, _)) => nic.addresses.clone(),
@@ -241,9 +263,9 @@ fn node_index(
             ))
         })?;
         let n = u32::try_from(n).map_err(|_| Error::config(format!("nodeIndexFrom: host number {n} is too large")))?;
-        (n, "nodeIndexFrom")
+        (n, IndexSource::NodeIndexFrom)
     } else {
-        return Ok((state.lowest_free_index()?, "allocated"));
+        return Ok((state.lowest_free_index()?, IndexSource::Allocated));
     };
     // An explicit index must not be held by another live attachment.
     if let Some(stem) = state.holder(Claim::Index, &index.to_string())? {

@@ -9,7 +9,7 @@ use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::Side;
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::Netns;
-use crate::state::{Key, Phase, StateDir};
+use crate::state::{Phase, StateDir};
 
 pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     let pt = envelope.passthrough()?;
@@ -19,11 +19,14 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for CHECK");
     let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
-    let key =
-        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
-    let rec = state
-        .load(&key)?
-        .ok_or_else(|| Error::new(Kind::UnknownAttachment, format!("no attachment is recorded for {key}")))?;
+    let key = super::key(env, envelope);
+    // Found by network and container id, whatever CNI_IFNAME says; the one in CNI_NETNS if there are several.
+    let mut records = state.find(&key.network, &key.container_id)?;
+    let at = records.iter().position(|r| r.netns.same_ns(&router_ns.id)).unwrap_or(0);
+    if records.is_empty() {
+        return Err(Error::new(Kind::UnknownAttachment, format!("no attachment is recorded for {key}")));
+    }
+    let rec = records.swap_remove(at);
 
     let mut drift: Vec<String> = Vec::new();
     if rec.phase != Phase::Complete {

@@ -1,24 +1,49 @@
 //! DEL: undo exactly what the record describes, then forget it. Idempotent: no record means nothing to do,
 //! and a namespace that is already gone counts as cleaned.
+//!
+//! The attachment is found by network and container id, whatever CNI_IFNAME says (podman's `network reload`
+//! sends DEL with another ifname than the ADD it undoes), and also when CNI_NETNS is empty (CNI allows it on
+//! DEL). When CNI_NETNS opens to a live namespace that is not the recorded one while the recorded one is alive
+//! too, the record belongs to another attachment: it is left alone.
 
 use crate::cni::Env;
 use crate::cni::Envelope;
-use crate::error::Result;
-use crate::log_debug;
-use crate::state::{Key, StateDir};
+use crate::error::{Error, Input, Result};
+use crate::netns::Netns;
+use crate::state::StateDir;
+use crate::{log_debug, log_warn};
 
 use super::remove_attachment;
 
 pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
-    let key =
-        Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
-    match state.load(&key)? {
+    let key = super::key(env, envelope);
+    let records = state.find(&key.network, &key.container_id)?;
+    if records.is_empty() {
         // Without a record this plugin made nothing for this key, so it touches nothing.
-        None => {
-            log_debug!("DEL: no attachment recorded for {key}; nothing to do");
-            Ok(())
+        log_debug!("DEL: no attachment recorded for {key}; nothing to do");
+        return Ok(());
+    }
+    let here = env.netns.as_ref().and_then(|p| Netns::open(p, Input::Runtime, "CNI_NETNS").ok()).map(|ns| ns.id);
+    let mut errors = Vec::new();
+    for rec in records {
+        if let Some(here) = &here {
+            if !rec.netns.same_ns(here) && rec.netns.is_alive() {
+                log_warn!(
+                    "DEL: attachment {} lives in router namespace {}, not in CNI_NETNS {}; leaving it",
+                    rec.key,
+                    rec.netns.path.display(),
+                    here.path.display()
+                );
+                continue;
+            }
         }
-        Some(rec) => remove_attachment(&state, &rec),
+        if let Err(e) = remove_attachment(&state, &rec) {
+            errors.push(e);
+        }
+    }
+    match Error::join(errors) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::cni::{reply_version, version_at_least, Command, Env, Envelope, SUPPORTED_VERSIONS};
 use crate::config;
 use crate::error::{Error, Kind, Result};
-use crate::state::{Claim, Record, StateDir};
+use crate::state::{Claim, Key, Record, StateDir};
 use crate::{datapath, fault, log, log_info};
 
 /// Run one CNI invocation. Returns what to print on stdout (nothing for DEL, CHECK, STATUS, GC).
@@ -65,20 +65,26 @@ fn status(envelope: &Envelope) -> Result<()> {
         .map_err(|e| Error::new(Kind::NotReady, format!("not ready: {}", e.msg)).with_source(e))
 }
 
+/// The attachment's key, built in this one place. CNI_IFNAME is recorded in it but is not part of the identity:
+/// records are found by network and container id ([`StateDir::find`]), and told apart by router namespace.
+pub(crate) fn key(env: &Env, envelope: &Envelope) -> Key {
+    Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() }
+}
+
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
 /// the record stays, so the next DEL can finish the job.
 pub fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
     datapath::teardown(rec)?;
     release_claims(state, rec)?;
     fault::point("del:claims-released");
-    state.remove(&rec.key)?;
+    state.remove(rec)?;
     log_info!("removed attachment {}", rec.key);
     Ok(())
 }
 
 fn release_claims(state: &StateDir, rec: &Record) -> Result<()> {
-    state.release(Claim::Index, &rec.node_index.to_string(), &rec.key)?;
-    state.release(Claim::Netns, &rec.netns.key(), &rec.key)?;
-    state.release(Claim::HostNetns, &rec.host_netns.key(), &rec.key)?;
+    state.release(Claim::Index, &rec.node_index.to_string(), rec)?;
+    state.release(Claim::Netns, &rec.netns.key(), rec)?;
+    state.release(Claim::HostNetns, &rec.host_netns.key(), rec)?;
     Ok(())
 }

@@ -30,7 +30,7 @@ use serde_json::Value;
 use super::frr::Frr;
 use crate::error::{Error, Result};
 use crate::netns::NsId;
-use crate::state::{Claim, Phase, StateDir};
+use crate::state::{Phase, StateDir};
 
 /// The command whose JSON holds every neighbor's state, prefix counts, BFD status and prefix limit.
 const NEIGHBORS_COMMAND: &str = "show bgp vrf default neighbors json";
@@ -84,16 +84,10 @@ fn attachment(state_dir: &std::path::Path, me: &NsId) -> Result<Attachment> {
     if !state_dir.join("netns").is_dir() {
         return Ok(Attachment::None);
     }
-    let state = StateDir::open_read_only(state_dir)?;
-    let Some(stem) = state.holder(Claim::Netns, &me.key())? else {
+    let Some(rec) = StateDir::open_read_only(state_dir)?.router_attachment(me)? else {
         return Ok(Attachment::None);
     };
-    let Some(rec) = state.load_stem(&stem)? else {
-        return Ok(Attachment::None);
-    };
-    if !rec.netns.same_ns(me) {
-        return Ok(Attachment::None);
-    }
+    let stem = rec.stem.clone();
     if rec.phase != Phase::Complete {
         return Ok(Attachment::Pending { stem });
     }
@@ -627,7 +621,7 @@ mod tests {
     const SAMPLE: &str = include_str!("testdata/frr84-neighbors-bfd-maxprefix.json");
 
     fn health(window: Duration) -> Health {
-        let me = NsId { path: "/proc/self/ns/net".into(), dev: 4, ino: 4026531840 };
+        let me = NsId { path: "/proc/self/ns/net".into(), dev: 4, ino: 4026531840, cookie: None };
         Health::new(Frr::new(None, None).unwrap(), "/nonexistent".into(), me, window)
     }
 

@@ -24,7 +24,7 @@ use std::time::Instant;
 use crate::bgp::{self, Secrets};
 use crate::error::{Error, Result};
 use crate::netns::{Netns, NsId};
-use crate::state::{Claim, Phase, StateDir};
+use crate::state::{Phase, StateDir};
 use crate::{log_info, log_warn};
 
 pub use frr::Frr;
@@ -149,18 +149,11 @@ impl Sidecar {
         if !dir.join("netns").is_dir() {
             return Ok(Want::Nothing);
         }
-        let state = StateDir::open_read_only(dir)?;
-        let Some(stem) = state.holder(Claim::Netns, &self.me.key())? else {
+        // A claim without its record (DEL between its two steps, or ADD before the record) asks for nothing.
+        let Some(rec) = StateDir::open_read_only(dir)?.router_attachment(&self.me)? else {
             return Ok(Want::Nothing);
         };
-        let Some(rec) = state.load_stem(&stem)? else {
-            // A claim without its record: DEL is between the two steps, or ADD before the record; either way
-            // there is nothing to configure.
-            return Ok(Want::Nothing);
-        };
-        if !rec.netns.same_ns(&self.me) {
-            return Ok(Want::Nothing);
-        }
+        let stem = rec.stem.clone();
         if rec.phase != Phase::Complete {
             return Ok(Want::Pending { stem });
         }

@@ -4,28 +4,42 @@
 //! ```text
 //! <stateDir>/lock                       flock: held for the whole of every ADD, DEL, CHECK and GC
 //! <stateDir>/boot_id                    the boot the records belong to; another boot's records are stale
-//! <stateDir>/attachments/<key>.json     the records (0600, written to a temporary file and renamed)
-//! <stateDir>/index/<n>                  claim: node index n is held by <key>
-//! <stateDir>/netns/<dev>_<ino>          claim: that router namespace is held by <key>
-//! <stateDir>/hostns/<dev>_<ino>         claim: that host namespace is held by <key>
+//! <stateDir>/attachments/<stem>.json    the records (0600, written to a temporary file and renamed);
+//!                                       <stem> is <network>@<containerId> (format 1: ...@<ifname>)
+//! <stateDir>/index/<n>                  claim: node index n is held by <stem>
+//! <stateDir>/netns/cookie-<c>           claim: the router namespace with cookie c is held by <stem>
+//! <stateDir>/netns/<dev>_<ino>          the same, for a namespace without a cookie (and format-1 records)
+//! <stateDir>/hostns/...                 claim: that host namespace is held by <stem>, named the same way
 //! <stateDir>/index.hint                 every index below it is claimed (a hint: claims are the truth)
+//! <stateDir>/records-format             "2": no record of an older format is left (so none is looked for);
+//!                                       written with a record once a listing found none
 //! <stateDir>/tmp/                       files being written, renamed into place when complete
 //! ```
 //!
 //! Order makes crashes safe: ADD writes the record, then the claims, then touches the kernel; teardown undoes
 //! the kernel, then releases the claims, then removes the record, last. A claim therefore always names a record
 //! (or is verified and dropped), and a record without claims has nothing left in the kernel.
+//!
+//! Teardown needs no free space: releasing claims and removing the record only unlink files, and the index
+//! hint, the one file teardown would write, is best effort (removed when it cannot be lowered).
+//!
+//! Readers without the lock (the sidecar, `inspect`) never write or delete anything here; an earlier boot's
+//! records are dropped only under the lock, by ADD, DEL, CHECK or GC.
 
 pub mod record;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use record::{Key, NicState, Phase, Record, FORMAT_VERSION};
+pub(crate) use record::bgp_from_config;
+pub use record::{
+    BgpHostSession, BgpNeighbor, BgpUnderlay, IndexSource, Key, NicState, PeerAs, Phase, Record, FORMAT_VERSION,
+};
 
 use crate::error::{Error, IoContext, Result};
+use crate::netns::NsId;
 use crate::{log_debug, log_warn};
 
 /// What a claim file stands for.
@@ -53,7 +67,14 @@ pub struct StateDir {
     root: PathBuf,
     boot_id: String,
     _lock: Option<File>,
+    /// Whether `attachments/` may hold records of format 1 (named with their ifname), which [`Self::find`] must
+    /// then look for by listing the directory. False once `records-format` says no older record is left.
+    format1_possible: bool,
 }
+
+/// `<stateDir>/records-format`: "2" when no record older than format 2 is in the directory (written under the
+/// lock once a listing found none), so that finding an attachment never needs to list the records.
+const FORMAT_MARKER: &str = "records-format";
 
 pub fn current_boot_id() -> Result<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -133,9 +154,15 @@ impl StateDir {
             })?;
         lock.lock().io_ctx(|| format!("stateDir: cannot lock {}", lock_path.display()))?;
         crate::fault::point("state:locked");
-        let dir = StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: Some(lock) };
+        let mut dir = StateDir {
+            root: root.to_path_buf(),
+            boot_id: current_boot_id()?,
+            _lock: Some(lock),
+            format1_possible: true,
+        };
         dir.sweep_temporaries();
         dir.forget_other_boots()?;
+        dir.format1_possible = dir.format1_present()?;
         Ok(dir)
     }
 
@@ -143,11 +170,7 @@ impl StateDir {
     /// record). For the sidecar and `inspect`.
     pub fn open_read_only(root: &Path) -> Result<StateDir> {
         check_dir(root)?;
-        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
+        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None, format1_possible: true })
     }
 
     pub fn boot_id(&self) -> &str {
@@ -197,12 +220,48 @@ impl StateDir {
         self.root.join("attachments").join(format!("{stem}.json"))
     }
 
-    /// The record of `key`, if any. A record of another boot is dropped and reads as none.
-    pub fn load(&self, key: &Key) -> Result<Option<Record>> {
-        self.load_stem(&key.file_stem())
+    /// Every record of the attachment (`network`, `container_id`), whatever CNI_IFNAME it was added with: the
+    /// format-2 record, then any format-1 records (named with their ifname). Records of another boot are
+    /// left out (and dropped, under the lock).
+    pub(crate) fn find(&self, network: &str, container_id: &str) -> Result<Vec<Record>> {
+        let probe = Key { network: network.into(), container_id: container_id.into(), ifname: String::new() };
+        let current = probe.stem();
+        let mut out: Vec<Record> = self.load_stem(&current)?.into_iter().collect();
+        if !self.format1_possible {
+            return Ok(out);
+        }
+        let prefix = Key::format1_prefix(network, container_id);
+        for stem in self.stems()? {
+            if stem == current || !stem.starts_with(&prefix) {
+                continue;
+            }
+            if let Some(rec) = self.load_stem(&stem)? {
+                if rec.key.network == network && rec.key.container_id == container_id {
+                    out.push(rec);
+                }
+            }
+        }
+        Ok(out)
     }
 
+    /// The record in file `stem`, if any. A record of another boot reads as none (and is dropped under the
+    /// lock; a reader without the lock leaves it).
     pub fn load_stem(&self, stem: &str) -> Result<Option<Record>> {
+        let Some(rec) = self.read_stem(stem)? else {
+            return Ok(None);
+        };
+        if rec.boot_id != self.boot_id {
+            if self._lock.is_some() {
+                log_warn!("dropping state record {} of an earlier boot", self.record_path(stem).display());
+                let _ = fs::remove_file(self.record_path(stem));
+            }
+            return Ok(None);
+        }
+        Ok(Some(rec))
+    }
+
+    /// The record in file `stem` as it is, of whatever boot. Never writes.
+    pub(crate) fn read_stem(&self, stem: &str) -> Result<Option<Record>> {
         let path = self.record_path(stem);
         let text = match nofollow_read(&path) {
             Ok(t) => t,
@@ -215,57 +274,84 @@ impl StateDir {
             }
             Err(e) => return Err(Error::io(format!("reading state record {}: {e}", path.display()))),
         };
-        let rec: Record = serde_json::from_str(&text).map_err(|e| {
+        let mut rec = Record::parse(&text).map_err(|e| {
             Error::unsafe_state(format!(
                 "state record {} is unreadable ({e}); check the attachment by hand (README, 'Recovering by hand'), then remove the file",
                 path.display()
             ))
         })?;
-        if rec.format != FORMAT_VERSION {
-            return Err(Error::unsafe_state(format!(
-                "state record {} has format {}, this plugin reads format {FORMAT_VERSION}",
-                path.display(),
-                rec.format
-            )));
-        }
-        if rec.boot_id != self.boot_id {
-            log_warn!("dropping state record {} of an earlier boot", path.display());
-            let _ = fs::remove_file(&path);
-            return Ok(None);
-        }
+        record::check_stem(&rec, stem)?;
+        rec.stem = stem.to_string();
         Ok(Some(rec))
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(rec).map_err(|e| Error::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
-        self.write_atomic(&self.record_path(&rec.key.file_stem()), &text)
+        self.write_atomic(&self.record_path(&rec.stem), &text)?;
+        self.note_no_format1();
+        Ok(())
     }
 
-    pub fn remove(&self, key: &Key) -> Result<()> {
-        let path = self.record_path(&key.file_stem());
+    /// Remove the record's file (an unlink: needs no free space).
+    pub fn remove(&self, rec: &Record) -> Result<()> {
+        let path = self.record_path(&rec.stem);
         match fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io(format!("removing {}: {e}", path.display()))),
             _ => Ok(()),
         }
     }
 
-    /// The stems of every record, sorted.
+    /// The stems of every record, sorted. No records directory (a state directory nobody used yet) is none.
     pub fn stems(&self) -> Result<Vec<String>> {
         let dir = self.root.join("attachments");
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("listing {}: {e}", dir.display()))),
+        };
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).io_ctx(|| format!("listing {}", dir.display()))? {
+        for entry in entries {
             let entry = entry.io_ctx(|| format!("listing {}", dir.display()))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if let Some(stem) = name.strip_suffix(".json") {
-                if !name.starts_with('.') {
-                    out.push(stem.to_string());
-                }
+                out.push(stem.to_string());
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    /// Whether any record of format 1 may be left (a stem with its ifname, or a hashed stem, which may be one).
+    /// Listing is skipped when the marker says none is.
+    fn format1_present(&self) -> Result<bool> {
+        if nofollow_read(&self.root.join(FORMAT_MARKER)).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
+            return Ok(false);
+        }
+        Ok(self.stems()?.iter().any(|s| s.matches('@').count() >= 2 || s.contains('~')))
+    }
+
+    /// Say in the marker that no older record is left, once a listing found none. Written with a record (never
+    /// by an invocation that changes nothing), best effort: without it the next invocation lists again.
+    fn note_no_format1(&self) {
+        let marker = self.root.join(FORMAT_MARKER);
+        if self.format1_possible || nofollow_read(&marker).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
+            return;
+        }
+        // Not atomic and without fault points on purpose: a torn marker reads as absent, which only means
+        // listing again, and the crash tests' fault points stay the same whether or not it exists.
+        let written = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&marker)
+            .and_then(|mut f| f.write_all(format!("{FORMAT_VERSION}\n").as_bytes()));
+        if let Err(e) = written {
+            log_debug!("not writing {}: {e}", marker.display());
+        }
     }
 
     // --- claims ------------------------------------------------------------------------------------------------
@@ -287,17 +373,42 @@ impl StateDir {
         }
     }
 
-    pub fn claim(&self, kind: Claim, name: &str, key: &Key) -> Result<()> {
-        self.write_atomic(&self.claim_path(kind, name), key.file_stem().as_bytes())
+    /// Who claims namespace `id`: the claim's name and its holder's stem. A namespace with a cookie is looked
+    /// up by cookie, then by device and inode (the claims of records written before the cookie).
+    pub(crate) fn ns_holder(&self, kind: Claim, id: &NsId) -> Result<Option<(String, String)>> {
+        let mut names = vec![id.key()];
+        if id.cookie.is_some() {
+            names.push(id.inode_key());
+        }
+        for name in names {
+            if let Some(stem) = self.holder(kind, &name)? {
+                return Ok(Some((name, stem)));
+            }
+        }
+        Ok(None)
     }
 
-    /// Release a claim, only if `key` holds it.
-    pub fn release(&self, kind: Claim, name: &str, key: &Key) -> Result<()> {
-        if self.holder(kind, name)?.as_deref() == Some(key.file_stem().as_str()) {
+    /// The attachment whose router namespace is `me` (the sidecar's and the metrics' question): found by its
+    /// claim, by cookie (or, for a record written before the cookie, device and inode), and only if the record
+    /// says the same namespace. None when no attachment holds it, or a claim is between its record's steps.
+    pub(crate) fn router_attachment(&self, me: &NsId) -> Result<Option<Record>> {
+        let Some((_, stem)) = self.ns_holder(Claim::Netns, me)? else {
+            return Ok(None);
+        };
+        Ok(self.load_stem(&stem)?.filter(|rec| rec.netns.same_ns(me)))
+    }
+
+    pub fn claim(&self, kind: Claim, name: &str, rec: &Record) -> Result<()> {
+        self.write_atomic(&self.claim_path(kind, name), rec.stem.as_bytes())
+    }
+
+    /// Release a claim, only if `rec` holds it. Needs no free space.
+    pub fn release(&self, kind: Claim, name: &str, rec: &Record) -> Result<()> {
+        if self.holder(kind, name)?.as_deref() == Some(rec.stem.as_str()) {
             let path = self.claim_path(kind, name);
             if kind == Claim::Index {
                 if let Ok(n) = name.parse::<u32>() {
-                    self.lower_hint(n)?;
+                    self.lower_hint(n);
                 }
             }
             match fs::remove_file(&path) {
@@ -320,11 +431,21 @@ impl StateDir {
         nofollow_read(&self.root.join("index.hint")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
     }
 
-    fn lower_hint(&self, n: u32) -> Result<()> {
-        if n < self.hint() {
-            self.write_atomic(&self.root.join("index.hint"), n.to_string().as_bytes())?;
+    /// After releasing index `n`, the hint must not stay above it. Best effort: when it cannot be written (a
+    /// full filesystem) it is removed, which only costs the next allocation a search from 0.
+    fn lower_hint(&self, n: u32) {
+        if n >= self.hint() {
+            return;
         }
-        Ok(())
+        let path = self.root.join("index.hint");
+        if let Err(e) = self.write_atomic(&path, n.to_string().as_bytes()) {
+            log_warn!("cannot lower the index hint ({}); removing it instead", e.msg);
+            if let Err(e) = fs::remove_file(&path) {
+                if e.kind() != ErrorKind::NotFound {
+                    log_warn!("cannot remove {} either: {e}; allocation may skip index {n}", path.display());
+                }
+            }
+        }
     }
 
     /// The lowest node index nobody claims. Every index below the hint is claimed, so the search starts there.
@@ -340,8 +461,11 @@ impl StateDir {
 
     /// After claiming `n` from [`Self::lowest_free_index`], everything up to it is claimed.
     /// (The search checked every index from the hint up to `n`.)
-    pub fn advance_hint(&self, n: u32) -> Result<()> {
-        self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes())
+    /// Best effort: a hint left lower is still true.
+    pub fn advance_hint(&self, n: u32) {
+        if let Err(e) = self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes()) {
+            log_warn!("cannot advance the index hint ({}); the next allocation searches from the old one", e.msg);
+        }
     }
 
     /// Remove the temporary files that crashed writers left behind: under the lock nobody else is writing.

@@ -245,7 +245,7 @@ pub fn addrs(ns: &Ns, dev: &str) -> Vec<String> {
         .collect()
 }
 
-/// Files under `dir` other than the lock and boot id, relative, sorted.
+/// Files under `dir` other than the lock, boot id, index hint and format marker, relative, sorted.
 pub fn files_under(dir: &Path) -> Vec<String> {
     let mut out = Vec::new();
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -258,7 +258,7 @@ pub fn files_under(dir: &Path) -> Vec<String> {
                 walk(base, &p, out);
             } else {
                 let rel = p.strip_prefix(base).unwrap().display().to_string();
-                if rel != "lock" && rel != "boot_id" && rel != "index.hint" {
+                if rel != "lock" && rel != "boot_id" && rel != "index.hint" && rel != "records-format" {
                     out.push(rel);
                 }
             }
