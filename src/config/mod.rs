@@ -20,8 +20,8 @@ use crate::error::{Error, Kind, Result};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
-pub(crate) use values::Text;
-pub use values::{valid_ifname, ASN_MAX};
+pub use values::{valid_ifname, valid_password, ASN_MAX};
+pub(crate) use values::{Text, PASSWORD_RULE};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
 pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
@@ -104,6 +104,10 @@ pub struct Neighbor {
     pub remote_as: RemoteAs,
     pub port: Option<u16>,
     pub password: Option<String>,
+    /// A Kubernetes Secret holding the password, read by openpe-sidecar when it renders (`--secrets-dir`): the
+    /// plugin and its record hold the reference only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretRef>,
     pub hold_time_seconds: Option<u16>,
     pub keepalive_time_seconds: Option<u16>,
     pub connect_time_seconds: Option<u16>,
@@ -125,6 +129,17 @@ fn ttl_or_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> 
         Stored::Flag(on) => on.then_some(schema::MAX_TTL),
     })
 }
+
+/// Upstream's `passwordSecret`: the Secret `name` and the `key` inside it (`password` when only a name is given),
+/// both validated as Kubernetes validates them, so that each is one plain path component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// The key of a `passwordSecret` given as a bare name.
+pub const DEFAULT_SECRET_KEY: &str = "password";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -97,6 +97,7 @@ struct NeighborWire {
     peer_type: Option<PeerType>,
     port: Option<Bounded<1, 65535>>,
     password: Option<Password>,
+    password_secret: Option<SecretRefWire>,
     #[serde(alias = "holdTime")]
     hold_time_seconds: Option<Seconds>,
     #[serde(alias = "keepaliveTime")]
@@ -106,6 +107,33 @@ struct NeighborWire {
     /// The older boolean, which `properties` replaced upstream.
     ebgp_multi_hop: Option<bool>,
     properties: Option<Vec<PropertyWire>>,
+}
+
+/// Upstream's `passwordSecret`: a Secret's name (its key `password`), or `{"name": N, "key": K}`.
+#[derive(Deserialize)]
+#[serde(try_from = "Value")]
+enum SecretRefWire {
+    Name(SecretName),
+    Object(SecretObjectWire),
+}
+
+impl TryFrom<Value> for SecretRefWire {
+    type Error = String;
+    fn try_from(v: Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::String(s) => SecretName::try_from(s).map(SecretRefWire::Name),
+            Value::Object(_) => serde_json::from_value(v).map(SecretRefWire::Object).map_err(|e| e.to_string()),
+            _ => Err("must be a Secret name or {\"name\": ..., \"key\": ...}".into()),
+        }
+    }
+}
+
+/// Refuses other fields (such as a `namespace`): the Secret is the one mounted in the router pod.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+struct SecretObjectWire {
+    name: SecretName,
+    key: Option<SecretKey>,
 }
 
 #[derive(Deserialize)]
@@ -188,7 +216,6 @@ const UNDERLAY: &[(&str, Fate)] = &[
     ("neighbors[].listenRange", NOT_YET),
     ("neighbors[].bfd", NOT_YET),
     ("neighbors[].addressFamilies", NOT_YET),
-    ("neighbors[].passwordSecret", NOT_YET),
 ];
 const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
 
@@ -336,11 +363,25 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
         (None, Some([_, _, ..])) => return fail(format!("{p}.properties: at most one property (ebgpMultiHop)")),
         (None, Some([]) | None) => None,
     };
+    let password_secret = match (&n.password, n.password_secret) {
+        (Some(_), Some(_)) => {
+            return fail(format!(
+                "{p}.password and {p}.passwordSecret: give one of the two (an inline password or the Secret that \
+                 holds it)"
+            ))
+        }
+        (_, None) => None,
+        (None, Some(SecretRefWire::Name(name))) => Some(SecretRef { name: name.0, key: DEFAULT_SECRET_KEY.into() }),
+        (None, Some(SecretRefWire::Object(o))) => {
+            Some(SecretRef { name: o.name.0, key: o.key.map_or_else(|| DEFAULT_SECRET_KEY.to_string(), |k| k.0) })
+        }
+    };
     Ok(Neighbor {
         address,
         remote_as,
         port: n.port.map(Bounded::u16),
         password: n.password.map(|s| s.0),
+        password_secret,
         hold_time_seconds: hold,
         keepalive_time_seconds: keepalive,
         connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),

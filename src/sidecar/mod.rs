@@ -11,6 +11,8 @@ pub mod watch;
 // Issue 16: metrics, liveness and readiness over HTTP (--http-listen).
 pub mod http;
 pub mod metrics;
+// Issue 14: neighbor passwords read from mounted Secrets (passwordSecret).
+pub mod secrets;
 
 use std::path::PathBuf;
 
@@ -26,6 +28,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub frr: Frr,
     pub extra: Option<PathBuf>,
+    /// Where the router pod mounts its Secrets, one directory per Secret (`passwordSecret`).
+    pub secrets_dir: PathBuf,
 }
 
 /// What the state directory asks of this namespace.
@@ -60,6 +64,7 @@ pub struct Sidecar {
     me: NsId,
     /// The configuration text last applied successfully, and FRR's generation at the time.
     applied: Option<(String, Option<Vec<frr::Generation>>)>,
+    secrets: secrets::SecretStore,
 }
 
 /// Replace every known password in `text` (frr-reload.py's output quotes configuration lines).
@@ -77,7 +82,8 @@ impl Sidecar {
     /// A sidecar for the namespace this thread runs in.
     pub fn new(opts: Options) -> Result<Sidecar> {
         let me = Netns::current()?.id;
-        Ok(Sidecar { opts, me, applied: None })
+        let secrets = secrets::SecretStore::new(opts.secrets_dir.clone());
+        Ok(Sidecar { opts, me, applied: None, secrets })
     }
 
     pub fn namespace(&self) -> &NsId {
@@ -135,11 +141,12 @@ impl Sidecar {
         if rec.phase != Phase::Complete {
             return Ok(Want::Pending { stem });
         }
+        let underlay = self.secrets.resolve(&rec.underlay);
         let config = with_extra(
-            bgp::render_record(&rec, Secrets::Show)
+            bgp::render(&underlay, &rec.host_session, rec.node_index, &rec.addresses, Secrets::Show)
                 .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?,
         );
-        let passwords = rec.underlay.neighbors.iter().filter_map(|n| n.password.clone()).collect();
+        let passwords = underlay.neighbors.iter().filter_map(|n| n.password.clone()).collect();
         Ok(Want::Attachment { stem, config, passwords })
     }
 
@@ -209,6 +216,11 @@ impl Sidecar {
             )),
             Want::Attachment { .. } => self.sync(true).map(|_| ()),
         }
+    }
+
+    /// The neighbors the last render left out because their passwordSecret could not be used.
+    pub fn left_out(&self) -> Vec<secrets::LeftOut> {
+        self.secrets.left_out()
     }
 
     pub fn options(&self) -> &Options {

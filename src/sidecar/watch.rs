@@ -126,6 +126,7 @@ pub fn watch(sc: &mut Sidecar, health: &Health) -> Result<()> {
             let began = Instant::now();
             let outcome = sc.sync(due);
             health.record_sync(&outcome, began.elapsed());
+            health.set_left_out(sc.left_out());
             match outcome {
                 Ok(_) => {
                     if retry.is_some() {
