@@ -65,6 +65,10 @@ pub struct Underlay {
     /// Which of the two listed them, so that errors about a device name the field the user wrote.
     #[serde(default)]
     pub nics_from: DeviceList,
+    /// The underlay interfaces made by delegation (`interfaces[].type: CNIDevice`): another CNI plugin chain
+    /// creates each in the router namespace. Empty when `nics` lists the devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_devices: Vec<CniDevice>,
     pub neighbors: Vec<Neighbor>,
     #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
@@ -87,6 +91,20 @@ impl Underlay {
         }
     }
 }
+
+/// Upstream's `cniDevice` of type `RawConfig`: a CNI configuration list (cniVersion 1.0.0 or later) whose
+/// plugins, found in CNI_PATH, create `interface_name` in the router namespace; `runtime_config` gives the
+/// capability arguments of the plugins that declare them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CniDevice {
+    pub conflist: Value,
+    pub interface_name: String,
+    pub runtime_config: serde_json::Map<String, Value>,
+}
+
+/// The interface a CNIDevice creates when `interfaceName` is not given, as upstream.
+pub const DEFAULT_CNI_DEVICE_IFNAME: &str = "net1";
 
 /// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

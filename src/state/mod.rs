@@ -23,7 +23,7 @@ use std::io::{ErrorKind, Read};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use record::{Key, NicState, Phase, Record, FORMAT_VERSION};
+pub use record::{Delegate, Key, NicState, Phase, Record, FORMAT_VERSION};
 
 use crate::error::{Error, IoContext, Result};
 use crate::{log_debug, log_warn};

@@ -91,6 +91,26 @@ pub struct Record {
     pub underlay: Underlay,
     pub host_session: HostSession,
     pub created_unix: u64,
+    /// The underlay interfaces made by delegated CNI plugins (CNIDevice), in the order ADD ran them: what DEL
+    /// and CHECK hand back to those plugins. Absent in records without delegation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<Delegate>,
+}
+
+/// One delegated configuration list as ADD ran it (issue 14).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegate {
+    /// The configuration list (`rawConfig`), as given.
+    pub conflist: serde_json::Value,
+    /// The capability arguments offered to its plugins (`runtimeConfig`).
+    pub runtime_config: serde_json::Map<String, serde_json::Value>,
+    /// CNI_CONTAINERID, CNI_IFNAME and CNI_PATH given to its plugins.
+    pub container_id: String,
+    pub ifname: String,
+    pub cni_path: String,
+    /// The last plugin's result, once the whole list's ADD succeeded; DEL and CHECK pass it as prevResult.
+    pub result: Option<serde_json::Value>,
 }
 
 impl Record {
