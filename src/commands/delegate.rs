@@ -158,7 +158,8 @@ fn exec(
     let code = reply.get("code").and_then(Value::as_u64);
     let msg = reply.get("msg").and_then(Value::as_str).unwrap_or("(no CNI error on stdout)");
     let details = reply.get("details").and_then(Value::as_str).map(|d| format!(" ({d})")).unwrap_or_default();
-    let text = format!("{what} failed ({}, CNI code {code:?}): {msg}{details}", out.status);
+    let code_text = code.map_or_else(|| "no CNI code".to_string(), |c| format!("CNI code {c}"));
+    let text = format!("{what} failed ({}, {code_text}): {msg}{details}", out.status);
     // Its own configuration refused: the user's configuration; otherwise what it ran into.
     Err(match code {
         Some(7) => Error::config(format!("underlay.interfaces[].cniDevice.rawConfig: {text}")),
@@ -231,7 +232,7 @@ fn additions_of(result: &Value, ifname: &str, made: &mut Additions) {
 }
 
 /// DEL every delegated list, last first, each plugin in reverse order with the recorded result (none if ADD
-/// never got that far). A router namespace that is gone is passed as an empty CNI_NETNS, as runtimes do.
+/// never got that far; then a plugin's failure is logged and the rest goes on). A router namespace that is gone is passed as an empty CNI_NETNS, as runtimes do.
 pub(super) fn del(rec: &Record) -> Result<()> {
     if rec.delegates.is_empty() {
         return Ok(());
@@ -244,7 +245,13 @@ pub(super) fn del(rec: &Record) -> Result<()> {
     for d in rec.delegates.iter().rev() {
         fault::point("delegate:before-del");
         for plugin in plugins(&d.conflist).iter().rev() {
-            exec(d, plugin, "DEL", &netns, d.result.as_ref(), host.as_ref())?;
+            match exec(d, plugin, "DEL", &netns, d.result.as_ref(), host.as_ref()) {
+                Ok(_) => {}
+                // The list's ADD never succeeded (it failed, or was interrupted): a plugin that refuses DEL of
+                // what it may never have made (macvlan, when its master is missing) does not hold up the rest.
+                Err(e) if d.result.is_none() => log_warn!("{}; its ADD never completed, so going on", e.msg),
+                Err(e) => return Err(e),
+            }
             fault::point("delegate:plugin-deleted");
         }
     }
