@@ -188,3 +188,30 @@ fn del_killed_around_the_delegation_is_finished_by_the_next_del() {
         assert_eq!(lab.snapshot(), before, "{point}: the second DEL left something behind");
     }
 }
+
+/// ADD killed at each of its fault points in turn (every kernel change and state write, and the delegation's
+/// own points), until it completes: each time DEL restores everything.
+#[cfg(feature = "fault-injection")]
+#[test]
+#[ignore = "needs root"]
+fn add_killed_at_every_fault_point_with_delegation() {
+    let lab = Lab::new("dlge");
+    let conf = conf(&lab);
+    let before = lab.snapshot();
+    let mut n = 1;
+    loop {
+        let out = lab.run("ADD", &conf, &[("OPENPE_FAULT_AFTER", &n.to_string())]);
+        if out.code == 0 {
+            break;
+        }
+        assert_eq!(out.code, -1, "point {n}: ADD failed instead of dying: {}", out.stdout);
+        lab.del(&conf);
+        assert_eq!(records(&lab), 0, "point {n}");
+        assert_eq!(lab.snapshot(), before, "point {n}: DEL left something behind");
+        n += 1;
+    }
+    assert!(n > 5, "ADD passed only {n} fault points");
+    assert_eq!(addrs(&lab.router, "net1"), [NET1]);
+    lab.del(&conf);
+    assert_eq!(lab.snapshot(), before);
+}
