@@ -45,6 +45,13 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     if pt.underlay.nics != rec.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
         drift.push("underlay.nics differs from the NICs this attachment moved (DEL and ADD to apply it)".into());
     }
+    let wanted = pt.underlay.cni_devices.iter().map(|d| (&d.conflist, &d.interface_name, &d.runtime_config));
+    if wanted.ne(rec.delegates.iter().map(|d| (&d.conflist, &d.ifname, &d.runtime_config))) {
+        drift.push(
+            "underlay.interfaces[].cniDevice differs from what this attachment delegated (DEL and ADD to apply it)"
+                .into(),
+        );
+    }
     if !rec.host_netns.is_alive() {
         drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
     } else {
