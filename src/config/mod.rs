@@ -20,7 +20,8 @@ use crate::error::{Error, Kind, Result};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
-pub use values::{valid_ifname, valid_password, ASN_MAX};
+pub(crate) use values::valid_password;
+pub use values::{valid_ifname, ASN_MAX};
 pub(crate) use values::{Text, PASSWORD_RULE};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
@@ -104,7 +105,7 @@ pub struct CniDevice {
 }
 
 /// The interface a CNIDevice creates when `interfaceName` is not given, as upstream.
-pub const DEFAULT_CNI_DEVICE_IFNAME: &str = "net1";
+pub(crate) const DEFAULT_CNI_DEVICE_IFNAME: &str = "net1";
 
 /// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +158,7 @@ pub struct SecretRef {
 }
 
 /// The key of a `passwordSecret` given as a bare name.
-pub const DEFAULT_SECRET_KEY: &str = "password";
+pub(crate) const DEFAULT_SECRET_KEY: &str = "password";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -219,7 +219,7 @@ impl Sidecar {
     }
 
     /// The neighbors the last render left out because their passwordSecret could not be used.
-    pub fn left_out(&self) -> Vec<secrets::LeftOut> {
+    pub(crate) fn left_out(&self) -> Vec<secrets::LeftOut> {
         self.secrets.left_out()
     }
 

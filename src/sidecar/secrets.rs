@@ -21,13 +21,13 @@ pub const DEFAULT_SECRETS_DIR: &str = "/etc/openpe/secrets";
 
 /// A neighbor left out of the configuration, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeftOut {
-    pub peer: IpAddr,
-    pub reason: String,
+pub(crate) struct LeftOut {
+    pub(crate) peer: IpAddr,
+    pub(crate) reason: String,
 }
 
 /// The password in `dir/name/key`, or why there is none (a message that never contains the file's content).
-pub fn read(dir: &Path, r: &SecretRef) -> Result<String, String> {
+fn read(dir: &Path, r: &SecretRef) -> Result<String, String> {
     let secret_dir = dir.join(&r.name);
     let path = secret_dir.join(&r.key);
     let shown = path.display();
@@ -65,13 +65,13 @@ pub fn read(dir: &Path, r: &SecretRef) -> Result<String, String> {
 
 /// The Secrets of one sidecar: where they are mounted, and what was last reported about them (so that the log
 /// says each change once, not once a tick).
-pub struct SecretStore {
+pub(crate) struct SecretStore {
     dir: PathBuf,
     reported: Mutex<Vec<LeftOut>>,
 }
 
 impl SecretStore {
-    pub fn new(dir: PathBuf) -> SecretStore {
+    pub(crate) fn new(dir: PathBuf) -> SecretStore {
         SecretStore { dir, reported: Mutex::new(Vec::new()) }
     }
 
@@ -116,7 +116,7 @@ impl SecretStore {
     }
 
     /// The neighbors the last render left out.
-    pub fn left_out(&self) -> Vec<LeftOut> {
+    pub(crate) fn left_out(&self) -> Vec<LeftOut> {
         self.reported.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
