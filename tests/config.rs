@@ -105,10 +105,27 @@ fn upstream_interfaces_and_properties() {
     assert_eq!(p.underlay.neighbors[0].ebgp_multi_hop, Some(3));
     v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice"});
     let e = err(v.clone());
-    assert!(e.msg.starts_with("underlay.interfaces[0].type: CNIDevice is not implemented"), "{}", e.msg);
-    v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {}});
-    let e = err(v.clone());
-    assert!(e.msg.starts_with("underlay.interfaces[0].cniDevice: the CNIDevice interface type is not"), "{}", e.msg);
+    assert_eq!(e.msg, "underlay.interfaces[0].cniDevice: is required");
+    let conflist = json!({"cniVersion": "1.0.0", "name": "under", "plugins": [{"type": "macvlan", "master": "eth1"}]});
+    v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {"type": "RawConfig",
+        "rawConfig": conflist, "runtimeConfig": {"mac": "02:00:00:00:00:01"}}});
+    let p = Passthrough::parse(&v).unwrap();
+    assert!(p.underlay.nics.is_empty());
+    assert_eq!(p.underlay.cni_devices.len(), 1);
+    assert_eq!(p.underlay.cni_devices[0].interface_name, "net1");
+    assert_eq!(p.underlay.cni_devices[0].conflist, conflist);
+    assert_eq!(p.underlay.cni_devices[0].runtime_config["mac"], "02:00:00:00:00:01");
+    v["underlay"]["interfaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}}));
+    assert_eq!(
+        err(v.clone()).msg,
+        "underlay.interfaces[1].type: all entries of underlay.interfaces must be of one type"
+    );
+    v["underlay"]["interfaces"] = json!([{"type": "CNIDevice", "cniDevice": {"type": "RawConfig",
+        "rawConfig": {"cniVersion": "0.4.0", "name": "under", "plugins": [{"type": "macvlan"}]}}}]);
+    assert!(err(v.clone()).msg.starts_with("underlay.interfaces[0].cniDevice.rawConfig.cniVersion: must be 1.0.0"));
     v["underlay"]["interfaces"][0] = json!({"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}});
     v["underlay"]["nics"] = json!(["eth1"]);
     assert!(err(v).msg.contains("not both"));

@@ -32,3 +32,30 @@ pub fn render_netconf(netconf: &Value, node_index: Option<u32>, secrets: Secrets
     let addrs = veth_addresses(&pt.host_session, index)?;
     render(&pt.underlay, &pt.host_session, index, &addrs, secrets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A neighbor whose password is in a Secret renders masked for people, and never for FRR here: only the
+    /// sidecar reads the Secret.
+    #[test]
+    fn a_password_secret_is_masked_and_never_rendered_unread() {
+        let mut v: Value = serde_json::from_str(include_str!("../../netconf/10-openpe-dualstack.conf")).unwrap();
+        let n = &mut v["underlay"]["neighbors"][0];
+        n.as_object_mut().unwrap().remove("password");
+        n["passwordSecret"] = json!({"name": "tor", "key": "md5"});
+        let a = n["address"].as_str().unwrap().to_string();
+        let masked = render_netconf(&v, Some(1), Secrets::Mask).unwrap();
+        assert!(masked.contains(&format!(" neighbor {a} password {}\n", render::MASK)), "{masked}");
+        let e = render_netconf(&v, Some(1), Secrets::Show).unwrap_err();
+        assert!(
+            e.msg.starts_with(
+                "underlay.neighbors[0].passwordSecret: the password is in the Secret \"tor\" (key \"md5\")"
+            ),
+            "{}",
+            e.msg
+        );
+    }
+}

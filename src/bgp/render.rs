@@ -105,6 +105,9 @@ fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32) {
     }
     if let Some(pw) = &n.password {
         let _ = writeln!(out, " neighbor {a} password {pw}");
+    } else if n.password_secret.is_some() {
+        // Only in masked output (a configuration for FRR needs the Secret resolved first, see `render`).
+        let _ = writeln!(out, " neighbor {a} password {MASK}");
     }
     // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already), and a TTL of 1 is its single-hop
     // default, which its running configuration does not show: writing either would leave a difference between
@@ -133,6 +136,20 @@ pub fn render(
     let asn = underlay.asn;
     let rid = router_id(underlay.router_id_cidr, node_index)?;
     let hosts = host_peers(hs, addrs)?;
+    // A password held by a Secret is read by openpe-sidecar (which renders the neighbor with the password it
+    // read, or leaves the neighbor out): never a session without it.
+    if let Some((i, n)) =
+        underlay.neighbors.iter().enumerate().find(|(_, n)| n.password.is_none() && n.password_secret.is_some())
+    {
+        if secrets == Secrets::Show {
+            let r = n.password_secret.as_ref().expect("checked");
+            return Err(Error::config(format!(
+                "underlay.neighbors[{i}].passwordSecret: the password is in the Secret {:?} (key {:?}), which only \
+                 openpe-sidecar reads (--secrets-dir); this configuration cannot be shown with it",
+                r.name, r.key
+            )));
+        }
+    }
 
     // The host session presents hostsession.asn; FRR's `local-as` does that when it differs from the underlay's.
     let presented = hs.asn;

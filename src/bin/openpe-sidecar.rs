@@ -10,7 +10,7 @@ use std::time::Duration;
 use openpe::config::DEFAULT_STATE_DIR;
 use openpe::log::{self, Level};
 use openpe::sidecar::metrics::{self, Health};
-use openpe::sidecar::{self, frr, http, Frr, Options, Sidecar};
+use openpe::sidecar::{self, frr, http, secrets, Frr, Options, Sidecar};
 
 const HELP: &str = "\
 openpe-sidecar: keeps FRR's configuration in the router's network namespace equal to the attachment that the
@@ -18,7 +18,7 @@ openpe-passthrough state directory records for that namespace.
 
 Usage:
   openpe-sidecar [--state-dir DIR] [--frr-pathspace NAME] [--frr-config PATH] [--frr-extra FILE] [--once]
-                 [--full-reload] [--http-listen ADDR:PORT] [--startup-window SECONDS]
+                 [--full-reload] [--secrets-dir DIR] [--http-listen ADDR:PORT] [--startup-window SECONDS]
                  [--log-level error|warn|info|debug]
       Run inside the router namespace, next to FRR. Renders the BGP configuration of the attachment whose
       router namespace is this one, appends --frr-extra verbatim, writes it atomically to --frr-config
@@ -29,6 +29,9 @@ Usage:
       Without --once it watches the state directory and --frr-extra and re-applies on every change, removes
       the BGP configuration when the attachment goes away, re-applies after FRR restarts, and retries
       failures. The state directory defaults to /run/openpe-passthrough. See docs/sidecar.md.
+      A neighbor's passwordSecret is read from --secrets-dir/NAME/KEY (default /etc/openpe/secrets, where the
+      router pod mounts each Secret as a directory) on every render; a neighbor whose Secret is missing or
+      invalid is left out (logged, and shown by status --http) until the file is right.
       --http-listen serves, on a thread of its own (off when not given; not with --once):
         /metrics  Prometheus text format: the sessions of the attachment (openpe_bgp_session_up, prefixes
                   received and advertised, BFD and maximum-prefix where configured) and the applies;
@@ -60,6 +63,7 @@ struct RunOpts {
     config: Option<PathBuf>,
     extra: Option<PathBuf>,
     full_reload: bool,
+    secrets_dir: PathBuf,
     http_listen: Option<SocketAddr>,
     startup_window: Duration,
 }
@@ -77,6 +81,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
         config: None,
         extra: None,
         full_reload: false,
+        secrets_dir: PathBuf::from(secrets::DEFAULT_SECRETS_DIR),
         http_listen: None,
         startup_window: metrics::DEFAULT_STARTUP_WINDOW,
     };
@@ -95,6 +100,7 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
             Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
             Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
             Long("full-reload") if !status => opts.full_reload = true,
+            Long("secrets-dir") if !status => opts.secrets_dir = p.value()?.into(),
             Long("http-listen") if !status => {
                 opts.http_listen = Some(socket_addr("--http-listen", p.value()?.string()?)?)
             }
@@ -180,8 +186,13 @@ fn run(o: RunOpts, once: bool) -> ExitCode {
         Ok(f) => f,
         Err(e) => return usage(&e.msg),
     };
-    let mut sc = match Sidecar::new(Options { state_dir: o.state_dir, frr, extra: o.extra, full_reload: o.full_reload })
-    {
+    let mut sc = match Sidecar::new(Options {
+        state_dir: o.state_dir,
+        frr,
+        extra: o.extra,
+        full_reload: o.full_reload,
+        secrets_dir: o.secrets_dir,
+    }) {
         Ok(s) => s,
         Err(e) => {
             openpe::log_error!("{}", e.msg);

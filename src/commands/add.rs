@@ -62,6 +62,8 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         }
     }
 
+    let delegates = super::delegate::plan(&key, &pt.underlay, &mut router)?;
+
     // 4. The node index (an underlay NIC named by nodeIndexFrom was just read) and the addresses it gives.
     let (node_index, index_source) = node_index(env, envelope, &pt, &state, &mut host, &nics)?;
     let addresses = addressing::veth_addresses(&pt.host_session, node_index)?;
@@ -86,6 +88,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         underlay,
         host_session,
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        delegates,
     };
     state.save(&rec)?;
     let claimed = (|| -> Result<()> {
@@ -101,10 +104,14 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
 
     // 6. The kernel. Any failure undoes this ADD completely.
-    let additions = match configure(&mut host, &mut router, &state, &mut rec, &nics) {
+    let mut additions = match configure(&mut host, &mut router, &state, &mut rec, &nics) {
         Ok(a) => a,
         Err(e) => return Err(roll_back(&state, &rec, e, "while changing the kernel")),
     };
+    // The underlay interfaces made by delegation (CNIDevice), their results recorded as they come.
+    if let Err(e) = super::delegate::add(&state, &mut rec, &host.ns, &mut additions) {
+        return Err(roll_back(&state, &rec, e, "while running the delegated plugins"));
+    }
 
     // 7. Done: the result is built, the record says complete, and the runtime gets the result.
     let result = match result::build(&envelope.cni_version, envelope.prev_result.as_ref(), &additions) {

@@ -48,6 +48,13 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     if pt.underlay.nics != rec.nics.iter().map(|n| n.name.clone()).collect::<Vec<_>>() {
         drift.push("underlay.nics differs from the NICs this attachment moved (DEL and ADD to apply it)".into());
     }
+    let wanted = pt.underlay.cni_devices.iter().map(|d| (&d.conflist, &d.interface_name, &d.runtime_config));
+    if wanted.ne(rec.delegates.iter().map(|d| (&d.conflist, &d.ifname, &d.runtime_config))) {
+        drift.push(
+            "underlay.interfaces[].cniDevice differs from what this attachment delegated (DEL and ADD to apply it)"
+                .into(),
+        );
+    }
     if !rec.host_netns.is_alive() {
         drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
     } else {
@@ -64,6 +71,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     for nic in &rec.nics {
         check_link(&mut router, &nic.name, None, &nic.addresses, &mut drift)?;
     }
+    super::delegate::check(&rec, &mut drift);
     for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
         if router.ns.read_sysctl(key)? != "1" {
             drift.push(format!("{key} is off in the router namespace"));

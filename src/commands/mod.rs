@@ -3,6 +3,7 @@
 pub mod add;
 pub mod check;
 pub mod del;
+mod delegate;
 pub mod gc;
 
 use serde_json::{json, Value};
@@ -74,6 +75,8 @@ pub(crate) fn key(env: &Env, envelope: &Envelope) -> Key {
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
 /// the record stays, so the next DEL can finish the job.
 pub fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
+    // What delegated plugins made (CNIDevice) goes first: ADD made it last.
+    delegate::del(rec)?;
     datapath::teardown(rec)?;
     release_claims(state, rec)?;
     fault::point("del:claims-released");

@@ -21,8 +21,9 @@ use crate::limits::{self, HostLimits};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
-pub(crate) use values::Text;
+pub(crate) use values::valid_password;
 pub use values::{valid_ifname, ASN_MAX};
+pub(crate) use values::{Text, PASSWORD_RULE};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
 pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
@@ -66,6 +67,10 @@ pub struct Underlay {
     /// Which of the two listed them, so that errors about a device name the field the user wrote.
     #[serde(default)]
     pub nics_from: DeviceList,
+    /// The underlay interfaces made by delegation (`interfaces[].type: CNIDevice`): another CNI plugin chain
+    /// creates each in the router namespace. Empty when `nics` lists the devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cni_devices: Vec<CniDevice>,
     pub neighbors: Vec<Neighbor>,
     #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
@@ -89,6 +94,20 @@ impl Underlay {
     }
 }
 
+/// Upstream's `cniDevice` of type `RawConfig`: a CNI configuration list (cniVersion 1.0.0 or later) whose
+/// plugins, found in CNI_PATH, create `interface_name` in the router namespace; `runtime_config` gives the
+/// capability arguments of the plugins that declare them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CniDevice {
+    pub conflist: Value,
+    pub interface_name: String,
+    pub runtime_config: serde_json::Map<String, Value>,
+}
+
+/// The interface a CNIDevice creates when `interfaceName` is not given, as upstream.
+pub(crate) const DEFAULT_CNI_DEVICE_IFNAME: &str = "net1";
+
 /// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,6 +124,10 @@ pub struct Neighbor {
     pub remote_as: RemoteAs,
     pub port: Option<u16>,
     pub password: Option<String>,
+    /// A Kubernetes Secret holding the password, read by openpe-sidecar when it renders (`--secrets-dir`): the
+    /// plugin and its record hold the reference only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretRef>,
     pub hold_time_seconds: Option<u16>,
     pub keepalive_time_seconds: Option<u16>,
     pub connect_time_seconds: Option<u16>,
@@ -126,6 +149,17 @@ fn ttl_or_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> 
         Stored::Flag(on) => on.then_some(schema::MAX_TTL),
     })
 }
+
+/// Upstream's `passwordSecret`: the Secret `name` and the `key` inside it (`password` when only a name is given),
+/// both validated as Kubernetes validates them, so that each is one plain path component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub name: String,
+    pub key: String,
+}
+
+/// The key of a `passwordSecret` given as a bare name.
+pub(crate) const DEFAULT_SECRET_KEY: &str = "password";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -73,6 +73,22 @@ struct InterfaceWire {
     #[serde(rename = "type")]
     kind: InterfaceType,
     network_device: Option<NetworkDeviceWire>,
+    cni_device: Option<CniDeviceWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct CniDeviceWire {
+    #[serde(rename = "type")]
+    kind: Option<CniDeviceType>,
+    raw_config: Option<Value>,
+    interface_name: Option<Device>,
+    runtime_config: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize)]
+enum CniDeviceType {
+    RawConfig,
 }
 
 #[derive(Deserialize, PartialEq)]
@@ -97,6 +113,7 @@ struct NeighborWire {
     peer_type: Option<PeerType>,
     port: Option<Bounded<1, 65535>>,
     password: Option<Password>,
+    password_secret: Option<SecretRefWire>,
     #[serde(alias = "holdTime")]
     hold_time_seconds: Option<Seconds>,
     #[serde(alias = "keepaliveTime")]
@@ -106,6 +123,33 @@ struct NeighborWire {
     /// The older boolean, which `properties` replaced upstream.
     ebgp_multi_hop: Option<bool>,
     properties: Option<Vec<PropertyWire>>,
+}
+
+/// Upstream's `passwordSecret`: a Secret's name (its key `password`), or `{"name": N, "key": K}`.
+#[derive(Deserialize)]
+#[serde(try_from = "Value")]
+enum SecretRefWire {
+    Name(SecretName),
+    Object(SecretObjectWire),
+}
+
+impl TryFrom<Value> for SecretRefWire {
+    type Error = String;
+    fn try_from(v: Value) -> std::result::Result<Self, String> {
+        match v {
+            Value::String(s) => SecretName::try_from(s).map(SecretRefWire::Name),
+            Value::Object(_) => serde_json::from_value(v).map(SecretRefWire::Object).map_err(|e| e.to_string()),
+            _ => Err("must be a Secret name or {\"name\": ..., \"key\": ...}".into()),
+        }
+    }
+}
+
+/// Refuses other fields (such as a `namespace`): the Secret is the one mounted in the router pod.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a JSON object")]
+struct SecretObjectWire {
+    name: SecretName,
+    key: Option<SecretKey>,
 }
 
 #[derive(Deserialize)]
@@ -188,15 +232,10 @@ const UNDERLAY: &[(&str, Fate)] = &[
     ("srv6", EVPN),
     ("gracefulRestart", NOT_YET),
     ("routeReflector", NOT_YET),
-    (
-        "interfaces[].cniDevice",
-        Fate::Refused("the CNIDevice interface type is not implemented in openpe-passthrough yet"),
-    ),
     ("neighbors[].interface", NOT_YET),
     ("neighbors[].listenRange", NOT_YET),
     ("neighbors[].bfd", NOT_YET),
     ("neighbors[].addressFamilies", NOT_YET),
-    ("neighbors[].passwordSecret", NOT_YET),
 ];
 const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
 
@@ -257,7 +296,7 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
     let (u, path): (UnderlayWire, String) = resource(v, "underlay", "Underlay", UNDERLAY)?;
     let p = path.as_str();
     let nics_from = if u.interfaces.is_some() { DeviceList::Interfaces } else { DeviceList::Nics };
-    let nics = devices(u.nics, u.interfaces, p)?;
+    let (nics, cni_devices) = devices(u.nics, u.interfaces, p)?;
     let list = required(u.neighbors, p, "neighbors")?;
     if list.is_empty() {
         return fail(format!("{p}.neighbors: needs at least one BGP neighbor"));
@@ -271,25 +310,57 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
         neighbors.push(n);
     }
     let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
-    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, nics_from, neighbors, router_id_cidr })
+    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, nics_from, cni_devices, neighbors, router_id_cidr })
 }
 
-/// The devices moved into the router: `nics` (names) or `interfaces` (upstream's typed list), not both.
-fn devices(nics: Option<Vec<Device>>, interfaces: Option<Vec<InterfaceWire>>, p: &str) -> Result<Vec<String>> {
+/// The underlay devices: `nics` (names) or `interfaces` (upstream's typed list, all entries of one type), not
+/// both. Returns the devices moved into the router and the ones made by delegation.
+fn devices(
+    nics: Option<Vec<Device>>,
+    interfaces: Option<Vec<InterfaceWire>>,
+    p: &str,
+) -> Result<(Vec<String>, Vec<CniDevice>)> {
+    let mut delegated: Vec<CniDevice> = Vec::new();
     let named: Vec<(String, String)> = match (nics, interfaces) {
         (Some(_), Some(_)) => return fail(format!("{p}.nics and {p}.interfaces: give one of the two, not both")),
         (None, None) => return fail(format!("{p}.nics: is required (or {p}.interfaces)")),
         (Some(list), None) => list.into_iter().enumerate().map(|(i, d)| (format!("{p}.nics[{i}]"), d.0)).collect(),
-        (None, Some(list)) => (list.into_iter().enumerate())
-            .map(|(i, d)| {
+        (None, Some(list)) => {
+            if list.is_empty() {
+                return fail(format!("{p}.interfaces: needs at least one interface"));
+            }
+            let mut named = Vec::new();
+            let first = list.first().map(|d| d.kind == InterfaceType::CniDevice);
+            for (i, d) in list.into_iter().enumerate() {
                 let at = format!("{p}.interfaces[{i}]");
-                if d.kind == InterfaceType::CniDevice {
-                    return fail(format!("{at}.type: CNIDevice is not implemented in openpe-passthrough yet"));
+                if Some(d.kind == InterfaceType::CniDevice) != first {
+                    return fail(format!("{at}.type: all entries of {p}.interfaces must be of one type"));
                 }
-                let dev = required(d.network_device, &at, "networkDevice")?;
-                Ok((format!("{at}.networkDevice.interfaceName"), dev.interface_name.0))
-            })
-            .collect::<Result<_>>()?,
+                match d.kind {
+                    InterfaceType::NetworkDevice => {
+                        if d.cni_device.is_some() {
+                            return fail(format!("{at}.cniDevice: goes with type CNIDevice, not NetworkDevice"));
+                        }
+                        let dev = required(d.network_device, &at, "networkDevice")?;
+                        named.push((format!("{at}.networkDevice.interfaceName"), dev.interface_name.0));
+                    }
+                    InterfaceType::CniDevice => {
+                        if d.network_device.is_some() {
+                            return fail(format!("{at}.networkDevice: goes with type NetworkDevice, not CNIDevice"));
+                        }
+                        let c = cni_device(required(d.cni_device, &at, "cniDevice")?, &format!("{at}.cniDevice"))?;
+                        if delegated.iter().any(|o| o.interface_name == c.interface_name) {
+                            return fail(format!(
+                                "{at}.cniDevice.interfaceName: {:?} is listed twice",
+                                c.interface_name
+                            ));
+                        }
+                        delegated.push(c);
+                    }
+                }
+            }
+            named
+        }
     };
     let mut out: Vec<String> = Vec::new();
     for (path, name) in named {
@@ -298,7 +369,67 @@ fn devices(nics: Option<Vec<Device>>, interfaces: Option<Vec<InterfaceWire>>, p:
         }
         out.push(name);
     }
-    Ok(out)
+    Ok((out, delegated))
+}
+
+/// `X.Y.Z` as numbers.
+fn semver(s: &str) -> Option<(u64, u64, u64)> {
+    let mut it = s.split('.').map(|n| n.parse::<u64>().ok());
+    let v = (it.next()??, it.next()??, it.next()??);
+    it.next().is_none().then_some(v)
+}
+
+/// A CNI network name or plugin type: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$` (a plugin type is also a file name in
+/// CNI_PATH, which this keeps to one plain component).
+fn cni_identifier(s: &str) -> bool {
+    s.len() <= 253
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn cni_device(c: CniDeviceWire, p: &str) -> Result<CniDevice> {
+    required(c.kind, p, "type")?;
+    let raw = required(c.raw_config, p, "rawConfig")?;
+    let rp = format!("{p}.rawConfig");
+    let obj = raw
+        .as_object()
+        .ok_or_else(|| Error::config(format!("{rp}: must be a CNI configuration list (a JSON object)")))?;
+    match obj.get("cniVersion").and_then(Value::as_str) {
+        Some(v) if semver(v).is_some_and(|v| v >= (1, 0, 0)) => {}
+        Some(v) => return fail(format!("{rp}.cniVersion: must be 1.0.0 or later (X.Y.Z), got {v:?}")),
+        None => return fail(format!("{rp}.cniVersion: is required (a string, 1.0.0 or later)")),
+    }
+    match obj.get("name").and_then(Value::as_str) {
+        Some(n) if cni_identifier(n) => {}
+        _ => {
+            return fail(format!(
+                "{rp}.name: is required: letters, digits, '_', '.' and '-', starting with a letter or digit"
+            ))
+        }
+    }
+    let plugins = match obj.get("plugins").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list,
+        _ => return fail(format!("{rp}.plugins: is required: a non-empty list of plugin configurations")),
+    };
+    for (j, plugin) in plugins.iter().enumerate() {
+        let pp = format!("{rp}.plugins[{j}]");
+        match plugin.get("type").and_then(Value::as_str) {
+            Some("openpe-passthrough") => {
+                return fail(format!("{pp}.type: openpe-passthrough cannot delegate to itself"));
+            }
+            Some(t) if cni_identifier(t) => {}
+            _ => {
+                return fail(format!(
+                    "{pp}.type: is required: the plugin's file name in CNI_PATH (letters, digits, '_', '.', '-')"
+                ))
+            }
+        }
+    }
+    Ok(CniDevice {
+        conflist: raw,
+        interface_name: c.interface_name.map_or_else(|| DEFAULT_CNI_DEVICE_IFNAME.to_string(), |d| d.0),
+        runtime_config: c.runtime_config.unwrap_or_default(),
+    })
 }
 
 fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
@@ -344,11 +475,25 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
         (None, Some([_, _, ..])) => return fail(format!("{p}.properties: at most one property (ebgpMultiHop)")),
         (None, Some([]) | None) => None,
     };
+    let password_secret = match (&n.password, n.password_secret) {
+        (Some(_), Some(_)) => {
+            return fail(format!(
+                "{p}.password and {p}.passwordSecret: give one of the two (an inline password or the Secret that \
+                 holds it)"
+            ))
+        }
+        (_, None) => None,
+        (None, Some(SecretRefWire::Name(name))) => Some(SecretRef { name: name.0, key: DEFAULT_SECRET_KEY.into() }),
+        (None, Some(SecretRefWire::Object(o))) => {
+            Some(SecretRef { name: o.name.0, key: o.key.map_or_else(|| DEFAULT_SECRET_KEY.to_string(), |k| k.0) })
+        }
+    };
     Ok(Neighbor {
         address,
         remote_as,
         port: n.port.map(Bounded::u16),
         password: n.password.map(|s| s.0),
+        password_secret,
         hold_time_seconds: hold,
         keepalive_time_seconds: keepalive,
         connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),

@@ -94,15 +94,58 @@ validated!(
     }
 );
 
+/// A TCP-MD5 password: 1 to 80 printable ASCII characters, no spaces (TCP_MD5SIG_MAXKEYLEN is 80; FRR reads
+/// the password as one word). The sidecar applies the same rule to a password read from a Secret.
+pub fn valid_password(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 80 && s.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// Why [`valid_password`] refuses a password (never quoting it).
+pub const PASSWORD_RULE: &str =
+    "must be 1 to 80 printable ASCII characters without spaces (the kernel's TCP-MD5 key limit; FRR reads it as \
+     one word)";
+
+validated!(Password(String) from String = "String", |s| match valid_password(&s) {
+    true => Ok(s),
+    false => Err(PASSWORD_RULE.into()),
+});
+
 validated!(
-    /// A TCP-MD5 password: 1 to 80 printable ASCII characters, no spaces (TCP_MD5SIG_MAXKEYLEN is 80; FRR reads
-    /// the password as one word).
-    Password(String) from String = "String",
-    |s| match !s.is_empty() && s.len() <= 80 && s.chars().all(|c| c.is_ascii_graphic()) {
-        true => Ok(s),
-        false => Err("must be 1 to 80 printable ASCII characters without spaces (the kernel's TCP-MD5 key \
-                      limit; FRR reads it as one word)"
-            .into()),
+    /// A Secret's name as Kubernetes validates it (a DNS-1123 subdomain: at most 253 lowercase letters, digits,
+    /// '-' and '.', starting and ending with a letter or digit): one directory under the secrets directory.
+    SecretName(String) from String = "String",
+    |s| {
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok = s.len() <= 253
+            && edge(s.chars().next())
+            && edge(s.chars().last())
+            && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        match ok {
+            true => Ok(s),
+            false => Err(format!(
+                "{s:?} is not a Secret name (at most 253 lowercase letters, digits, '-' and '.', starting and \
+                 ending with a letter or digit)"
+            )),
+        }
+    }
+);
+
+validated!(
+    /// A key of a Secret as Kubernetes validates it: at most 253 letters, digits, '-', '_' and '.', not `.` or
+    /// `..`; and not starting with `..`, which the kubelet keeps for its own entries (`..data`).
+    SecretKey(String) from String = "String",
+    |s| {
+        let ok = !s.is_empty()
+            && s.len() <= 253
+            && !s.starts_with("..")
+            && s != "."
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        match ok {
+            true => Ok(s),
+            false => Err(format!(
+                "{s:?} is not a Secret key (at most 253 letters, digits, '-', '_' and '.', not starting with '..')"
+            )),
+        }
     }
 );
 

@@ -279,6 +279,8 @@ pub struct Health {
     apply_duration: Histogram,
     last_success: Gauge<f64, AtomicU64>,
     applies: Mutex<Applies>,
+    /// Neighbors left out of the configuration (their passwordSecret cannot be used), from the apply loop.
+    left_out: Mutex<Vec<super::secrets::LeftOut>>,
 }
 
 /// Terminal colour codes (`ESC [ ... m`, as frr-reload.py writes them) left out.
@@ -329,6 +331,7 @@ impl Health {
             apply_duration: Histogram::new(APPLY_BUCKETS),
             last_success: Gauge::default(),
             applies: Mutex::new(Applies::default()),
+            left_out: Mutex::new(Vec::new()),
         }
     }
 
@@ -372,6 +375,11 @@ impl Health {
             }
             Err(e) => self.record_apply(Err(&e.msg), took),
         }
+    }
+
+    /// What the last pass of the apply loop left out (`status` shows why instead of `not configured`).
+    pub(crate) fn set_left_out(&self, left_out: Vec<super::secrets::LeftOut>) {
+        *self.left_out.lock().unwrap_or_else(|p| p.into_inner()) = left_out;
     }
 
     /// `/healthz`: whether FRR answers in the pathspace, with zebra and bgpd. Apply failures do not count.
@@ -422,7 +430,9 @@ impl Health {
     fn report_from(&self, att: &Result<Attachment>, frr: &Result<Vec<Neighbor>>) -> Report {
         let a = self.applies();
         let sessions = match att {
-            Ok(Attachment::Sessions { sessions, .. }) => sessions_of(sessions, frr),
+            Ok(Attachment::Sessions { sessions, .. }) => {
+                sessions_of(sessions, frr, &self.left_out.lock().unwrap_or_else(|p| p.into_inner()))
+            }
             _ => Vec::new(),
         };
         let (ready, reason) =
@@ -521,13 +531,21 @@ impl Health {
     }
 }
 
-fn sessions_of(expected: &[Expected], frr: &Result<Vec<Neighbor>>) -> Vec<SessionReport> {
+fn sessions_of(
+    expected: &[Expected],
+    frr: &Result<Vec<Neighbor>>,
+    left_out: &[super::secrets::LeftOut],
+) -> Vec<SessionReport> {
     expected
         .iter()
         .map(|s| SessionReport {
             peer: s.peer,
             session: s.kind,
             state: match frr {
+                _ if s.kind == SessionKind::Underlay && left_out.iter().any(|l| l.peer == s.peer) => {
+                    let l = left_out.iter().find(|l| l.peer == s.peer).expect("checked");
+                    format!("left out: {}", l.reason)
+                }
                 Ok(ns) => ns.iter().find(|n| n.is(&s.peer)).map(|n| n.state.clone()).unwrap_or("not configured".into()),
                 Err(_) => "unknown".into(),
             },

@@ -15,6 +15,8 @@ pub mod watch;
 // Issue 16: metrics, liveness and readiness over HTTP (--http-listen).
 pub mod http;
 pub mod metrics;
+// Issue 14: neighbor passwords read from mounted Secrets (passwordSecret).
+pub mod secrets;
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -35,6 +37,8 @@ pub struct Options {
     pub extra: Option<PathBuf>,
     /// Always apply with frr-reload.py (the reference path, for comparison): `--full-reload`.
     pub full_reload: bool,
+    /// Where the router pod mounts its Secrets, one directory per Secret (`passwordSecret`).
+    pub secrets_dir: PathBuf,
 }
 
 /// What the state directory asks of this namespace.
@@ -100,13 +104,15 @@ pub struct Sidecar {
     opts: Options,
     me: NsId,
     applied: Option<Applied>,
+    secrets: secrets::SecretStore,
 }
 
 impl Sidecar {
     /// A sidecar for the namespace this thread runs in.
     pub fn new(opts: Options) -> Result<Sidecar> {
         let me = Netns::current()?.id;
-        Ok(Sidecar { opts, me, applied: None })
+        let secrets = secrets::SecretStore::new(opts.secrets_dir.clone());
+        Ok(Sidecar { opts, me, applied: None, secrets })
     }
 
     pub fn namespace(&self) -> &NsId {
@@ -157,9 +163,12 @@ impl Sidecar {
         if rec.phase != Phase::Complete {
             return Ok(Want::Pending { stem });
         }
-        let bgp = bgp::render_record(&rec, Secrets::Show)
+        // A passwordSecret is read from the mounted Secret now; a neighbor whose Secret is not right is left out.
+        let (underlay, host_session) = rec.bgp_settings();
+        let underlay = self.secrets.resolve(&underlay);
+        let bgp = bgp::render(&underlay, &host_session, rec.node_index, &rec.addresses, Secrets::Show)
             .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?;
-        let passwords = rec.underlay.neighbors.iter().filter_map(|n| n.password.clone()).collect();
+        let passwords = underlay.neighbors.iter().filter_map(|n| n.password.clone()).collect();
         Ok(Want::Attachment { stem, bgp, passwords })
     }
 
@@ -319,6 +328,11 @@ impl Sidecar {
             )),
             Want::Attachment { .. } => self.sync(true).map(|_| ()),
         }
+    }
+
+    /// The neighbors the last render left out because their passwordSecret could not be used.
+    pub(crate) fn left_out(&self) -> Vec<secrets::LeftOut> {
+        self.secrets.left_out()
     }
 
     pub fn options(&self) -> &Options {

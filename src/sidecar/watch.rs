@@ -144,6 +144,7 @@ pub fn watch(sc: &mut Sidecar, health: &Health) -> Result<()> {
             let began = Instant::now();
             let outcome = input.and_then(|i| sc.sync_input(i, false));
             health.record_sync(&outcome, began.elapsed());
+            health.set_left_out(sc.left_out());
             match outcome {
                 Ok(_) => {
                     if failure.take().is_some() {

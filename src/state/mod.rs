@@ -35,7 +35,8 @@ use std::path::{Path, PathBuf};
 
 pub(crate) use record::bgp_from_config;
 pub use record::{
-    BgpHostSession, BgpNeighbor, BgpUnderlay, IndexSource, Key, NicState, PeerAs, Phase, Record, FORMAT_VERSION,
+    BgpHostSession, BgpNeighbor, BgpUnderlay, Delegate, IndexSource, Key, NicState, PeerAs, Phase, Record,
+    FORMAT_VERSION,
 };
 
 use crate::error::{Error, IoContext, Result};

@@ -194,6 +194,16 @@ pub struct BgpNeighbor {
     /// The TTL of `ebgp-multihop`, when set.
     #[serde(default)]
     pub ebgp_multi_hop: Option<u8>,
+    /// Where the sidecar reads the password (`passwordSecret`); the password itself is never recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret: Option<SecretName>,
+}
+
+/// A Secret and the key inside it, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretName {
+    pub name: String,
+    pub key: String,
 }
 
 /// The underlay's BGP settings.
@@ -251,6 +261,26 @@ pub struct Record {
     /// record an earlier release wrote. Claims name it, and the veth alias is made from it.
     #[serde(skip)]
     pub stem: String,
+    /// The underlay interfaces made by delegated CNI plugins (CNIDevice), in the order ADD ran them: what DEL
+    /// and CHECK hand back to those plugins. Absent in records without delegation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delegates: Vec<Delegate>,
+}
+
+/// One delegated configuration list as ADD ran it (issue 14).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delegate {
+    /// The configuration list (`rawConfig`), as given.
+    pub conflist: serde_json::Value,
+    /// The capability arguments offered to its plugins (`runtimeConfig`).
+    pub runtime_config: serde_json::Map<String, serde_json::Value>,
+    /// CNI_CONTAINERID, CNI_IFNAME and CNI_PATH given to its plugins.
+    pub container_id: String,
+    pub ifname: String,
+    pub cni_path: String,
+    /// The last plugin's result, once the whole list's ADD succeeded; DEL and CHECK pass it as prevResult.
+    pub result: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -290,6 +320,8 @@ impl Record {
             asn: u.asn,
             nics: self.nics.iter().map(|n| n.name.clone()).collect(),
             nics_from: config::DeviceList::default(),
+            // Delegated interfaces are recorded as `delegates`, which DEL and CHECK use; rendering needs none.
+            cni_devices: Vec::new(),
             neighbors: u
                 .neighbors
                 .iter()
@@ -302,6 +334,10 @@ impl Record {
                     keepalive_time_seconds: n.keepalive_time_seconds,
                     connect_time_seconds: n.connect_time_seconds,
                     ebgp_multi_hop: n.ebgp_multi_hop,
+                    password_secret: n
+                        .password_secret
+                        .as_ref()
+                        .map(|s| config::SecretRef { name: s.name.clone(), key: s.key.clone() }),
                 })
                 .collect(),
             router_id_cidr: u.router_id_cidr,
@@ -340,6 +376,10 @@ pub(crate) fn bgp_from_config(u: &config::Underlay, h: &config::HostSession) -> 
                 keepalive_time_seconds: n.keepalive_time_seconds,
                 connect_time_seconds: n.connect_time_seconds,
                 ebgp_multi_hop: n.ebgp_multi_hop,
+                password_secret: n
+                    .password_secret
+                    .as_ref()
+                    .map(|s| SecretName { name: s.name.clone(), key: s.key.clone() }),
             })
             .collect(),
         router_id_cidr: u.router_id_cidr,
@@ -453,6 +493,7 @@ impl From<v1::Record> for Record {
                         connect_time_seconds: n.connect_time_seconds,
                         // The boolean of that release meant FRR's maximum TTL.
                         ebgp_multi_hop: n.ebgp_multi_hop.then_some(255),
+                        password_secret: None,
                     })
                     .collect(),
                 router_id_cidr: r.underlay.router_id_cidr,
@@ -468,6 +509,7 @@ impl From<v1::Record> for Record {
             },
             created_unix: r.created_unix,
             stem,
+            delegates: Vec::new(),
         }
     }
 }
@@ -531,6 +573,7 @@ mod tests {
                 keepalive_time_seconds: Some(3),
                 connect_time_seconds: Some(7),
                 ebgp_multi_hop: Some(255),
+                password_secret: None,
             }
         );
         assert_eq!(rec.underlay.neighbors[1].remote_as, PeerAs::Internal);
