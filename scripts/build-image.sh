@@ -9,7 +9,10 @@
 #       Pulls nothing: makes the base from Debian 12's packages (debootstrap --variant=minbase bookworm with frr
 #       and frr-pythontools, from the Debian mirror apt uses here, or DEBIAN_MIRROR), imports it as
 #       localhost/openpe-frr-base:bookworm and builds on it. Everything is written under DIR (an empty or new
-#       directory; remove it afterwards). This is what CI does (tests/router_pod.rs).
+#       directory; remove it afterwards), which keeps the base as DIR/base.tar. This is what CI does
+#       (tests/router_pod.rs).
+#   scripts/build-image.sh --base-tar FILE [IMAGE]
+#       The same on a base made before (DIR/base.tar of an earlier --debian-base run): no debootstrap.
 #
 # Environment:
 #   FRR_IMAGE=REF       another base (it needs /usr/lib/frr/frrinit.sh, vtysh, frr-reload.py with Python)
@@ -35,11 +38,13 @@ step() { # what command...: runs it and says how long it took
 }
 
 debian_dir=
+base_tar=
 image=
 pull=missing
 while (($#)); do
   case $1 in
     --debian-base) [ $# -ge 2 ] || die "--debian-base needs a directory"; debian_dir=$2; shift 2 ;;
+    --base-tar) [ $# -ge 2 ] || die "--base-tar needs a file"; base_tar=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) [ -z "$image" ] || die "one image name only"; image=$1; shift ;;
@@ -51,46 +56,70 @@ read -r -a podman <<<"${PODMAN:-podman}"
 # The mirror of Debian's main archive that apt uses here: the first `deb` source listing bookworm, in deb822
 # (*.sources) or one-line (sources.list) form.
 debian_mirror() {
-  local f
+  local f found=
   for f in /etc/apt/sources.list.d/*.sources; do
     [ -r "$f" ] || continue
-    awk 'function flush() { if (deb && bookworm && uri != "") { print uri; found = 1; exit } deb = bookworm = 0; uri = "" }
+    found=$(awk 'function flush() { if (deb && bookworm && uri != "") { print uri; found = 1; exit } deb = bookworm = 0; uri = "" }
       /^[ \t]*$/ { flush(); next }
       tolower($1) == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
       tolower($1) == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") bookworm = 1 }
       tolower($1) == "uris:" { uri = $2 }
-      END { if (!found) flush() }' "$f"
+      END { if (!found) flush() }' "$f")
+    [ -z "$found" ] || break
   done
-  cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-    awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while (i <= NF && $i !~ /\]$/) i++; if ($2 ~ /^\[/) i++; if ($(i + 1) == "bookworm") print $i }'
+  if [ -z "$found" ]; then
+    found=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
+      awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } if ($(i + 1) == "bookworm") { print $i; exit } }')
+  fi
+  printf '%s\n' "$found"
+}
+
+# debootstrap in two stages, so that dpkg can be told, between them, to skip its fsync calls (force-unsafe-io):
+# most of the time of the second stage otherwise. A private mount namespace: the /proc and /sys debootstrap
+# mounts in the target go away with it, even on failure.
+debootstrap_base() { # rootfs mirror
+  unshare -m --propagation private sh -ec '
+    debootstrap --foreign --variant=minbase --include=frr,frr-pythontools bookworm "$1" "$2"
+    echo force-unsafe-io > "$1/etc/dpkg/dpkg.cfg.d/openpe-build-unsafe-io"
+    chroot "$1" /debootstrap/debootstrap --second-stage
+    rm -f "$1/etc/dpkg/dpkg.cfg.d/openpe-build-unsafe-io"' sh "$1" "$2"
 }
 
 make_debian_base() { # dir
   local dir mirror
   dir=$(realpath -m "$1") # podman may run elsewhere (PODMAN=nsenter ...): absolute paths only
   command -v debootstrap >/dev/null || die "debootstrap is missing: run scripts/install-image-deps.sh"
-  mirror=${DEBIAN_MIRROR:-$(debian_mirror | head -n 1)}
+  mirror=${DEBIAN_MIRROR:-$(debian_mirror)}
   [ -n "$mirror" ] || die "no Debian mirror for bookworm in /etc/apt/sources.list*: set DEBIAN_MIRROR"
   mkdir -p "$dir"
   [ ! -e "$dir/rootfs" ] || die "$dir/rootfs exists already: give an empty or new directory"
-  say "making the base from Debian's packages ($mirror) in $dir/rootfs"
-  # In a private mount namespace: the /proc debootstrap mounts in the target goes away with it, even on failure.
-  step "debootstrap (minbase bookworm, frr, frr-pythontools)" \
-    unshare -m --propagation private debootstrap --variant=minbase --include=frr,frr-pythontools \
-    bookworm "$dir/rootfs" "$mirror" >"$dir/debootstrap.log" 2>&1 ||
-    { tail -n 20 "$dir/debootstrap.log" >&2; die "debootstrap failed (whole log in $dir/debootstrap.log)"; }
+  say "making the base from Debian's packages ($mirror) in $dir/rootfs (log: $dir/debootstrap.log)"
+  step "debootstrap (minbase bookworm, frr, frr-pythontools)" debootstrap_logged "$dir" "$mirror"
   # What a container never uses: downloaded packages, package lists, documentation, translations.
   rm -rf "$dir/rootfs/var/cache/apt/archives/"*.deb "$dir/rootfs/var/lib/apt/lists/"* \
     "$dir/rootfs/usr/share/doc" "$dir/rootfs/usr/share/man" "$dir/rootfs/usr/share/locale"
   step "tar of the base" tar -C "$dir/rootfs" --numeric-owner -cf "$dir/base.tar" .
-  step "podman import" "${podman[@]}" import "$dir/base.tar" "$BASE_TAG" >/dev/null
-  rm -rf "$dir/rootfs" "$dir/base.tar"
+  rm -rf "$dir/rootfs"
+  import_base "$dir/base.tar"
+}
+
+debootstrap_logged() { # dir mirror
+  debootstrap_base "$1/rootfs" "$2" >"$1/debootstrap.log" 2>&1 ||
+    { tail -n 20 "$1/debootstrap.log" >&2; die "debootstrap failed (whole log in $1/debootstrap.log)"; }
+}
+
+import_base() { # tarball of a root file system
+  # An imported image has no environment: give it Debian's PATH, as Debian's own images have.
+  step "podman import" "${podman[@]}" import \
+    --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$1" "$BASE_TAG" >/dev/null
   FRR_IMAGE=$BASE_TAG
   pull=never # the base is local: never reach for a registry
 }
 
 if [ -n "$debian_dir" ]; then
   make_debian_base "$debian_dir"
+elif [ -n "$base_tar" ]; then
+  import_base "$(realpath "$base_tar")"
 fi
 frr_image=${FRR_IMAGE:-quay.io/frrouting/frr:9.1.0}
 
