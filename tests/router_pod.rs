@@ -785,7 +785,7 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
         .status()
         .expect("run scripts/build-image.sh");
     assert!(build.success(), "scripts/build-image.sh failed ({build})");
-    eprintln!("the image, built from nothing: {}", seconds(t));
+    eprintln!("the image (scripts/build-image.sh): {}", seconds(t));
 
     // The pod.
     let pod_name = unique("rpod").to_lowercase();
@@ -858,10 +858,17 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     );
     eprintln!("from kube play to every session Established: {}", seconds(t));
 
-    // The sidecar rendered FRR's configuration from the mounted state directory.
-    let conf = pm.ok(&["exec", &frr_c, "cat", &format!("/etc/frr/{pathspace}/frr.conf")]);
-    assert!(conf.contains(&format!("Written by openpe-sidecar from the state directory {NODE_STATE_DIR}")), "{conf}");
-    assert!(conf.contains("router bgp 64514") && conf.contains(&format!("neighbor {host4} remote-as 64515")), "{conf}");
+    // The sidecar rendered FRR's configuration from the attachment record in the mounted state directory and
+    // applied it (frr-reload.py then has FRR write the pathspace's frr.conf over with its running configuration).
+    let log = pm.run(&["logs", &sidecar]);
+    let log = log.stdout + &log.stderr;
+    assert!(log.contains("applied the configuration for attachment "), "the sidecar's log:\n{log}");
+    let conf = pm.ok(&["exec", &frr_c, "vtysh", "-N", &pathspace, "-c", "show running-config"]);
+    for line in
+        ["router bgp 64514", " neighbor 192.168.11.2 remote-as 64512", &format!(" neighbor {host4} remote-as 64515")]
+    {
+        assert!(conf.lines().any(|l| l == line), "FRR's running configuration has no {line:?}:\n{conf}");
+    }
     // The ToR learns the host's prefix through the router.
     wait_for(
         "the host's prefix at the ToR",
