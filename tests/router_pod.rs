@@ -860,9 +860,18 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
 
     // The sidecar rendered FRR's configuration from the attachment record in the mounted state directory and
     // applied it (frr-reload.py then has FRR write the pathspace's frr.conf over with its running configuration).
-    let log = pm.run(&["logs", &sidecar]);
-    let log = log.stdout + &log.stderr;
-    assert!(log.contains("applied the configuration for attachment "), "the sidecar's log:\n{log}");
+    let log = || {
+        let o = pm.run(&["logs", &sidecar]);
+        o.stdout + &o.stderr
+    };
+    wait_for(
+        "the sidecar's log of what it applied",
+        || match log().contains("applied the configuration for attachment ") {
+            true => Ok(()),
+            false => Err("no \"applied the configuration for attachment\" line".into()),
+        },
+        log,
+    );
     let conf = pm.ok(&["exec", &frr_c, "vtysh", "-N", &pathspace, "-c", "show running-config"]);
     for line in
         ["router bgp 64514", " neighbor 192.168.11.2 remote-as 64512", &format!(" neighbor {host4} remote-as 64515")]
