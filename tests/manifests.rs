@@ -283,6 +283,8 @@ fn the_router_pod_probes_and_scrapes_the_sidecars_http_endpoints() {
     assert_eq!(ann["prometheus.io/scrape"], "true");
     assert_eq!(ann["prometheus.io/port"], port.to_string());
     assert_eq!(ann["prometheus.io/path"], "/metrics");
+}
+
 /// Every openpe container runs the one image scripts/build-image.sh builds by default, tagged with the crate's
 /// version (FRR and the sidecar from one image: the sidecar's vtysh is the daemons' own).
 #[test]

@@ -19,6 +19,8 @@
 //! Needs root, network access to Debian's mirror (debootstrap), scripts/install-image-deps.sh, and FRR on the
 //! machine (scripts/install-deps.sh). Takes a few minutes: each step's time is printed.
 
+#[path = "common/bgp.rs"]
+mod bgp;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,9 +33,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use bgp::{start_tor, wait_for, Frr};
 use common::*;
-
-const WAIT: Duration = Duration::from_secs(120);
 
 /// Multus' annotation selecting the pod's additional networks.
 const MULTUS_NETWORKS: &str = "k8s.v1.cni.cncf.io/networks";
@@ -63,6 +64,20 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ),
     ("spec.volumes[frr-daemons].hostPath", "that file, mounted as a hostPath of type File"),
     (
+        "spec.containers[sidecar].env[POD_IP].valueFrom",
+        "podman 4.3 has no status.podIP (kube play refuses it): the test gives the pod's address as a value",
+    ),
+    (
+        "spec.containers[sidecar].env[POD_IP].value",
+        "the pod's address the node reaches, the router's end of pt-ns (in a cluster, the pod IP is the cluster \
+         network's, on eth0)",
+    ),
+    (
+        "spec.containers[sidecar].command",
+        "podman 4.3 does not expand $(VAR) references: the test expands them from the environment as the kubelet \
+         does (--http-listen $(POD_IP):7480 becomes the pod's address)",
+    ),
+    (
         "spec.containers[frr].volumeMounts[/etc/frr/openpe/daemons].subPath",
         "the file is mounted whole at the same path (podman 4.3 ignores subPath)",
     ),
@@ -82,7 +97,8 @@ const RUNTIME_DIFFERENCES: &[(&str, &str)] = &[
     (
         "Probes run by the test",
         "podman 4.3 runs none here (liveness needs systemd timers; readiness and startup are ignored): the test runs \
-         each exec probe once, in its container, after BGP is Established, and requires success",
+         each probe once after BGP is Established, as the kubelet would (exec in its container, httpGet and \
+         tcpSocket from the node's host namespace to the pod's address), and requires success",
     ),
     (
         "Hooks run by the test",
@@ -116,6 +132,11 @@ fn nad_conflist() -> Value {
     serde_json::from_str(nad["spec"]["config"].as_str().expect("spec.config")).expect("spec.config is JSON")
 }
 
+/// The openpe-passthrough entry of a configuration list.
+fn plugin_of(conflist: &Value) -> &Value {
+    list(&conflist["plugins"], "plugins").iter().find(|p| p["type"] == "openpe-passthrough").expect("the plugin")
+}
+
 /// router.yaml's pod template, as the Pod a DaemonSet would make of it (metadata and spec).
 fn template() -> (Value, Vec<Value>) {
     let docs = documents("netconf/k8s/router.yaml");
@@ -135,7 +156,7 @@ fn s<'a>(v: &'a Value, what: &str) -> &'a str {
 
 /// The Pod the test runs: router.yaml's template with exactly the changes in [`DIFFERENCES`]. `files` is where
 /// the test writes what it mounts in place of ConfigMaps.
-fn pod_to_run(template: &Value, docs: &[Value], name: &str, state_dir: &Path, files: &Path) -> Value {
+fn pod_to_run(template: &Value, docs: &[Value], name: &str, state_dir: &Path, files: &Path, pod_ip: &str) -> Value {
     let mut pod = template.clone();
     pod["metadata"]["name"] = json!(name);
     if let Some(a) = pod["metadata"]["annotations"].as_object_mut() {
@@ -180,9 +201,66 @@ fn pod_to_run(template: &Value, docs: &[Value], name: &str, state_dir: &Path, fi
             assert!(v.get("emptyDir").is_some(), "volume {vname}: only hostPath, configMap and emptyDir are handled");
         }
     }
+    // podman 4.3 has no status.podIP and does not expand $(VAR) in commands: the test gives the pod's address
+    // as a value and expands the references as the kubelet does.
+    for c in containers.as_array_mut().expect("containers") {
+        let cname = s(&c["name"], "name").to_string();
+        for e in c["env"].as_array_mut().into_iter().flatten() {
+            if let Some(from) = e.get("valueFrom") {
+                assert_eq!(from["fieldRef"]["fieldPath"], "status.podIP", "container {cname}: env {e}: not handled");
+                let o = e.as_object_mut().unwrap();
+                o.remove("valueFrom");
+                o.insert("value".into(), json!(pod_ip));
+            }
+        }
+        let env = env_of(c);
+        for field in ["command", "args"] {
+            if let Some(argv) = c[field].as_array_mut() {
+                for a in argv {
+                    *a = json!(expand(s(a, field), &env));
+                }
+            }
+        }
+    }
     spec.insert("volumes".into(), volumes);
     spec.insert("containers".into(), containers);
     pod
+}
+
+/// A container's environment from its `value`s.
+fn env_of(container: &Value) -> BTreeMap<String, String> {
+    container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+        .collect()
+}
+
+/// `$(NAME)` replaced by NAME's value where the environment has it, `$$` by `$`: the kubelet's expansion of a
+/// command's arguments.
+fn expand(arg: &str, env: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = arg;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some((name, tail)) = after.strip_prefix('(').and_then(|t| t.split_once(')')) {
+            match env.get(name) {
+                Some(v) => out.push_str(v),
+                None => out.push_str(&format!("$({name})")),
+            }
+            rest = tail;
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The paths at which two values differ. Lists whose elements all have a `mountPath` (or all a `name`) are
@@ -225,7 +303,7 @@ fn differences(a: &Value, b: &Value, path: &str, out: &mut Vec<String>) {
 fn the_pod_the_test_runs_differs_from_router_yaml_only_as_documented() {
     let (template, docs) = template();
     let dir = TempDir::new("rpdoc");
-    let pod = pod_to_run(&template, &docs, "openpe-router-test", &dir.path.join("state"), &dir.path);
+    let pod = pod_to_run(&template, &docs, "openpe-router-test", &dir.path.join("state"), &dir.path, "192.0.2.1");
     let mut got = Vec::new();
     differences(&template, &pod, "", &mut got);
     got.sort();
@@ -242,6 +320,13 @@ fn the_pod_the_test_runs_differs_from_router_yaml_only_as_documented() {
     for (name, _) in RUNTIME_DIFFERENCES {
         assert!(doc.contains(&format!("**{name}**")), "docs/image.md does not list **{name}**");
     }
+}
+
+#[test]
+fn expand_replaces_references_to_the_environment_as_the_kubelet_does() {
+    let env: BTreeMap<String, String> = [("A".to_string(), "1.2.3.4".to_string())].into();
+    assert_eq!(expand("$(A):7480", &env), "1.2.3.4:7480");
+    assert_eq!(expand("[$(A)]-$(B)-$$(A)-$-$", &env), "[1.2.3.4]-$(B)-$(A)-$-$");
 }
 
 /// The helper must see every kind of change, or the check above proves nothing.
@@ -264,73 +349,6 @@ fn differences_finds_changed_added_and_removed_fields_in_keyed_lists() {
 
 // ------------------------------------------------------------------------------------------------------------
 // The node: FRR instances, podman in a private mount namespace.
-
-fn pid_alive(pid: i32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
-}
-
-fn stop_pid(pid: i32) {
-    // SAFETY: kill(2) on a pid this test started; no memory is involved.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if pid_alive(pid) {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
-
-/// zebra and bgpd with their own pathspace in a namespace (the ToR, the host's speaker).
-struct Frr {
-    name: String,
-    pids: Vec<i32>,
-}
-
-impl Frr {
-    fn start(ns: &Ns, tag: &str, config: &str) -> Frr {
-        let mut f = Frr { name: unique(tag), pids: Vec::new() };
-        let (etc, run) = (f.etc(), f.run());
-        fs::create_dir_all(&etc).unwrap();
-        fs::create_dir_all(&run).unwrap();
-        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
-        fs::write(etc.join("daemons"), "bgpd=yes\n").unwrap();
-        fs::write(etc.join("frr.conf"), config).unwrap();
-        sh(&format!(
-            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
-            e = etc.display(),
-            r = run.display()
-        ));
-        for (daemon, args) in [("zebra", "-s 90000000"), ("bgpd", "")] {
-            sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", ns.name, f.name));
-            let pidfile = run.join(format!("{daemon}.pid"));
-            let pid = fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
-            f.pids.push(pid.trim().parse().unwrap());
-        }
-        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
-        f
-    }
-    fn etc(&self) -> PathBuf {
-        PathBuf::from(format!("/etc/frr/{}", self.name))
-    }
-    fn run(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/frr/{}", self.name))
-    }
-    fn vtysh(&self, cmd: &str) -> String {
-        sh(&format!("vtysh -N {} -c '{cmd}'", self.name))
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().rev() {
-            stop_pid(*pid);
-        }
-        let _ = fs::remove_dir_all(self.etc());
-        let _ = fs::remove_dir_all(self.run());
-    }
-}
 
 /// Run inside the lab's host namespace and a new private mount namespace: a sysfs of the host namespace with the
 /// cgroup mounts kept (runc needs them), tmpfs over /run (podman's, runc's and CNI's runtime state and network
@@ -573,23 +591,6 @@ fn addrs_of(pid: u32, dev: &str) -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, check: impl Fn() -> Result<(), String>, context: impl Fn() -> String) {
-    let start = Instant::now();
-    loop {
-        let last = match check() {
-            Ok(()) => {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return;
-            }
-            Err(e) => e,
-        };
-        if start.elapsed() > WAIT {
-            panic!("timed out waiting for {what}: {last}\n--- context ---\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// The state of each of `peers` in `openpe-sidecar status --json` output; anything not understood is an error.
 fn established(status: &str, peers: &[String]) -> Result<(), String> {
     let v: Value = serde_json::from_str(status).map_err(|e| format!("status is not JSON ({e}): {status}"))?;
@@ -612,33 +613,58 @@ fn seconds(t: Instant) -> String {
     format!("{:.1} s", t.elapsed().as_secs_f64())
 }
 
-/// The exec commands of a probe or hook (`{exec: {command}}`); other handlers cannot run here.
-fn exec_command(handler: &Value, what: &str) -> Vec<String> {
-    let o = handler.as_object().unwrap_or_else(|| panic!("{what}: {handler}"));
-    assert!(
-        o.contains_key("exec"),
-        "{what}: only exec handlers can be run here (podman 4.3 runs none itself): {handler}"
-    );
-    list(&handler["exec"]["command"], what).iter().map(|a| s(a, what).to_string()).collect()
-}
-
-/// In each container of the template, run `field` (a probe, or `lifecycle.preStop` etc.) if it has one, and
-/// require success.
-fn run_handlers(pm: &Podman, pod: &str, template: &Value, field: &[&str]) -> usize {
-    let mut ran = 0;
-    for c in list(&template["spec"]["containers"], "containers") {
-        let handler = field.iter().fold(c, |v, k| &v[*k]);
-        if handler.is_null() {
-            continue;
+/// Run a probe or a hook of container `name` as the kubelet would: an exec handler in the container, an httpGet
+/// or tcpSocket one from the node's host namespace to the pod's address. Success or a panic naming `what`.
+fn run_handler(pm: &Podman, lab: &Lab, pod: &str, container: &Value, handler: &Value, pod_ip: &str, what: &str) {
+    let name = s(&container["name"], "name");
+    let port = |p: &Value| -> u64 {
+        match p {
+            Value::Number(n) => n.as_u64().expect("a port number"),
+            Value::String(named) => list(&container["ports"], "ports")
+                .iter()
+                .find(|x| x["name"] == named.as_str())
+                .and_then(|x| x["containerPort"].as_u64())
+                .unwrap_or_else(|| panic!("{what}: no port named {named}")),
+            other => panic!("{what}: port {other}"),
         }
-        let name = s(&c["name"], "name");
-        let what = format!("container {name}: {}", field.join("."));
+    };
+    if let Some(exec) = handler.get("exec") {
         let mut args = vec!["exec".to_string(), format!("{pod}-{name}")];
-        args.extend(exec_command(handler, &what));
+        args.extend(list(&exec["command"], what).iter().map(|a| s(a, what).to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = pm.run(&args);
         assert_eq!(o.code, 0, "{what} failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
-        ran += 1;
+    } else if let Some(get) = handler.get("httpGet") {
+        let host = get["host"].as_str().unwrap_or(pod_ip);
+        let host = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+        let scheme = get["scheme"].as_str().unwrap_or("HTTP").to_lowercase();
+        let url = format!("{scheme}://{host}:{}{}", port(&get["port"]), get["path"].as_str().unwrap_or("/"));
+        // The kubelet counts 200 to 399 as success.
+        let code = lab.host.exec(&format!("curl -sk -o /dev/null -w %{{http_code}} --max-time 5 {url} || true"));
+        let ok = code.trim().parse::<u16>().is_ok_and(|c| (200..400).contains(&c));
+        assert!(ok, "{what}: GET {url} from the node gave {code:?}");
+    } else if let Some(tcp) = handler.get("tcpSocket") {
+        let host = tcp["host"].as_str().unwrap_or(pod_ip);
+        let p = port(&tcp["port"]);
+        assert!(
+            sh_ok(&format!("ip netns exec {} timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{p}'", lab.host.name)),
+            "{what}: no TCP connection to {host}:{p} from the node"
+        );
+    } else {
+        panic!("{what}: a handler this test cannot run: {handler}");
+    }
+}
+
+/// In each container of the template, run `field` (a probe, or `lifecycle.preStop` etc.) if it has one.
+fn run_handlers(pm: &Podman, lab: &Lab, pod: &str, template: &Value, pod_ip: &str, field: &[&str]) -> usize {
+    let mut ran = 0;
+    for c in list(&template["spec"]["containers"], "containers") {
+        let handler = field.iter().fold(c, |v, k| &v[*k]);
+        if !handler.is_null() {
+            let what = format!("container {}: {}", s(&c["name"], "name"), field.join("."));
+            run_handler(pm, lab, pod, c, handler, pod_ip, &what);
+            ran += 1;
+        }
     }
     ran
 }
@@ -674,13 +700,21 @@ fn assert_runs_as_written(pm: &Podman, pod: &str, template: &Value, run: &Value)
     for c in list(&template["spec"]["containers"], "containers") {
         let name = s(&c["name"], "name");
         let oci = pm.oci_config(&format!("{pod}-{name}"));
-        let mut argv: Vec<Value> = c["command"].as_array().cloned().unwrap_or_default();
-        argv.extend(c["args"].as_array().cloned().unwrap_or_default());
+        // What the kubelet runs: the template's command and arguments, $(VAR) expanded from the environment the
+        // test's Pod gives (the template's, with the pod's address for status.podIP).
+        let ran = list(&run["spec"]["containers"], "containers").iter().find(|x| x["name"] == name).unwrap();
+        let env = env_of(ran);
+        let mut argv: Vec<Value> = Vec::new();
+        for field in ["command", "args"] {
+            for a in c[field].as_array().into_iter().flatten() {
+                argv.push(json!(expand(s(a, field), &env)));
+            }
+        }
         assert!(!argv.is_empty(), "container {name}: router.yaml gives no command (the image's would run)");
         assert_eq!(oci["process"]["args"], Value::Array(argv), "container {name}: the command");
         for e in c["env"].as_array().into_iter().flatten() {
-            let want =
-                format!("{}={}", s(&e["name"], "env name"), s(&e["value"], "env value (valueFrom is not handled)"));
+            let key = s(&e["name"], "env name");
+            let want = format!("{key}={}", env.get(key).unwrap_or_else(|| panic!("container {name}: env {key}")));
             assert!(list(&oci["process"]["env"], "env").iter().any(|x| x == want.as_str()), "container {name}: {want}");
         }
         if let Some(dir) = c["workingDir"].as_str() {
@@ -744,18 +778,16 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     plugin["stateDir"] = json!(lab.state.path.display().to_string());
     plugin["hostNetns"] = json!(lab.host.path_str());
     let network = s(&conflist["name"], "name").to_string();
+    // The pod's address the node reaches: the router's end of pt-ns, the first address of localcidr.ipv4.
+    let cidr: ipnet::Ipv4Net =
+        s(&plugin_of(&conflist)["l3passthrough"]["hostsession"]["localcidr"]["ipv4"], "localcidr")
+            .parse()
+            .expect("localcidr.ipv4");
+    let pod_ip = cidr.hosts().next().expect("an address in localcidr.ipv4").to_string();
 
-    // The ToR, as in the demo.
-    lab.tor.ip("addr add 172.30.0.1/32 dev lo");
+    // The ToR, as in the demo, and the address the host's speaker advertises.
     lab.host.ip("addr add 172.31.0.1/32 dev lo");
-    let tor = Frr::start(
-        &lab.tor,
-        "rptor",
-        "router bgp 64512\n bgp router-id 192.168.11.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
-         no bgp network import-check\n neighbor 192.168.11.3 remote-as 64514\n neighbor 192.168.11.3 timers 1 3\n \
-         neighbor 192.168.11.3 timers connect 1\n address-family ipv4 unicast\n  network 172.30.0.0/24\n  \
-         neighbor 192.168.11.3 activate\n exit-address-family\nexit\n",
-    );
+    let tor = start_tor(&lab);
     let before = lab.snapshot();
 
     let dist = repo().join("target/dist");
@@ -789,7 +821,7 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
 
     // The pod.
     let pod_name = unique("rpod").to_lowercase();
-    let run = pod_to_run(&template, &docs, &pod_name, &lab.state.path, &files);
+    let run = pod_to_run(&template, &docs, &pod_name, &lab.state.path, &files, &pod_ip);
     let pod_yaml = work.path.join("pod.yaml");
     fs::write(&pod_yaml, serde_norway::to_string(&run).unwrap()).unwrap();
     let t = Instant::now();
@@ -802,7 +834,7 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     }
     assert_eq!(o.code, 0, "kube play failed:\nstdout: {}\nstderr: {}", o.stdout, o.stderr);
     eprintln!("kube play: {}", seconds(t));
-    let post_start = run_handlers(&pm, &pod_name, &template, &["lifecycle", "postStart"]);
+    let post_start = run_handlers(&pm, &lab, &pod_name, &template, &pod_ip, &["lifecycle", "postStart"]);
 
     let sidecar = format!("{pod_name}-sidecar");
     let sidecar_c =
@@ -820,6 +852,7 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     let pid: u32 = pm.ok(&["inspect", "-f", "{{.State.Pid}}", &sidecar]).parse().unwrap();
     assert_eq!(ns_links(pid), ["lo", "pt-ns", "toswitch"], "the pod's links");
     assert_eq!(addrs_of(pid, "toswitch"), ["192.168.11.3/24", "2001:db8:11::3/64"], "the NIC keeps its addresses");
+    assert!(addrs_of(pid, "pt-ns").contains(&format!("{pod_ip}/{}", cidr.prefix_len())), "{pod_ip} is on pt-ns");
     let host4 = addrs(&lab.host, "pt-host").iter().find(|a| !a.contains(':')).expect("pt-host has IPv4").clone();
     let host6 = addrs(&lab.host, "pt-host").iter().find(|a| a.contains(':')).expect("pt-host has IPv6").clone();
     let (host4, host6) = (host4.split('/').next().unwrap().to_string(), host6.split('/').next().unwrap().to_string());
@@ -891,13 +924,13 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     // Probes and hooks: podman runs none; run them as the kubelet would.
     let mut probes = 0;
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
-        probes += run_handlers(&pm, &pod_name, &template, &[probe]);
+        probes += run_handlers(&pm, &lab, &pod_name, &template, &pod_ip, &[probe]);
     }
     assert!(probes >= 1, "router.yaml has probes, and every one passed");
     assert_runs_as_written(&pm, &pod_name, &template, &run);
 
     // Removing the pod: each preStop hook first, then `kube down`; the NIC comes home with everything it had.
-    let pre_stop = run_handlers(&pm, &pod_name, &template, &["lifecycle", "preStop"]);
+    let pre_stop = run_handlers(&pm, &lab, &pod_name, &template, &pod_ip, &["lifecycle", "preStop"]);
     let t = Instant::now();
     pm.ok(&["kube", "down", &pod_yaml]);
     pm.pods.clear();
