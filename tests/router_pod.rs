@@ -939,6 +939,31 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     assert_eq!(lab.snapshot(), before, "every namespace as before the pod");
     assert_eq!(lab.state_files(), Vec::<String>::new(), "no record or claim left in the state directory");
     assert_eq!(pm.ok(&["ps", "-a", "-q"]), "", "no container left");
+
+    // The installer's init container (install-daemonset.yaml), run from the same image against a directory
+    // standing for the node's /opt/cni/bin: it leaves the plugin, whole and executable, and nothing else.
+    let installer = the_one(&documents("netconf/k8s/install-daemonset.yaml"), "DaemonSet");
+    let init = &list(&installer["spec"]["template"]["spec"]["initContainers"], "initContainers")[0];
+    assert_eq!(init["image"], image.as_str(), "the installer runs the image built here");
+    let mount = &list(&init["volumeMounts"], "volumeMounts")[0];
+    let cni_bin = work.path.join("opt-cni-bin");
+    fs::create_dir_all(&cni_bin).unwrap();
+    let volume = format!("{}:{}", cni_bin.display(), s(&mount["mountPath"], "mountPath"));
+    let mut args: Vec<String> =
+        ["run", "--rm", "--network", "none", "-v", &volume, "--entrypoint", ""].iter().map(|a| a.to_string()).collect();
+    args.push(image.clone());
+    args.extend(list(&init["command"], "command").iter().map(|a| s(a, "command").to_string()));
+    pm.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let installed: Vec<String> =
+        fs::read_dir(&cni_bin).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(installed, ["openpe-passthrough"], "what the installer leaves in /opt/cni/bin");
+    let plugin = cni_bin.join("openpe-passthrough");
+    assert_eq!(fs::read(&plugin).unwrap(), fs::read(dist.join("openpe-passthrough")).unwrap(), "the static plugin");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&plugin).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o755, "installed executable");
+    let version = Command::new(&plugin).arg("--version").output().expect("run the installed plugin");
+    assert!(version.status.success(), "the installed plugin runs: {version:?}");
+
     eprintln!(
         "router pod test: {} in all ({probes} probes, {post_start} postStart and {pre_stop} preStop hooks run)",
         seconds(start)
