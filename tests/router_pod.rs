@@ -548,10 +548,11 @@ impl Drop for Podman {
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
-        // podman's cgroupfs manager puts a pod under /libpod_parent/<pod id> in every hierarchy and leaves it.
+        // podman's cgroupfs manager puts a pod under /libpod_parent/<pod id> and the conmon of a container outside
+        // pods under /libpod_parent/conmon, in every hierarchy, and leaves them (removed only when empty here).
         for h in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
             let parent = h.path().join("libpod_parent");
-            for id in &self.pod_ids {
+            for id in self.pod_ids.iter().map(String::as_str).chain(["conmon"]) {
                 remove_cgroup(&parent.join(id));
             }
             let _ = fs::remove_dir(&parent); // only if nobody else uses it
