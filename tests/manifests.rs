@@ -155,7 +155,6 @@ fn the_router_pod_selects_the_network_as_pt_ns_and_shares_the_state_directory() 
     let cs = containers(spec);
     assert_eq!(cs.len(), 2, "FRR and the sidecar in one pod, sharing its network namespace");
     let frr = cs.iter().find(|c| c["name"] == "frr").expect("an frr container");
-    assert!(str_of(&frr["image"], "frr image").contains("frr"));
     let sidecar = cs.iter().find(|c| c["name"] == "sidecar").expect("a sidecar container");
     let command = sidecar["command"].as_array().expect("sidecar command");
     assert_eq!(command[0], "openpe-sidecar");
@@ -182,7 +181,8 @@ fn the_router_pod_selects_the_network_as_pt_ns_and_shares_the_state_directory() 
     let cm = the_one("router.yaml", "ConfigMap");
     let daemons = str_of(&cm["data"]["daemons"], "daemons");
     assert!(daemons.lines().any(|l| l == "bgpd=yes"));
-    assert!(daemons.contains(&format!("-N {pathspace}")));
+    // `frrinit.sh start PATHSPACE` gives watchfrr -N already; it refuses a second one from the daemons file.
+    assert!(!daemons.contains("-N") && !daemons.contains("--pathspace"), "{daemons}");
     let dm = mount_of(frr, &format!("/etc/frr/{pathspace}/daemons")).expect("the daemons file is mounted");
     assert_eq!(volume(spec, str_of(&dm["name"], "name"))["configMap"]["name"], cm["metadata"]["name"]);
 }
@@ -283,4 +283,25 @@ fn the_router_pod_probes_and_scrapes_the_sidecars_http_endpoints() {
     assert_eq!(ann["prometheus.io/scrape"], "true");
     assert_eq!(ann["prometheus.io/port"], port.to_string());
     assert_eq!(ann["prometheus.io/path"], "/metrics");
+}
+
+/// Every openpe container runs the one image scripts/build-image.sh builds by default, tagged with the crate's
+/// version (FRR and the sidecar from one image: the sidecar's vtysh is the daemons' own).
+#[test]
+fn the_manifests_name_the_image_that_build_image_makes() {
+    let script = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/build-image.sh"))
+        .expect("scripts/build-image.sh");
+    let default = script
+        .lines()
+        .find_map(|l| l.strip_prefix("DEFAULT_IMAGE="))
+        .expect("scripts/build-image.sh sets DEFAULT_IMAGE=");
+    assert_eq!(default.rsplit_once(':').map(|(_, tag)| tag), Some(env!("CARGO_PKG_VERSION")), "{default}");
+    let router = the_one("router.yaml", "DaemonSet");
+    let cs = containers(&router["spec"]["template"]["spec"]);
+    for c in &cs {
+        assert_eq!(c["image"], default, "router.yaml: container {}", c["name"]);
+    }
+    let installer = the_one("install-daemonset.yaml", "DaemonSet");
+    let init = installer["spec"]["template"]["spec"]["initContainers"].as_array().expect("initContainers");
+    assert_eq!(init[0]["image"], default, "install-daemonset.yaml: the installer");
 }
