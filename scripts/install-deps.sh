@@ -21,6 +21,8 @@ if ((${#missing[@]})); then
 fi
 # The container runtimes the runtime tests drive (podman, containerd and what they need).
 "$(dirname "$0")/install-runtime-deps.sh"
+# What the router image is built with (debootstrap, podman).
+"$(dirname "$0")/install-image-deps.sh"
 # Never leave the distribution's own FRR or BIRD running: tests and demo start private instances.
 if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
   systemctl disable --now frr bird >/dev/null 2>&1 || true
