@@ -64,6 +64,15 @@ const DIFFERENCES: &[(&str, &str)] = &[
     ),
     ("spec.volumes[frr-daemons].hostPath", "that file, mounted as a hostPath of type File"),
     (
+        "spec.volumes[bgp-tor-password].secret",
+        "the optional Secret of passwordSecret: there is no Kubernetes API to hold it, and the test's neighbors use \
+         no password",
+    ),
+    (
+        "spec.volumes[bgp-tor-password].hostPath",
+        "an empty directory of the test's, what the kubelet mounts for an optional Secret that does not exist",
+    ),
+    (
         "spec.containers[sidecar].env[POD_IP].valueFrom",
         "podman 4.3 has no status.podIP (kube play refuses it): the test gives the pod's address as a value",
     ),
@@ -197,8 +206,18 @@ fn pod_to_run(template: &Value, docs: &[Value], name: &str, state_dir: &Path, fi
             let o = v.as_object_mut().unwrap();
             o.remove("configMap");
             o.insert("hostPath".into(), json!({"path": file.display().to_string(), "type": "File"}));
+        } else if let Some(secret) = v.get("secret").cloned() {
+            assert_eq!(secret["optional"], true, "volume {vname}: only an optional Secret is handled");
+            let dir = files.join(&vname);
+            fs::create_dir_all(&dir).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("secret");
+            o.insert("hostPath".into(), json!({"path": dir.display().to_string(), "type": "Directory"}));
         } else {
-            assert!(v.get("emptyDir").is_some(), "volume {vname}: only hostPath, configMap and emptyDir are handled");
+            assert!(
+                v.get("emptyDir").is_some(),
+                "volume {vname}: only hostPath, configMap, secret and emptyDir are handled"
+            );
         }
     }
     // podman 4.3 has no status.podIP and does not expand $(VAR) in commands: the test gives the pod's address
@@ -792,6 +811,8 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
     let before = lab.snapshot();
 
     let dist = repo().join("target/dist");
+    // podman checks its plugin directory when it starts, before scripts/build-image.sh builds into it.
+    fs::create_dir_all(&dist).unwrap();
     let mut pm = Podman::new(&lab, &work.path.join("podman"), &conflist, &dist);
 
     // The image, under the name router.yaml gives it, on a base made from Debian's packages.
