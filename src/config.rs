@@ -16,6 +16,7 @@ use crate::log::Level;
 use crate::log_debug;
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 2;
 pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
 pub const ROUTER_IFNAME: &str = "pt-ns";
 pub const HOST_IFNAME: &str = "pt-host";
@@ -27,6 +28,8 @@ pub struct Envelope {
     pub cni_version: String,
     pub name: String,
     pub state_dir: PathBuf,
+    /// `drainTimeoutSeconds`: how long DEL waits for a sidecar to close the BGP sessions (0: no drain).
+    pub drain_timeout: std::time::Duration,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<Level>,
     pub prev_result: Option<Value>,
@@ -337,6 +340,10 @@ impl Envelope {
             Some((v, p)) => abs_path(v, &p)?,
             None => PathBuf::from(DEFAULT_STATE_DIR),
         };
+        let drain_timeout = std::time::Duration::from_secs(match f.get(&["drainTimeoutSeconds"])? {
+            Some((v, p)) => uint(v, &p, 0, 3600)?,
+            None => DEFAULT_DRAIN_TIMEOUT_SECONDS,
+        });
         let log_file = f.get(&["logFile"])?.map(|(v, p)| abs_path(v, &p)).transpose()?;
         let log_level = match f.get(&["logLevel"])? {
             Some((v, p)) => Some(Level::parse(string(v, &p)?).ok_or_else(|| {
@@ -386,6 +393,7 @@ impl Envelope {
             cni_version,
             name,
             state_dir,
+            drain_timeout,
             log_file,
             log_level,
             prev_result,
@@ -432,6 +440,7 @@ const CNI_KEYS: &[&str] = &[
     "ipam",
     "dns",
     "stateDir",
+    "drainTimeoutSeconds",
     "logFile",
     "logLevel",
     "cni.dev/valid-attachments",

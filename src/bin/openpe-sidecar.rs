@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use openpe::config::DEFAULT_STATE_DIR;
 use openpe::log::{self, Level};
@@ -20,7 +21,12 @@ Usage:
       (default /etc/frr[/NAME]/frr.conf) and applies it with frr-reload.py --test, then --reload.
       Without --once it watches the state directory and re-applies on every change, removes the BGP
       configuration when the attachment goes away, re-applies after FRR restarts, and retries failures.
+      When DEL marks the attachment as going away it first shuts down every BGP neighbor of the attachment
+      (a NOTIFICATION, Cease) and tells DEL; on SIGTERM it does the same before it exits.
       The state directory defaults to /run/openpe-passthrough.
+  openpe-sidecar drain [--frr-pathspace NAME] [--state-dir DIR] [--timeout SECONDS]
+      Run inside the router namespace (a pod's preStop hook): shut down every BGP neighbor of the attachment
+      of this namespace and wait (default 10 s) until FRR reports them down. Exits 1 if they are not.
   openpe-sidecar status [--frr-pathspace NAME] [--json]
       Whether FRR answers, and each BGP neighbor with its state and the prefixes received.
   openpe-sidecar --version | --help
@@ -35,6 +41,7 @@ enum Cli {
     Help,
     Version,
     Status { pathspace: Option<String>, json: bool },
+    Drain { opts: RunOpts, timeout: Duration },
     Run { opts: RunOpts, once: bool },
 }
 
@@ -49,20 +56,31 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut opts = RunOpts { state_dir: PathBuf::from(DEFAULT_STATE_DIR), pathspace: None, config: None, extra: None };
-    let (mut once, mut json, mut status) = (false, false, false);
+    let (mut once, mut json, mut status, mut drain) = (false, false, false, false);
+    let mut timeout = Duration::from_secs(10);
     while let Some(arg) = p.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Cli::Help),
             Long("version") | Short('V') => return Ok(Cli::Version),
             Value(v) if v == "help" => return Ok(Cli::Help),
             Value(v) if v == "version" => return Ok(Cli::Version),
-            Value(v) if v == "status" && !status => status = true,
+            Value(v) if v == "status" && !status && !drain => status = true,
+            Value(v) if v == "drain" && !status && !drain => drain = true,
+            Long("timeout") if drain => {
+                let v = p.value()?.string()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                    .ok_or_else(|| format!("--timeout: {v:?} is not a number of seconds from 0 to 3600"))?;
+                timeout = Duration::from_secs_f64(secs);
+            }
             Long("json") if status => json = true,
             Long("frr-pathspace") => opts.pathspace = Some(p.value()?.string()?),
-            Long("once") if !status => once = true,
+            Long("once") if !status && !drain => once = true,
             Long("state-dir") if !status => opts.state_dir = p.value()?.into(),
-            Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
-            Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
+            Long("frr-config") if !status && !drain => opts.config = Some(p.value()?.into()),
+            Long("frr-extra") if !status && !drain => opts.extra = Some(p.value()?.into()),
             Long("log-level") => {
                 let v = p.value()?.string()?;
                 let level =
@@ -72,7 +90,13 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
             other => return Err(other.unexpected()),
         }
     }
-    Ok(if status { Cli::Status { pathspace: opts.pathspace, json } } else { Cli::Run { opts, once } })
+    Ok(if status {
+        Cli::Status { pathspace: opts.pathspace, json }
+    } else if drain {
+        Cli::Drain { opts, timeout }
+    } else {
+        Cli::Run { opts, once }
+    })
 }
 
 fn main() -> ExitCode {
@@ -89,6 +113,7 @@ fn main() -> ExitCode {
         }
         Ok(Cli::Status { pathspace, json }) => status(pathspace, json),
         Ok(Cli::Run { opts, once }) => run(opts, once),
+        Ok(Cli::Drain { opts, timeout }) => drain(opts, timeout),
         Err(e) => usage(&e.to_string()),
     }
 }
@@ -108,6 +133,20 @@ fn status(pathspace: Option<String>, as_json: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn drain(o: RunOpts, timeout: Duration) -> ExitCode {
+    let frr = match Frr::new(o.pathspace, None) {
+        Ok(f) => f,
+        Err(e) => return usage(&e.msg),
+    };
+    match sidecar::drain::drain_namespace(&frr, &o.state_dir, timeout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            openpe::log_error!("{}", e.msg);
+            ExitCode::FAILURE
+        }
     }
 }
 

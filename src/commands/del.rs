@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::log_debug;
 use crate::state::{Key, StateDir};
 
-use super::remove_attachment;
+use super::drain_and_remove;
 
 pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
     let state = StateDir::open_locked(&envelope.state_dir)?;
@@ -19,6 +19,6 @@ pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
             log_debug!("DEL: no attachment recorded for {key}; nothing to do");
             Ok(())
         }
-        Some(rec) => remove_attachment(&state, &rec),
+        Some(rec) => drain_and_remove(&state, &rec, envelope),
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::state::StateDir;
 use crate::{log_info, log_warn};
 
-use super::remove_attachment;
+use super::drain_and_remove;
 
 pub fn gc(envelope: &Envelope) -> Result<()> {
     let state = StateDir::open_locked(&envelope.state_dir)?;
@@ -29,7 +29,7 @@ pub fn gc(envelope: &Envelope) -> Result<()> {
             continue;
         }
         log_info!("GC: removing attachment {}, which the runtime no longer lists", rec.key);
-        if let Err(e) = remove_attachment(&state, &rec) {
+        if let Err(e) = drain_and_remove(&state, &rec, envelope) {
             log_warn!("GC: {}: {}", rec.key, e.msg);
             errors.push(e.context(format!("removing {}", rec.key)));
         }

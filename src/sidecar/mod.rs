@@ -6,6 +6,7 @@
 //! pass on every change of the state directory (inotify), on a one-second tick (FRR restarts, `--frr-extra`
 //! edits, a state directory that does not exist yet), and when a failed apply's backoff expires.
 
+pub mod drain;
 pub mod frr;
 pub mod watch;
 

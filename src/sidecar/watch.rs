@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::Sidecar;
@@ -64,10 +64,10 @@ impl Watches {
 
     /// Wait up to `timeout` for a change; true if there was one.
     fn wait(&mut self, timeout: Duration) -> bool {
-        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
         let ready = {
             let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
+            // ppoll: SIGTERM is let through only while waiting (super::drain).
+            match ppoll(&mut fds, Some(timeout.into()), super::drain::wait_mask()) {
                 Ok(n) => n > 0,
                 Err(Errno::EINTR) => false,
                 Err(e) => {
@@ -118,8 +118,13 @@ pub fn watch(sc: &mut Sidecar) -> Result<()> {
     // After a failure: when to try again, and the step after that.
     let mut retry: Option<(Instant, Duration)> = None;
     let mut changed = true;
+    let mut drainer = super::drain::Drainer::new()?;
     loop {
         watches.ensure();
+        drainer.step(sc)?;
+        if drainer.terminating() {
+            return drainer.terminate(sc);
+        }
         let due = retry.is_some_and(|(at, _)| Instant::now() >= at);
         if changed || due || retry.is_none() {
             match sc.sync(due) {
