@@ -121,12 +121,13 @@ impl Frr {
         }
     }
 
-    /// The neighbor's state, None while FRR does not have the neighbor (an empty object is FRR's answer then).
+    /// The neighbor's state, None while FRR does not have the neighbor (FRR answers `{}` without BGP
+    /// configuration, `{"bgpNoSuchNeighbor":true}` without that neighbor).
     fn try_state(&self, addr: &str) -> Option<String> {
         let v = self.json(&format!("show bgp neighbors {addr} json"));
         match v.get(addr) {
             Some(n) => Some(n["bgpState"].as_str().unwrap_or_else(|| panic!("no bgpState in {n}")).to_string()),
-            None if v.as_object().is_some_and(|m| m.is_empty()) => None,
+            None if v.as_object().is_some_and(|m| m.is_empty()) || v["bgpNoSuchNeighbor"] == true => None,
             None => panic!("FRR {}: unexpected answer about {addr}: {v}", self.name),
         }
     }
@@ -634,8 +635,12 @@ fn del_on_a_full_state_directory_skips_the_drain_and_succeeds() {
     drop(lab);
 }
 
-/// GoBGP as the host speaker through DEL/ADD cycles 6 s apart: with the host session closed by DEL, GoBGP
-/// takes the router's next connection at once instead of refusing it and idling.
+/// GoBGP as the host speaker through DEL/ADD cycles 6 s apart (longer than GoBGP's 5 s idle hold after a
+/// session ends): with the host session closed by DEL, GoBGP takes the router's next connection as soon as
+/// the router's FRR has the neighbor again, instead of refusing it and idling (6.5 to 10 s without the drain).
+/// What is asserted is the part the drain decides, from the neighbor appearing in the router's FRR to
+/// Established, loosely; ADD returned to Established also includes the sidecar's apply (issue 17), and is
+/// printed.
 #[test]
 #[ignore = "needs root"]
 fn gobgp_host_reestablishes_quickly_through_del_add_cycles() {
@@ -650,22 +655,45 @@ fn gobgp_host_reestablishes_quickly_through_del_add_cycles() {
     let ctx = || {
         format!("router:\n{}\nsidecar:\n{}\ngobgpd:\n{}", router.vtysh("show bgp summary"), sidecar.log(), gobgp.log())
     };
+    wait_for(
+        "the sidecar's first apply",
+        || match sidecar.log().contains("applied the configuration for no attachment") {
+            true => Ok(()),
+            false => Err("not yet".into()),
+        },
+        ctx,
+    );
     let mut times = Vec::new();
-    for cycle in 0..4 {
+    // Cycle 0 is the warm-up: GoBGP, started before any router exists, may be idling after its own failed
+    // connects when the router first calls (that is not what DEL decides). Cycles 1 to 4 follow a DEL each.
+    for cycle in 0..5 {
         lab.add(&conf);
-        let took = wait_within(
+        let t0 = Instant::now();
+        wait_within(
+            &format!("cycle {cycle}: the host neighbor in the router's FRR"),
+            Duration::from_secs(30),
+            || router.try_state("192.169.10.2").map(|_| ()).ok_or_else(|| "not configured".into()),
+            ctx,
+        );
+        let configured = t0.elapsed();
+        wait_within(
             &format!("cycle {cycle}: the GoBGP session Established"),
             Duration::from_secs(30),
             || established(&router, &["192.169.10.2"]),
             ctx,
         );
-        times.push(took);
+        let up = t0.elapsed();
+        eprintln!(
+            "cycle {cycle}: ADD returned -> Established {:.3} s (configured in FRR after {:.3} s)",
+            up.as_secs_f64(),
+            configured.as_secs_f64()
+        );
+        times.push((up, up - configured));
         lab.del(&conf);
         std::thread::sleep(Duration::from_secs(6));
     }
-    eprintln!("ADD -> Established with GoBGP, per cycle: {times:?}");
-    for (i, t) in times.iter().enumerate() {
-        assert!(*t <= Duration::from_secs(3), "cycle {i}: {t:?}\n{}", ctx());
+    for (i, (_, t)) in times.iter().enumerate().skip(1) {
+        assert!(*t <= Duration::from_secs(3), "cycle {i}: configured -> Established took {t:?}\n{}", ctx());
     }
 }
 
