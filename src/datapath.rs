@@ -2,15 +2,18 @@
 //! a sequence of steps that stop at the first failure; tearing down is best-effort and idempotent (a missing
 //! link, address or namespace counts as done) and reports every failure together.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
 use crate::error::{Error, Input, Result};
 use crate::fault;
-use crate::netlink::{Link, Netlink};
+use crate::netlink::{Address, Link, Netlink};
 use crate::netns::Netns;
 use crate::state::{NicState, Record};
-use crate::{log_info, log_warn};
+use crate::{log_debug, log_info, log_warn};
 
 /// The link group of both veth ends: it marks them as this plugin's from the instant they exist, so cleanup
 /// never removes a `pt-host` or `pt-ns` that someone else made. (Upstream marks the NICs it manages 4242.)
@@ -42,17 +45,210 @@ impl Side {
     }
 }
 
-/// Read what DEL will need to put a NIC back: addresses, MTU, admin state, MAC and the routes through it.
-pub fn snapshot_nic(host: &mut Side, name: &str, field: &str) -> Result<(NicState, Link)> {
+/// A device sysctl under `net/<family>/conf/<nic>/` whose value differed from `conf/default/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sysctl {
+    /// "ipv4" or "ipv6".
+    pub family: String,
+    pub key: String,
+    pub value: String,
+}
+
+/// IFA_F_NOPREFIXROUTE.
+const NOPREFIXROUTE: u32 = 0x200;
+
+/// Seconds since boot, counting suspend (CLOCK_BOOTTIME): address lifetimes are recorded as deadlines on it.
+fn boot_seconds() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into the valid, exclusively borrowed `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec.max(0) as u64
+}
+
+/// Device kinds the kernel refuses to move to another namespace (NETIF_F_NETNS_LOCAL, `netns_local`).
+const NETNS_LOCAL_KINDS: &[&str] = &["bridge", "bond", "team", "vrf", "openvswitch", "ppp", "lo"];
+
+/// The devices stacked on `nic` in its namespace: links whose IFLA_LINK is the NIC, in the same namespace
+/// (no link-netnsid), other than a veth peer (IFLA_LINK of a veth is its peer, not a lower device).
+pub(crate) fn uppers_of<'a>(nic: &Link, links: &'a [Link]) -> Vec<&'a Link> {
+    links
+        .iter()
+        .filter(|l| {
+            l.index != nic.index
+                && l.lower == Some(nic.index)
+                && l.link_netnsid.is_none()
+                && l.kind.as_deref() != Some("veth")
+        })
+        .collect()
+}
+
+/// Why the NIC cannot be moved into the router namespace and back faithfully, if it cannot: it is a port of a
+/// bridge, bond, team or VRF (the master would lose it); devices are stacked on it (VLAN, macvlan, ipvlan: they
+/// would keep running over a device in another namespace); or the kernel will not move it at all. A macvlan or
+/// vxlan that is itself the NIC is fine.
+pub(crate) fn refusal(nic: &Link, links: &[Link]) -> Option<String> {
+    if let Some(kind) = nic.kind.as_deref().filter(|k| NETNS_LOCAL_KINDS.contains(k)) {
+        return Some(format!("{} is a {kind}, which the kernel does not move to another namespace", nic.name));
+    }
+    if nic.name == "lo" {
+        return Some("lo is the loopback device, which the kernel does not move".into());
+    }
+    if let Some(m) = nic.master {
+        let master = links.iter().find(|l| l.index == m);
+        let name = master.map(|l| l.name.clone()).unwrap_or_else(|| format!("ifindex {m}"));
+        let kind = master.and_then(|l| l.kind.clone()).unwrap_or_else(|| "master device".into());
+        return Some(format!(
+            "{} is a port of the {kind} {name}; moving it would take it out of {name} (remove it from {name} first)",
+            nic.name
+        ));
+    }
+    let uppers = uppers_of(nic, links);
+    if !uppers.is_empty() {
+        let names: Vec<String> =
+            uppers.iter().map(|l| format!("{} ({})", l.name, l.kind.as_deref().unwrap_or("device"))).collect();
+        return Some(format!(
+            "{} has devices stacked on it: {}; they would keep running over a NIC in another namespace (remove them first)",
+            nic.name,
+            names.join(", ")
+        ));
+    }
+    None
+}
+
+/// Read, in one visit of the namespace, each NIC's sysctls under `net/ipv4/conf/<nic>/` and
+/// `net/ipv6/conf/<nic>/` that differ from `conf/default/` (read-only and unreadable files left out).
+fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::Mode;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    // One directory in one pass: list it, then open each entry relative to the directory and read it with one
+    // read (sysctl values are short), without the stat and extra reads of `read_to_string`.
+    let read_dir = |dir: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let (Ok(d), Ok(rd)) = (std::fs::File::open(dir), std::fs::read_dir(dir)) else { return out };
+        let mut buf = [0u8; 1024];
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Ok(fd) = openat(d.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
+                continue; // unreadable (ipv6 stable_secret while unset)
+            };
+            match nix::unistd::read(&fd, &mut buf) {
+                Ok(n) if n < buf.len() => {
+                    let v = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+                    out.push((name.to_string_lossy().into_owned(), v));
+                }
+                _ => {}
+            }
+        }
+        out
+    };
+    ns.run(|| {
+        let mut defaults = Vec::new();
+        for family in ["ipv4", "ipv6"] {
+            let values: std::collections::HashMap<String, String> =
+                read_dir(&format!("/proc/sys/net/{family}/conf/default")).into_iter().collect();
+            defaults.push((family, values));
+        }
+        nics.iter()
+            .map(|nic| {
+                let mut out = Vec::new();
+                for (family, default) in &defaults {
+                    let dir = format!("/proc/sys/net/{family}/conf/{nic}");
+                    for (key, value) in read_dir(&dir) {
+                        if default.get(&key) == Some(&value) {
+                            continue;
+                        }
+                        // Only what can be written back (mc_forwarding, for one, is read-only).
+                        let writable = std::fs::metadata(format!("{dir}/{key}"))
+                            .is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
+                        if writable {
+                            out.push(Sysctl { family: family.to_string(), key, value });
+                        }
+                    }
+                }
+                out.sort_by(|a, b| (&a.family, &a.key).cmp(&(&b.family, &b.key)));
+                out
+            })
+            .collect()
+    })
+}
+
+/// Read what DEL will need to put the NICs back (link, addresses, routes of every table, permanent neighbours,
+/// device sysctls), refusing up front a NIC that cannot move faithfully. `fields[i]` names NIC i's field.
+pub fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]) -> Result<Vec<(NicState, u32)>> {
     let path = host.path();
-    let link = host.link(name)?.ok_or_else(|| {
-        Error::config(format!("{field}: there is no interface {name:?} in the host namespace {path}"))
-    })?;
-    let addresses = host.nl.addresses(link.index)?;
-    let routes = host.nl.routes_via(link.index)?;
-    let state =
-        NicState { name: link.name.clone(), mac: link.mac.clone(), mtu: link.mtu, up: link.up, addresses, routes };
-    Ok((state, link))
+    let links = host.nl.links()?;
+    let mut found = Vec::new();
+    for (name, field) in names.iter().zip(fields) {
+        let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
+            Error::config(format!("{field}: there is no interface {name:?} in the host namespace {path}"))
+        })?;
+        if let Some(why) = refusal(link, &links) {
+            return Err(Error::config(format!("{field}: {why}")));
+        }
+        found.push(link.clone());
+    }
+    let moving: std::collections::HashMap<u32, String> = found.iter().map(|l| (l.index, l.name.clone())).collect();
+    let now = boot_seconds();
+    let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sysctls = device_sysctls(&host.ns, &names_ref)?;
+    let mut out = Vec::new();
+    for (link, sysctls) in found.into_iter().zip(sysctls) {
+        let address_details = host.nl.address_details(link.index, now)?;
+        let addresses = address_details.iter().filter_map(Address::net).collect();
+        let routes = host.nl.routes_via(link.index, &moving)?;
+        let neighbours = host.nl.permanent_neighbours(link.index)?;
+        let state = NicState {
+            name: link.name.clone(),
+            mac: link.mac.clone(),
+            mtu: link.mtu,
+            up: link.up,
+            addresses,
+            routes,
+            address_details,
+            neighbours,
+            sysctls,
+            perm_mac: link.perm_mac.clone(),
+            kind: link.kind.clone(),
+            router_index: None,
+        };
+        out.push((state, link.index));
+    }
+    Ok(out)
+}
+
+/// The NIC's addresses with their details; a record written before details were kept has only CIDRs, which
+/// are restored as plain permanent addresses.
+fn addresses_of(nic: &NicState) -> Vec<Address> {
+    if !nic.address_details.is_empty() {
+        return nic.address_details.clone();
+    }
+    nic.addresses
+        .iter()
+        .map(|n| Address {
+            local: n.addr(),
+            prefix_len: n.prefix_len(),
+            peer: None,
+            broadcast: None,
+            label: None,
+            flags: 0,
+            scope: 0,
+            metric: None,
+            lifetimes: None,
+        })
+        .collect()
+}
+
+/// Whether the address's valid lifetime ran out by `now`; logs it.
+fn expired(a: &Address, nic: &str, now: u64) -> bool {
+    match a.lifetimes {
+        Some(l) if l.valid_until <= now => {
+            log_warn!("address {a} of {nic} expired while the NIC was away; not restoring it");
+            true
+        }
+        _ => false,
+    }
 }
 
 fn add_addresses(side: &mut Side, index: u32, addrs: &[IpNet], ifname: &str) -> Result<()> {
@@ -93,15 +289,27 @@ pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(
     Ok((host_link, router_link))
 }
 
-/// Step 3 of ADD: move a NIC into the router namespace and give it back its addresses there, up.
-/// MTU and MAC survive the move; addresses and routes do not.
+/// Step 3 of ADD: move a NIC into the router namespace and give it back its addresses there (with peer, label,
+/// flags and what is left of their lifetimes; IPv6 ones without duplicate address detection, so FRR can use
+/// them at once), up. MTU and MAC survive the move; addresses and routes do not. Returns the link there: its
+/// ifindex is what DEL finds it by.
 pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u32) -> Result<Link> {
     let rpath = router.path();
     host.nl.move_to_netns(index, router.ns.fd(), &format!("moving {} into the router namespace {rpath}", nic.name))?;
     let link = router
         .link(&nic.name)?
         .ok_or_else(|| Error::kernel(format!("{} is not in {rpath} after the move", nic.name)))?;
-    add_addresses(router, link.index, &nic.addresses, &nic.name)?;
+    let now = boot_seconds();
+    for a in addresses_of(nic) {
+        if expired(&a, &nic.name, now) {
+            continue;
+        }
+        match router.nl.add_address_as(link.index, &a, now, a.local.is_ipv6()) {
+            Ok(()) => {}
+            Err(e) if e.is(libc::EEXIST) => {}
+            Err(e) => return Err(Error::from(e).context(format!("configuring {}", nic.name))),
+        }
+    }
     router.nl.set_up(link.index, true)?;
     Ok(link)
 }
@@ -113,89 +321,343 @@ pub fn enable_forwarding(router: &Side) -> Result<()> {
     Ok(())
 }
 
-/// The namespaces a teardown can reach: each only if it is still the recorded one.
-pub struct Reach {
-    pub host: Option<Side>,
-    pub router: Option<Side>,
-    /// The initial namespace, where the kernel returns physical NICs of a destroyed namespace.
-    pub init: Option<Side>,
+/// A namespace a teardown may need: open, provably gone (its path does not exist, or now names another
+/// namespace), or failed to open for another reason (an error that keeps the record if it matters).
+pub(crate) enum Opened {
+    Open(Side),
+    Gone,
+    Failed(Error),
+}
+
+impl Opened {
+    fn side(&mut self) -> Option<&mut Side> {
+        match self {
+            Opened::Open(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Open the recorded namespace. Only ENOENT, or a path that now opens to another namespace (judged by
+    /// `NsId::is_alive` and the opened identity), count as gone.
+    fn recorded(id: &crate::netns::NsId, what: &str) -> Opened {
+        if let Err(e) = std::fs::metadata(&id.path) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Opened::Gone;
+            }
+            return Opened::Failed(
+                Error::kernel(format!("cannot look at the {what} {}: {e}", id.path.display())).with_source(e),
+            );
+        }
+        if !id.is_alive() {
+            return Opened::Gone;
+        }
+        let ns = match Netns::open(&id.path, Input::Runtime, what) {
+            Ok(ns) => ns,
+            Err(e) => return Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
+        };
+        if !ns.id.same_ns(id) {
+            return Opened::Gone;
+        }
+        match Side::open(ns) {
+            Ok(s) => Opened::Open(s),
+            Err(e) => Opened::Failed(e),
+        }
+    }
+
+    /// The error to report when the NIC was not found and this namespace could not be searched.
+    fn failure(&self) -> Option<Error> {
+        match self {
+            Opened::Failed(e) => Some(Error::new(e.kind, e.msg.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The namespaces a teardown can reach.
+pub(crate) struct Reach {
+    pub host: Opened,
+    pub router: Opened,
+    /// The initial namespace, where the kernel returns physical NICs of a destroyed namespace (Gone when it is
+    /// the host namespace itself).
+    pub init: Opened,
 }
 
 impl Reach {
     pub fn open(rec: &Record) -> Reach {
-        let open_alive = |id: &crate::netns::NsId| -> Option<Side> {
-            if !id.is_alive() {
-                return None;
-            }
-            let ns = Netns::open(&id.path, Input::Runtime, "recorded namespace").ok()?;
-            if !ns.id.same_ns(id) {
-                return None;
-            }
-            Side::open(ns).ok()
-        };
-        let host = open_alive(&rec.host_netns);
-        let router = open_alive(&rec.netns);
-        let init = if router.is_none() {
-            Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace").ok().and_then(
-                |ns| {
-                    // Only useful when it is not the host namespace itself.
-                    if host.as_ref().is_some_and(|h| h.ns.id.same_ns(&ns.id)) {
-                        None
-                    } else {
-                        Side::open(ns).ok()
+        let host = Opened::recorded(&rec.host_netns, "host namespace");
+        let router = Opened::recorded(&rec.netns, "router namespace");
+        let init = match Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace") {
+            Ok(ns) => {
+                let same_as_host = match &host {
+                    Opened::Open(h) => h.ns.id.same_ns(&ns.id),
+                    _ => false,
+                };
+                if same_as_host {
+                    Opened::Gone
+                } else {
+                    match Side::open(ns) {
+                        Ok(s) => Opened::Open(s),
+                        Err(e) => Opened::Failed(e),
                     }
-                },
-            )
-        } else {
-            None
+                }
+            }
+            Err(e) => Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
         };
         Reach { host, router, init }
     }
 }
 
-/// Put one NIC back in the host namespace as it was recorded. Where it is found decides what to do: in the
-/// router namespace (normal DEL), in the initial namespace (the router namespace was destroyed and the kernel
-/// gave a physical NIC back), or already in the host namespace (an ADD interrupted before or after moving it).
-fn return_nic(reach: &mut Reach, nic: &NicState) -> Result<()> {
-    let matches = |l: &Link| l.mac == nic.mac;
-    let Some(host) = reach.host.as_mut() else {
-        log_warn!("host namespace of {} is gone; nothing to restore it into", nic.name);
-        return Ok(());
-    };
-    let host_fd = host.ns.fd();
-    let hpath = host.path();
-    for away in [reach.router.as_mut(), reach.init.as_mut()].into_iter().flatten() {
-        if let Some(l) = away.link(&nic.name)?.filter(matches) {
-            away.nl.move_to_netns(
-                l.index,
-                host_fd,
-                &format!("returning {} to the host namespace {hpath}", nic.name),
-            )?;
-            break;
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Place {
+    Router,
+    Host,
+    Init,
+}
+
+/// Whether `l` is provably another device than the recorded NIC: one of our veth ends, a different permanent
+/// address, or a different kind of device.
+fn foreign(l: &Link, nic: &NicState) -> bool {
+    is_ours(l) || (nic.perm_mac.is_some() && l.perm_mac != nic.perm_mac) || l.kind != nic.kind
+}
+
+/// The NIC among the router namespace's links: by the ifindex it got there unless that index now belongs to
+/// another device (then returned as the conflict), then by permanent address, then by name (and, for a record
+/// written before the ifindex was kept, MAC, as then).
+fn pick_in_router<'a>(links: &'a [Link], nic: &NicState) -> (Option<&'a Link>, Option<&'a Link>) {
+    let mut conflict = None;
+    match nic.router_index.and_then(|i| links.iter().find(|l| l.index == i)) {
+        Some(l) if !foreign(l, nic) => return (Some(l), None),
+        Some(l) => conflict = Some(l),
+        None => {}
+    }
+    if let Some(l) = nic.perm_mac.as_ref().and_then(|p| links.iter().find(|l| l.perm_mac.as_ref() == Some(p))) {
+        return (Some(l), None);
+    }
+    let old = nic.router_index.is_none();
+    let by_name = links
+        .iter()
+        .find(|l| l.name == nic.name && if old { l.mac == nic.mac && !is_ours(l) } else { !foreign(l, nic) });
+    (by_name, conflict)
+}
+
+/// Where the NIC is now. In the router namespace by the ifindex it got there (unless that index now belongs to
+/// another device), then by permanent address, then by name; in the host or initial namespace by permanent
+/// address, or by name and MAC (DEL sets the MAC before moving the NIC home, so an interrupted DEL leaves it
+/// findable). None when it is in none of them, which is an error if a namespace could not be searched or if
+/// the router-side ifindex now belongs to another device.
+fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
+    let mut conflict = None;
+    if let Some(router) = reach.router.side() {
+        let links = router.nl.links()?;
+        match pick_in_router(&links, nic) {
+            (Some(l), _) => return Ok(Some((Place::Router, l.clone()))),
+            (None, c) => conflict = c.cloned(),
         }
     }
-    let Some(link) = host.link(&nic.name)?.filter(matches) else {
-        // A virtual NIC (veth) dies with the router namespace; a physical one always comes back.
-        log_warn!("{} ({}) is gone; it was not a physical NIC or was removed by someone else", nic.name, nic.mac);
-        return Ok(());
+    for (place, opened) in [(Place::Host, &mut reach.host), (Place::Init, &mut reach.init)] {
+        let Some(side) = opened.side() else { continue };
+        let links = side.nl.links()?;
+        let hit = links.iter().find(|l| {
+            (nic.perm_mac.is_some() && l.perm_mac == nic.perm_mac) || (l.name == nic.name && l.mac == nic.mac)
+        });
+        if let Some(l) = hit {
+            return Ok(Some((place, l.clone())));
+        }
+    }
+    if let Some(l) = conflict {
+        return Err(Error::kernel(format!(
+            "the router namespace's ifindex {} that {} had there now belongs to another device ({}, {}), and no \
+             device in the router, host or initial namespace matches {}'s permanent address or name; keeping the record",
+            l.index, nic.name, l.name, l.mac, nic.name
+        )));
+    }
+    // Gone needs proof: the router namespace died (its NIC then died with it or went to the initial namespace,
+    // searched when it can be opened), or the NIC is in none of the three namespaces.
+    let router_died = matches!(reach.router, Opened::Gone);
+    for (what, opened) in [("router", &reach.router), ("initial", &reach.init)] {
+        if let Some(e) = opened.failure().filter(|_| !router_died) {
+            return Err(e.context(format!(
+                "{} was not found, and the {what} namespace could not be searched; keeping the record",
+                nic.name
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Step 1 of restoring a NIC: bring it into the host namespace under its recorded name and MAC, with its MTU.
+/// Returns its ifindex there, or None when it is gone (a virtual NIC dies with the router namespace; a physical
+/// one always comes back).
+fn bring_home(reach: &mut Reach, nic: &NicState) -> Result<Option<u32>> {
+    let Some((place, link)) = locate(reach, nic)? else {
+        log_warn!("{} ({}) is gone: it is in none of the router, host and initial namespaces", nic.name, nic.mac);
+        return Ok(None);
     };
-    if link.mtu != nic.mtu {
-        host.nl.set_mtu(link.index, nic.mtu)?;
+    let Opened::Open(host) = &mut reach.host else { unreachable!("bring_home runs with the host namespace open") };
+    let host_fd = host.ns.fd();
+    let hpath = host.path();
+    if place != Place::Host {
+        let away = if place == Place::Router { &mut reach.router } else { &mut reach.init };
+        let away = away.side().expect("located in an open namespace");
+        // The MAC first, so that an interrupted DEL leaves the NIC findable by name and MAC at home. A device
+        // that refuses a MAC change while up gets it at home instead.
+        if link.mac != nic.mac {
+            if let Err(e) = away.nl.set_mac(link.index, &nic.mac) {
+                log_debug!("setting the MAC of {} before the move failed ({e}); setting it at home", nic.name);
+            }
+        }
+        away.nl.move_to_netns_as(
+            link.index,
+            host_fd,
+            &nic.name,
+            &format!("returning {} (now {}) to the host namespace {hpath} as {}", nic.name, link.name, nic.name),
+        )?;
     }
-    add_addresses(host, link.index, &nic.addresses, &nic.name)?;
-    if link.up != nic.up {
-        host.nl.set_up(link.index, nic.up)?;
+    let Opened::Open(host) = &mut reach.host else { unreachable!() };
+    let links = host.nl.links()?;
+    let here = if place == Place::Host {
+        links.iter().find(|l| l.index == link.index)
+    } else {
+        links.iter().find(|l| l.name == nic.name)
+    };
+    let here = here.cloned().ok_or_else(|| Error::kernel(format!("{} is not in {hpath} after the move", nic.name)))?;
+    if here.name != nic.name {
+        // Found at home under another name (by its permanent address): renaming needs it down.
+        host.nl.set_up(here.index, false)?;
+        host.nl.set_name(here.index, &nic.name)?;
     }
-    for r in &nic.routes {
-        match host.nl.add_route(link.index, r) {
-            Ok(()) => {}
-            Err(e) if e.is(libc::EEXIST) => {}
-            Err(e) => return Err(Error::from(e).context(format!("restoring the routes of {}", nic.name))),
+    if here.mac != nic.mac {
+        host.nl.set_mac(here.index, &nic.mac)?;
+    }
+    if here.mtu != nic.mtu {
+        host.nl.set_mtu(here.index, nic.mtu)?;
+    }
+    Ok(Some(here.index))
+}
+
+/// A NIC that is back home, and what of it could not be restored because it expired.
+struct Home<'a> {
+    nic: &'a NicState,
+    index: u32,
+    expired: Vec<IpAddr>,
+}
+
+/// Put every NIC back as recorded, in dependency order, trying everything: for all NICs the link (name, MAC,
+/// MTU), then the device sysctls, then the addresses, then the admin state; then the routes of all NICs (a route
+/// on one may use a source address or next hop of another); then the permanent neighbours. Every failure is
+/// returned; the caller keeps the record while there is any.
+fn restore_nics(reach: &mut Reach, nics: &[NicState], errors: &mut Vec<Error>) {
+    if !matches!(reach.host, Opened::Open(_)) {
+        if let Some(e) = reach.host.failure() {
+            errors.push(e.context("restoring the NICs"));
+        } else if !nics.is_empty() {
+            log_warn!("the host namespace is gone; there is nowhere to restore the NICs into");
+        }
+        return;
+    }
+    let mut homes = Vec::new();
+    let mut gone = Vec::new();
+    for nic in nics {
+        match bring_home(reach, nic) {
+            Ok(Some(index)) => homes.push(Home { nic, index, expired: Vec::new() }),
+            Ok(None) => gone.push(nic.name.clone()),
+            Err(e) => errors.push(e.context(format!("returning {}", nic.name))),
+        }
+    }
+    let Opened::Open(host) = &mut reach.host else { unreachable!() };
+    let hpath = host.path();
+    // Sysctls, in one visit of the namespace.
+    let writes: Vec<(String, String)> = homes
+        .iter()
+        .flat_map(|h| {
+            h.nic.sysctls.iter().map(|s| (format!("net/{}/conf/{}/{}", s.family, h.nic.name, s.key), s.value.clone()))
+        })
+        .collect();
+    if !writes.is_empty() {
+        let failed = host.ns.run(|| {
+            let mut failed = Vec::new();
+            for (key, value) in &writes {
+                let r = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(format!("/proc/sys/{key}"))
+                    .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
+                if let Err(e) = r {
+                    failed.push(Error::kernel(format!("setting {key}={value} in {hpath}: {e}")).with_source(e));
+                }
+            }
+            failed
+        });
+        match failed {
+            Ok(f) => errors.extend(f),
+            Err(e) => errors.push(e),
+        }
+    }
+    fault::point("del:sysctls-restored");
+    let now = boot_seconds();
+    for h in &mut homes {
+        for a in addresses_of(h.nic) {
+            if expired(&a, &h.nic.name, now) {
+                h.expired.push(a.local);
+                continue;
+            }
+            match host.nl.add_address_as(h.index, &a, now, false) {
+                Ok(()) => {}
+                Err(e) if e.is(libc::EEXIST) => {}
+                Err(e) => errors.push(Error::from(e).context(format!("restoring the addresses of {}", h.nic.name))),
+            }
+        }
+    }
+    for h in &homes {
+        if let Err(e) = host.nl.set_up(h.index, h.nic.up) {
+            errors.push(Error::from(e).context(format!("restoring the admin state of {}", h.nic.name)));
+        }
+    }
+    for h in homes.iter().filter(|h| h.nic.up) {
+        for a in addresses_of(h.nic) {
+            let refresh = a.local.is_ipv6() && a.lifetimes.is_some() && a.flags & NOPREFIXROUTE == 0;
+            if refresh && !h.expired.contains(&a.local) {
+                if let Err(e) = host.nl.refresh_address(h.index, &a, now) {
+                    errors.push(Error::from(e).context(format!("restoring the prefix route of {a} on {}", h.nic.name)));
+                }
+            }
+        }
+    }
+    let index_of = |name: &str| homes.iter().find(|h| h.nic.name == name).map(|h| h.index);
+    for h in &homes {
+        for r in &h.nic.routes {
+            if let Some(src) = r.source.filter(|s| homes.iter().any(|o| o.expired.contains(s))) {
+                log_warn!("route {} of {} uses the expired address {src}; not restoring it", r.destination, h.nic.name);
+                continue;
+            }
+            if let Some(nh) = r.nexthops.iter().find(|nh| index_of(&nh.dev).is_none()) {
+                if gone.contains(&nh.dev) {
+                    log_warn!(
+                        "multipath route {} has a next hop on {}, which is gone; not restoring it",
+                        r.destination,
+                        nh.dev
+                    );
+                }
+                // Otherwise that NIC's own failure is reported, and the next DEL restores the route.
+                continue;
+            }
+            match host.nl.add_route(h.index, r, &index_of) {
+                Ok(()) => {}
+                Err(e) if e.is(libc::EEXIST) => {}
+                Err(e) => errors.push(Error::from(e).context(format!("restoring the routes of {}", h.nic.name))),
+            }
+        }
+    }
+    for h in &homes {
+        for n in &h.nic.neighbours {
+            if let Err(e) = host.nl.add_neighbour(h.index, n) {
+                errors.push(Error::from(e).context(format!("restoring the neighbours of {}", h.nic.name)));
+            }
         }
     }
     fault::point("del:nic-restored");
-    log_info!("restored {} in {hpath}", nic.name);
-    Ok(())
+    for h in &homes {
+        log_info!("restored {} in {hpath}", h.nic.name);
+    }
 }
 
 /// Remove one of our veth ends if it is there and carries our mark (never a link someone else made).
@@ -220,28 +682,161 @@ fn remove_veth_end(side: &mut Side, name: &str) -> Result<bool> {
 pub fn teardown(rec: &Record) -> Result<()> {
     let mut reach = Reach::open(rec);
     let mut errors = Vec::new();
-    for nic in &rec.nics {
-        if let Err(e) = return_nic(&mut reach, nic) {
-            errors.push(e.context(format!("returning {}", nic.name)));
-        }
-    }
+    restore_nics(&mut reach, &rec.nics, &mut errors);
     let mut removed = false;
-    if let Some(host) = reach.host.as_mut() {
-        match remove_veth_end(host, HOST_IFNAME) {
+    match &mut reach.host {
+        Opened::Open(host) => match remove_veth_end(host, HOST_IFNAME) {
             Ok(r) => removed = r,
             Err(e) => errors.push(e),
-        }
+        },
+        Opened::Failed(_) if rec.nics.is_empty() => errors.extend(reach.host.failure()),
+        _ => {}
     }
     if !removed {
-        if let Some(router) = reach.router.as_mut() {
-            if let Err(e) = remove_veth_end(router, ROUTER_IFNAME) {
-                errors.push(e);
+        match &mut reach.router {
+            Opened::Open(router) => {
+                if let Err(e) = remove_veth_end(router, ROUTER_IFNAME) {
+                    errors.push(e);
+                }
             }
+            Opened::Failed(_) if !matches!(reach.host, Opened::Open(_)) => errors.extend(reach.router.failure()),
+            _ => {}
         }
     }
     fault::point("del:veth-removed");
     match Error::join(errors) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str, kind: Option<&str>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: "02:00:00:00:00:01".into(),
+            mtu: 1500,
+            up: true,
+            alias: None,
+            group: 0,
+            perm_mac: None,
+            kind: kind.map(str::to_string),
+            master: None,
+            lower: None,
+            link_netnsid: None,
+        }
+    }
+
+    /// A NIC as records before this release hold it: CIDR strings and routes with eight fields.
+    const OLD_NIC: &str = r#"{"name": "toswitch", "mac": "02:00:00:00:00:01", "mtu": 1400, "up": true,
+        "addresses": ["192.168.11.3/24", "2001:db8:11::3/64"],
+        "routes": [{"destination": "0.0.0.0/0", "gateway": "192.168.11.2", "metric": 50, "source": null,
+                    "scope": 0, "protocol": 3, "kind": 1, "table": 254}]}"#;
+
+    #[test]
+    fn an_old_nic_record_loads_and_restores_as_plain_addresses_and_routes() {
+        let nic: NicState = serde_json::from_str(OLD_NIC).unwrap();
+        let addrs = addresses_of(&nic);
+        assert_eq!(addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["192.168.11.3/24", "2001:db8:11::3/64"]);
+        assert!(addrs.iter().all(|a| a.flags == 0 && a.lifetimes.is_none() && a.peer.is_none() && a.label.is_none()));
+        let r = &nic.routes[0];
+        assert_eq!((r.gateway, r.metric, r.table), (Some("192.168.11.2".parse().unwrap()), Some(50), 254));
+        assert_eq!((r.via, r.flags, r.metrics.len(), r.nexthops.len(), r.preference), (None, 0, 0, 0, None));
+        assert_eq!((nic.router_index, nic.perm_mac.as_deref(), nic.kind.as_deref()), (None, None, None));
+        assert!(nic.sysctls.is_empty() && nic.neighbours.is_empty());
+        // Found in the router as then, by name and MAC, since it has no router-side ifindex.
+        let other_mac = Link { mac: "02:00:00:00:00:99".into(), ..link(7, "toswitch", None) };
+        let it = link(9, "toswitch", None);
+        assert_eq!(pick_in_router(std::slice::from_ref(&other_mac), &nic), (None, None));
+        assert_eq!(pick_in_router(&[other_mac, it.clone()], &nic).0, Some(&it));
+        // And it is written back in the same form plus nothing but what it has.
+        let again: NicState = serde_json::from_str(&serde_json::to_string(&nic).unwrap()).unwrap();
+        assert_eq!(again, nic);
+    }
+
+    #[test]
+    fn a_moved_nic_is_found_by_router_ifindex_then_permanent_address_then_name() {
+        let mut nic: NicState = serde_json::from_str(OLD_NIC).unwrap();
+        nic.router_index = Some(9);
+        nic.kind = Some("veth".into());
+        // Renamed and given another MAC: the index finds it.
+        let renamed = Link { mac: "02:aa:00:00:00:01".into(), ..link(9, "uplink0", Some("veth")) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&renamed), &nic), (Some(&renamed), None));
+        // Another kind of device holds the index, and nothing else matches: a conflict.
+        let usurper = link(9, "toswitch", Some("bridge"));
+        assert_eq!(pick_in_router(std::slice::from_ref(&usurper), &nic), (None, Some(&usurper)));
+        // Our own veth end is never taken for the NIC.
+        let ours = Link { group: VETH_GROUP, ..link(9, "toswitch", Some("veth")) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&ours), &nic).0, None);
+        // A physical NIC that moved under another index is found by its permanent address.
+        nic.kind = None;
+        nic.perm_mac = Some("00:11:22:33:44:55".into());
+        let phys = Link { perm_mac: nic.perm_mac.clone(), ..link(12, "eth7", None) };
+        assert_eq!(pick_in_router(&[usurper.clone(), phys.clone()], &nic), (Some(&phys), None));
+        // One with a different permanent address at the index is another device.
+        let other = Link { perm_mac: Some("00:11:22:33:44:66".into()), ..link(9, "toswitch", None) };
+        assert_eq!(pick_in_router(std::slice::from_ref(&other), &nic), (None, Some(&other)));
+    }
+
+    fn ns_at(path: &str) -> crate::netns::NsId {
+        crate::netns::NsId { path: path.into(), dev: 4, ino: 1 }
+    }
+
+    #[test]
+    fn only_a_missing_path_or_another_namespace_counts_as_gone() {
+        assert!(matches!(Opened::recorded(&ns_at("/nonexistent-openpe/ns"), "router namespace"), Opened::Gone));
+        // Another object at the path (here a regular file): not the recorded namespace, so it died.
+        assert!(matches!(Opened::recorded(&ns_at("/proc/self/status"), "router namespace"), Opened::Gone));
+        // A path that cannot be looked at for another reason (ENOTDIR here; EPERM, EMFILE alike) is an error.
+        match Opened::recorded(&ns_at("/proc/self/status/ns"), "router namespace") {
+            Opened::Failed(e) => {
+                assert!(e.msg.starts_with("cannot look at the router namespace /proc/self/status/ns: "), "{}", e.msg)
+            }
+            _ => panic!("ENOTDIR must not count as gone"),
+        }
+    }
+
+    #[test]
+    fn a_port_of_any_master_is_refused() {
+        for kind in ["bridge", "bond", "team", "vrf"] {
+            let master = link(5, "m0", Some(kind));
+            let nic = Link { master: Some(5), ..link(3, "eth1", None) };
+            let why = refusal(&nic, &[master, nic.clone()]).expect("refused");
+            assert_eq!(
+                why,
+                format!("eth1 is a port of the {kind} m0; moving it would take it out of m0 (remove it from m0 first)")
+            );
+        }
+    }
+
+    #[test]
+    fn devices_stacked_on_the_nic_are_refused_but_not_a_veth_peer_or_another_namespace() {
+        let nic = link(3, "eth1", None);
+        for kind in ["vlan", "macvlan", "ipvlan", "macvtap"] {
+            let upper = Link { lower: Some(3), ..link(7, "up0", Some(kind)) };
+            let why = refusal(&nic, &[nic.clone(), upper]).expect("refused");
+            assert!(why.starts_with(&format!("eth1 has devices stacked on it: up0 ({kind})")), "{why}");
+        }
+        let peer = Link { lower: Some(3), ..link(8, "peer", Some("veth")) };
+        let elsewhere = Link { lower: Some(3), link_netnsid: Some(0), ..link(9, "mv", Some("macvlan")) };
+        assert_eq!(refusal(&nic, &[nic.clone(), peer, elsewhere]), None);
+    }
+
+    #[test]
+    fn devices_the_kernel_will_not_move_are_refused_and_a_macvlan_or_vxlan_nic_is_fine() {
+        for kind in ["bridge", "bond", "team", "vrf", "openvswitch"] {
+            let nic = link(3, "x0", Some(kind));
+            let why = refusal(&nic, std::slice::from_ref(&nic)).expect("refused");
+            assert_eq!(why, format!("x0 is a {kind}, which the kernel does not move to another namespace"));
+        }
+        let lower = link(2, "eth0", None);
+        for kind in ["macvlan", "vxlan", "veth"] {
+            let nic = Link { lower: Some(2), ..link(3, "x0", Some(kind)) };
+            assert_eq!(refusal(&nic, &[lower.clone(), nic.clone()]), None, "{kind}");
+        }
     }
 }

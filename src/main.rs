@@ -60,11 +60,7 @@ fn cni_main() -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             // The reply carries the configuration's version when it has a supported one.
-            let version = serde_json::from_slice::<serde_json::Value>(&stdin)
-                .ok()
-                .and_then(|v| config::version_of(&v).map(str::to_string))
-                .filter(|v| cni::check_version(v).is_ok())
-                .unwrap_or_else(|| cni::SUPPORTED_VERSIONS[cni::SUPPORTED_VERSIONS.len() - 1].to_string());
+            let version = cni::reply_version(&stdin, |v| cni::check_version(v).is_ok());
             openpe::log_error!("{e}");
             print_json(&cni::to_json(&e, &version));
             ExitCode::FAILURE

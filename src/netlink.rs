@@ -12,12 +12,18 @@ use ipnet::IpNet;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteHeader, RouteMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric, RouteNextHop, RouteNextHopFlags,
+    RouteVia,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
-use rtnetlink::{AddressMessageBuilder, LinkMessageBuilder, LinkUnspec, LinkVeth};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVeth};
 use serde::{Deserialize, Serialize};
 
 /// A failed netlink request: the kernel's errno, or a local failure (errno of the socket call).
@@ -56,9 +62,21 @@ pub struct Link {
     pub up: bool,
     pub alias: Option<String>,
     pub group: u32,
+    /// The permanent hardware address (IFLA_PERM_ADDRESS), which a MAC change does not alter; None when the
+    /// device has none (veth, most virtual devices).
+    pub perm_mac: Option<String>,
+    /// IFLA_INFO_KIND: "veth", "bridge", "macvlan", ...; None for a physical NIC.
+    pub kind: Option<String>,
+    /// IFLA_MASTER: the bridge, bond, team or VRF this link is a port of.
+    pub master: Option<u32>,
+    /// IFLA_LINK: the device this one sits on (VLAN, macvlan, ipvlan) or its veth peer; `link_netnsid` is set
+    /// when that device is in another namespace.
+    pub lower: Option<u32>,
+    pub link_netnsid: Option<i32>,
 }
 
-/// A route through a link, as saved before the link moves and re-added when it returns.
+/// A route through a link, as saved before the link moves and re-added when it returns. The fields after
+/// `table` were added later: records written before them load with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
@@ -70,6 +88,179 @@ pub struct Route {
     pub protocol: u8,
     pub kind: u8,
     pub table: u32,
+    /// RTA_VIA: a next hop of the other family (RFC 5549, `via inet6 fe80::2` on an IPv4 route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    /// The route's next-hop flags that a user sets: `onlink` (RTNH_F_ONLINK), `pervasive`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u8")]
+    pub tos: u8,
+    /// RTA_METRICS: `mtu`, `advmss`, `window`, `initcwnd`, ... as (RTAX_* number, value).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<(u16, u32)>,
+    /// RTAX_CC_ALGO, the one metric that is a string (`congctl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congctl: Option<String>,
+    /// RTA_PREF of an IPv6 route (0 medium, 1 high, 3 low).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<u8>,
+    /// The next hops of a multipath route (then `gateway` and `via` are None), each naming its NIC.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nexthops: Vec<NextHop>,
+    /// The source prefix of an IPv6 source-specific route (`from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<IpNet>,
+}
+
+/// One next hop of a multipath route. The device is named, as NICs are restored under their recorded names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NextHop {
+    pub dev: String,
+    pub gateway: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    /// rtnh_hops: the weight minus one.
+    pub hops: u8,
+    pub flags: u8,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn is_zero_u8(v: &u8) -> bool {
+    *v == 0
+}
+
+/// An address of a link with everything `ip addr add` can set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Address {
+    pub local: IpAddr,
+    pub prefix_len: u8,
+    /// The peer of a point-to-point address (`peer 192.168.11.2/32`): IFA_ADDRESS when it differs from IFA_LOCAL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<Ipv4Addr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// IFA_F_* flags a user sets (nodad, noprefixroute, mngtmpaddr, home, autojoin, optimistic).
+    pub flags: u32,
+    pub scope: u8,
+    /// IFA_RT_PRIORITY: the metric of the prefix route (`ip addr add ... metric N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<u32>,
+    /// For an address with finite lifetimes: CLOCK_BOOTTIME seconds at which it stops being valid and
+    /// preferred. None for a permanent address. (Records are dropped after a reboot, so boot time is enough.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetimes: Option<Lifetimes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifetimes {
+    pub valid_until: u64,
+    pub preferred_until: u64,
+}
+
+/// IFA_F_* flags that `ip addr add` sets and that are restored as they were; the others (secondary,
+/// tentative, deprecated, permanent, dadfailed, temporary) are the kernel's own bookkeeping.
+pub const USER_ADDRESS_FLAGS: u32 = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400;
+const IFA_F_NODAD: u32 = 0x02;
+const INFINITY_LIFE_TIME: u32 = u32::MAX;
+
+impl Address {
+    pub fn net(&self) -> Option<IpNet> {
+        IpNet::new(self.local, self.prefix_len).ok()
+    }
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.peer {
+            Some(p) => write!(f, "{} peer {p}/{}", self.local, self.prefix_len),
+            None => write!(f, "{}/{}", self.local, self.prefix_len),
+        }
+    }
+}
+
+/// A permanent neighbour entry (`ip neigh add ... nud permanent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Neighbour {
+    pub destination: IpAddr,
+    pub lladdr: Option<String>,
+    /// NTF_* flags, of which `router` (NTF_ROUTER) is the one a user sets.
+    pub flags: u8,
+}
+
+/// The RTAX_* metrics carried as numbers, and RTAX_CC_ALGO.
+fn metric_of(m: &RouteMetric) -> Option<(u16, u32)> {
+    Some(match m {
+        RouteMetric::Lock(v) => (1, *v),
+        RouteMetric::Mtu(v) => (2, *v),
+        RouteMetric::Window(v) => (3, *v),
+        RouteMetric::Rtt(v) => (4, *v),
+        RouteMetric::RttVar(v) => (5, *v),
+        RouteMetric::SsThresh(v) => (6, *v),
+        RouteMetric::Cwnd(v) => (7, *v),
+        RouteMetric::Advmss(v) => (8, *v),
+        RouteMetric::Reordering(v) => (9, *v),
+        RouteMetric::Hoplimit(v) => (10, *v),
+        RouteMetric::InitCwnd(v) => (11, *v),
+        RouteMetric::Features(v) => (12, *v),
+        RouteMetric::RtoMin(v) => (13, *v),
+        RouteMetric::InitRwnd(v) => (14, *v),
+        RouteMetric::QuickAck(v) => (15, *v),
+        RouteMetric::FastopenNoCookie(v) => (17, *v),
+        _ => return None,
+    })
+}
+
+fn metric_to(kind: u16, v: u32) -> Option<RouteMetric> {
+    Some(match kind {
+        1 => RouteMetric::Lock(v),
+        2 => RouteMetric::Mtu(v),
+        3 => RouteMetric::Window(v),
+        4 => RouteMetric::Rtt(v),
+        5 => RouteMetric::RttVar(v),
+        6 => RouteMetric::SsThresh(v),
+        7 => RouteMetric::Cwnd(v),
+        8 => RouteMetric::Advmss(v),
+        9 => RouteMetric::Reordering(v),
+        10 => RouteMetric::Hoplimit(v),
+        11 => RouteMetric::InitCwnd(v),
+        12 => RouteMetric::Features(v),
+        13 => RouteMetric::RtoMin(v),
+        14 => RouteMetric::InitRwnd(v),
+        15 => RouteMetric::QuickAck(v),
+        17 => RouteMetric::FastopenNoCookie(v),
+        _ => return None,
+    })
+}
+
+fn via_of(v: &RouteVia) -> Option<IpAddr> {
+    match v {
+        RouteVia::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteVia::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    }
+}
+
+fn via_to(ip: IpAddr) -> RouteVia {
+    match ip {
+        IpAddr::V4(a) => RouteVia::Inet(a),
+        IpAddr::V6(a) => RouteVia::Inet6(a),
+    }
+}
+
+pub fn parse_mac(mac: &str) -> Option<Vec<u8>> {
+    let bytes: Vec<u8> =
+        mac.split(':').map(|b| u8::from_str_radix(b, 16)).collect::<std::result::Result<_, _>>().ok()?;
+    (!bytes.is_empty()).then_some(bytes)
 }
 
 pub fn format_mac(bytes: &[u8]) -> String {
@@ -183,18 +374,47 @@ impl Netlink {
             up: msg.header.flags.contains(LinkFlags::Up),
             alias: None,
             group: 0,
+            perm_mac: None,
+            kind: None,
+            master: None,
+            lower: None,
+            link_netnsid: None,
         };
         for attr in msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n,
                 LinkAttribute::Address(a) => link.mac = format_mac(&a),
+                LinkAttribute::PermAddress(a) => link.perm_mac = Some(format_mac(&a)),
                 LinkAttribute::Mtu(m) => link.mtu = m,
                 LinkAttribute::IfAlias(a) => link.alias = Some(a),
                 LinkAttribute::Group(g) => link.group = g,
+                LinkAttribute::Controller(m) if m != 0 => link.master = Some(m),
+                LinkAttribute::Link(l) if l != 0 => link.lower = Some(l),
+                LinkAttribute::LinkNetNsId(n) => link.link_netnsid = Some(n),
+                LinkAttribute::LinkInfo(infos) => {
+                    for i in infos {
+                        if let LinkInfo::Kind(k) = i {
+                            link.kind = Some(k.to_string());
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         link
+    }
+
+    /// Every link of the namespace.
+    pub fn links(&mut self) -> NlResult<Vec<Link>> {
+        let msg = LinkMessage::default();
+        let answers = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing links")?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The link called `name`, or None when there is none.
@@ -257,9 +477,30 @@ impl Netlink {
         )
     }
 
+    pub fn set_name(&mut self, index: u32, name: &str) -> NlResult<()> {
+        self.set_link(
+            LinkUnspec::new_with_index(index).name(name.to_string()).build(),
+            &format!("renaming link {index} to {name}"),
+        )
+    }
+
+    pub fn set_mac(&mut self, index: u32, mac: &str) -> NlResult<()> {
+        let bytes = parse_mac(mac).ok_or_else(|| NlError { errno: libc::EINVAL, what: format!("bad MAC {mac:?}") })?;
+        self.set_link(
+            LinkUnspec::new_with_index(index).address(bytes).build(),
+            &format!("setting the MAC of link {index} to {mac}"),
+        )
+    }
+
     /// Move a link into the namespace open at `ns_fd`. The kernel drops its addresses and routes.
     pub fn move_to_netns(&mut self, index: u32, ns_fd: RawFd, what: &str) -> NlResult<()> {
         self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).build(), what)
+    }
+
+    /// Move a link into the namespace open at `ns_fd` under the name `name`, in one request (the kernel renames
+    /// it as it moves; EEXIST when the name is taken there).
+    pub fn move_to_netns_as(&mut self, index: u32, ns_fd: RawFd, name: &str, what: &str) -> NlResult<()> {
+        self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).name(name.to_string()).build(), what)
     }
 
     pub fn delete_link(&mut self, index: u32, what: &str) -> NlResult<()> {
@@ -307,74 +548,290 @@ impl Netlink {
         Ok(out)
     }
 
+    /// Every address of link `index` a user made, with peer, label, flags and lifetimes (`now` is CLOCK_BOOTTIME
+    /// seconds, to turn the remaining lifetimes into deadlines). Left out, as the kernel makes them itself:
+    /// IPv6 link-local addresses, addresses of kernel origin (IFA_PROTO loopback, router advertisement,
+    /// link-local) and IPv6 temporary (privacy) addresses.
+    pub fn address_details(&mut self, index: u32, now: u64) -> NlResult<Vec<Address>> {
+        let mut msg = AddressMessage::default();
+        msg.header.index = index;
+        let answers =
+            self.request(RouteNetlinkMessage::GetAddress(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing addresses")?;
+        let mut out = Vec::new();
+        for a in answers {
+            let RouteNetlinkMessage::NewAddress(a) = a else {
+                continue;
+            };
+            if a.header.index != index {
+                continue;
+            }
+            let mut local = None;
+            let mut address = None;
+            let mut label = None;
+            let mut broadcast = None;
+            let mut flags = u32::from(a.header.flags.bits());
+            let mut cache = None;
+            let mut metric = None;
+            let mut proto = 0u8;
+            for attr in &a.attributes {
+                match attr {
+                    AddressAttribute::Local(ip) => local = Some(*ip),
+                    AddressAttribute::Address(ip) => address = Some(*ip),
+                    AddressAttribute::Label(l) => label = Some(l.clone()),
+                    AddressAttribute::Broadcast(b) => broadcast = Some(*b),
+                    AddressAttribute::Flags(f) => flags = f.bits(),
+                    AddressAttribute::CacheInfo(c) => cache = Some(*c),
+                    AddressAttribute::RoutePriority(p) => metric = Some(*p),
+                    AddressAttribute::Protocol(p) => proto = (*p).into(),
+                    _ => {}
+                }
+            }
+            let Some(ip) = local.or(address) else {
+                continue;
+            };
+            let v6 = ip.is_ipv6();
+            if let IpAddr::V6(v6) = ip {
+                if v6.segments()[0] & 0xffc0 == 0xfe80 {
+                    continue;
+                }
+            }
+            // IFAPROT_KERNEL_LO, _RA, _LL; IFA_F_TEMPORARY (the IPv6 meaning of 0x01).
+            if matches!(proto, 1..=3) || (v6 && flags & 0x01 != 0) {
+                continue;
+            }
+            let peer = match (local, address) {
+                (Some(l), Some(p)) if l != p => Some(p),
+                _ => None,
+            };
+            // IPv4 addresses always carry a label (the device's name by default); it is restored as it was, after
+            // the device got its recorded name back.
+            let label = label.filter(|_| !v6);
+            let lifetimes = cache.filter(|c| c.ifa_valid != INFINITY_LIFE_TIME).map(|c| Lifetimes {
+                valid_until: now + u64::from(c.ifa_valid),
+                preferred_until: now + u64::from(c.ifa_preferred.min(c.ifa_valid)),
+            });
+            out.push(Address {
+                local: ip,
+                prefix_len: a.header.prefix_len,
+                peer,
+                broadcast,
+                label,
+                flags: flags & USER_ADDRESS_FLAGS,
+                scope: a.header.scope.into(),
+                metric,
+                lifetimes,
+            });
+        }
+        Ok(out)
+    }
+
     /// Add `net` to link `index`. IPv6 addresses skip duplicate address detection, so they are usable at once.
     pub fn add_address(&mut self, index: u32, net: IpNet) -> NlResult<()> {
-        let msg = match net.addr() {
-            IpAddr::V4(a) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(a, net.prefix_len()).build(),
-            IpAddr::V6(a) => {
-                let mut m = AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(a, net.prefix_len()).build();
-                m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
-                m
-            }
+        let a = Address {
+            local: net.addr(),
+            prefix_len: net.prefix_len(),
+            peer: None,
+            broadcast: None,
+            label: None,
+            flags: 0,
+            scope: 0,
+            metric: None,
+            lifetimes: None,
         };
+        self.add_address_as(index, &a, 0, net.addr().is_ipv6())
+    }
+
+    /// Add `a` to link `index` as recorded: peer, broadcast, label, flags, scope, prefix-route metric, and what
+    /// is left of its lifetimes at `now` (CLOCK_BOOTTIME seconds; the caller skips an expired one). `nodad`
+    /// adds IFA_F_NODAD to the recorded flags.
+    pub fn add_address_as(&mut self, index: u32, a: &Address, now: u64, nodad: bool) -> NlResult<()> {
+        self.put_address(index, a, now, nodad, NLM_F_CREATE | NLM_F_EXCL)
+    }
+
+    /// Send an existing address again with its lifetimes (NLM_F_REPLACE). For an IPv6 address with finite
+    /// lifetimes added while its link was down, this makes the kernel add the prefix route it skipped.
+    pub fn refresh_address(&mut self, index: u32, a: &Address, now: u64) -> NlResult<()> {
+        self.put_address(index, a, now, false, netlink_packet_core::NLM_F_REPLACE)
+    }
+
+    fn put_address(&mut self, index: u32, a: &Address, now: u64, nodad: bool, mode: u16) -> NlResult<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = if a.local.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        msg.header.prefix_len = a.prefix_len;
+        msg.header.index = index;
+        msg.header.scope = a.scope.into();
+        let flags = a.flags | if nodad { IFA_F_NODAD } else { 0 };
+        msg.header.flags = AddressHeaderFlags::from_bits_retain((flags & 0xff) as u8);
+        msg.attributes.push(AddressAttribute::Local(a.local));
+        msg.attributes.push(AddressAttribute::Address(a.peer.unwrap_or(a.local)));
+        if let Some(b) = a.broadcast {
+            msg.attributes.push(AddressAttribute::Broadcast(b));
+        }
+        if let Some(l) = &a.label {
+            msg.attributes.push(AddressAttribute::Label(l.clone()));
+        }
+        msg.attributes.push(AddressAttribute::Flags(AddressFlags::from_bits_retain(flags)));
+        if let Some(m) = a.metric {
+            msg.attributes.push(AddressAttribute::RoutePriority(m));
+        }
+        if let Some(l) = a.lifetimes {
+            let mut c = CacheInfo::default();
+            c.ifa_valid = u32::try_from(l.valid_until.saturating_sub(now)).unwrap_or(INFINITY_LIFE_TIME - 1);
+            c.ifa_preferred = u32::try_from(l.preferred_until.saturating_sub(now)).unwrap_or(c.ifa_valid);
+            msg.attributes.push(AddressAttribute::CacheInfo(c));
+        }
+        self.ack(RouteNetlinkMessage::NewAddress(msg), mode, &format!("adding address {a} to link {index}"))
+    }
+
+    // --- neighbours --------------------------------------------------------------------------------------------
+
+    /// The permanent neighbour entries of link `index` (proxy entries are another table, left alone).
+    pub fn permanent_neighbours(&mut self, index: u32) -> NlResult<Vec<Neighbour>> {
+        // A strict dump request filters by NDA_IFINDEX; the header's ifindex must stay 0.
+        let mut msg = NeighbourMessage::default();
+        msg.attributes.push(NeighbourAttribute::IfIndex(index));
+        let answers =
+            self.request(RouteNetlinkMessage::GetNeighbour(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing neighbours")?;
+        let mut out = Vec::new();
+        for m in answers {
+            let RouteNetlinkMessage::NewNeighbour(n) = m else { continue };
+            if n.header.ifindex != index || n.header.state != NeighbourState::Permanent {
+                continue;
+            }
+            let mut dst = None;
+            let mut lladdr = None;
+            for attr in &n.attributes {
+                match attr {
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => dst = Some(IpAddr::V4(*a)),
+                    NeighbourAttribute::Destination(NeighbourAddress::Inet6(a)) => dst = Some(IpAddr::V6(*a)),
+                    NeighbourAttribute::LinkLayerAddress(l) => lladdr = Some(format_mac(l)),
+                    _ => {}
+                }
+            }
+            if let Some(destination) = dst {
+                out.push(Neighbour { destination, lladdr, flags: (n.header.flags & NeighbourFlags::Router).bits() });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Add (or replace) a permanent neighbour entry on link `index`.
+    pub fn add_neighbour(&mut self, index: u32, n: &Neighbour) -> NlResult<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = if n.destination.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
+        msg.header.ifindex = index;
+        msg.header.state = NeighbourState::Permanent;
+        msg.header.flags = NeighbourFlags::from_bits_retain(n.flags);
+        msg.attributes.push(NeighbourAttribute::Destination(match n.destination {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+        if let Some(l) = n.lladdr.as_deref().and_then(parse_mac) {
+            msg.attributes.push(NeighbourAttribute::LinkLayerAddress(l));
+        }
         self.ack(
-            RouteNetlinkMessage::NewAddress(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-            &format!("adding address {net} to link {index}"),
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | netlink_packet_core::NLM_F_REPLACE,
+            &format!("adding neighbour {} to link {index}", n.destination),
         )
     }
 
     // --- routes ------------------------------------------------------------------------------------------------
 
-    /// The routes of the main table whose output device is link `index`, in both families. Kernel routes (they
-    /// come back with the addresses), router-advertisement routes and multipath routes are left out.
-    pub fn routes_via(&mut self, index: u32) -> NlResult<Vec<Route>> {
-        // One dump of both families (AF_UNSPEC), filtered by the kernel to the main table and this device.
+    /// The routes of every table whose output device is link `index`, in both families, except what the kernel
+    /// makes by itself (proto kernel or ra; types local, broadcast, anycast, multicast). A multipath route is
+    /// kept when every next hop is on a link that `names` names (the NICs that move), once: on the link of its
+    /// first next hop.
+    pub fn routes_via(&mut self, index: u32, names: &std::collections::HashMap<u32, String>) -> NlResult<Vec<Route>> {
+        // One dump of both families (AF_UNSPEC) and every table, filtered by the kernel to this device.
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Unspec;
-        msg.header.table = RouteHeader::RT_TABLE_MAIN;
+        msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
         msg.attributes.push(RouteAttribute::Oif(index));
         let answers = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing routes")?;
         Ok(answers
             .iter()
             .filter_map(|r| match r {
-                RouteNetlinkMessage::NewRoute(r) => Self::route_of(r, index),
+                RouteNetlinkMessage::NewRoute(r) => Self::route_of(r, index, names),
                 _ => None,
             })
             .collect())
     }
 
-    fn route_of(r: &RouteMessage, index: u32) -> Option<Route> {
+    fn route_of(r: &RouteMessage, index: u32, names: &std::collections::HashMap<u32, String>) -> Option<Route> {
         let protocol: u8 = r.header.protocol.into();
-        // 2 = kernel, 9 = router advertisement.
-        if protocol == 2 || protocol == 9 {
+        let kind: u8 = r.header.kind.into();
+        // proto 2 = kernel, 9 = router advertisement; types 2..=5 = local, broadcast, anycast, multicast.
+        if protocol == 2 || protocol == 9 || (2..=5).contains(&kind) {
+            return None;
+        }
+        if r.header.flags.contains(RouteFlags::Cloned) {
             return None;
         }
         let mut oif = None;
         let mut table = r.header.table as u32;
         let mut dst = None;
         let mut gateway = None;
+        let mut via = None;
         let mut metric = None;
         let mut source = None;
+        let mut metrics = Vec::new();
+        let mut congctl = None;
+        let mut preference = None;
+        let mut nexthops = Vec::new();
+        let mut from = None;
         for attr in &r.attributes {
             match attr {
+                // A lightweight tunnel encapsulation (MPLS, seg6, ...) is not recorded: left out whole rather
+                // than restored without it (docs/restore.md).
+                RouteAttribute::Encap(_) | RouteAttribute::EncapType(_) => return None,
+                RouteAttribute::Source(a) => {
+                    from = ip_of(a).and_then(|ip| IpNet::new(ip, r.header.source_prefix_length).ok())
+                }
                 RouteAttribute::Oif(i) => oif = Some(*i),
                 RouteAttribute::Table(t) => table = *t,
                 RouteAttribute::Destination(a) => dst = ip_of(a),
                 RouteAttribute::Gateway(a) => gateway = ip_of(a),
+                RouteAttribute::Via(v) => via = via_of(v),
                 RouteAttribute::Priority(p) => metric = Some(*p),
                 RouteAttribute::PrefSource(a) => source = ip_of(a),
-                RouteAttribute::MultiPath(_) => return None,
+                RouteAttribute::Preference(p) => preference = Some(u8::from(*p)),
+                RouteAttribute::Metrics(ms) => {
+                    for m in ms {
+                        match m {
+                            RouteMetric::CcAlgo(c) => congctl = Some(c.clone()),
+                            m => metrics.extend(metric_of(m)),
+                        }
+                    }
+                }
+                RouteAttribute::MultiPath(hops) => {
+                    for h in hops {
+                        let dev = names.get(&h.interface_index)?.clone();
+                        let mut nh = NextHop { dev, gateway: None, via: None, hops: h.hops, flags: 0 };
+                        nh.flags = (h.flags & (RouteNextHopFlags::Onlink | RouteNextHopFlags::Pervasive)).bits();
+                        for a in &h.attributes {
+                            match a {
+                                RouteAttribute::Gateway(g) => nh.gateway = ip_of(g),
+                                RouteAttribute::Via(v) => nh.via = via_of(v),
+                                _ => {}
+                            }
+                        }
+                        nexthops.push(nh);
+                    }
+                    // Recorded once, with the NIC of its first next hop.
+                    oif = hops.first().map(|h| h.interface_index);
+                }
                 _ => {}
             }
         }
-        if oif != Some(index) || table != RouteHeader::RT_TABLE_MAIN as u32 {
+        if oif != Some(index) {
             return None;
         }
         let dst = dst.unwrap_or(match r.header.address_family {
             AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         });
+        let flags = (r.header.flags & (RouteFlags::Onlink | RouteFlags::Pervasive)).bits();
         Some(Route {
             destination: IpNet::new(dst, r.header.destination_prefix_length).ok()?,
             gateway,
@@ -382,12 +839,21 @@ impl Netlink {
             source,
             scope: r.header.scope.into(),
             protocol,
-            kind: r.header.kind.into(),
+            kind,
             table,
+            via,
+            flags,
+            tos: r.header.tos,
+            metrics,
+            congctl,
+            preference,
+            nexthops,
+            from,
         })
     }
 
-    pub fn add_route(&mut self, index: u32, route: &Route) -> NlResult<()> {
+    /// Add `route` through link `index`; the next hops of a multipath route find their links with `index_of`.
+    pub fn add_route(&mut self, index: u32, route: &Route, index_of: &dyn Fn(&str) -> Option<u32>) -> NlResult<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family =
             if route.destination.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
@@ -396,14 +862,21 @@ impl Netlink {
         msg.header.protocol = route.protocol.into();
         msg.header.scope = route.scope.into();
         msg.header.kind = route.kind.into();
-        if route.table >= 256 {
-            msg.attributes.push(RouteAttribute::Table(route.table));
-        }
+        msg.header.tos = route.tos;
+        msg.header.flags = RouteFlags::from_bits_retain(route.flags);
+        msg.attributes.push(RouteAttribute::Table(route.table));
         if route.destination.prefix_len() > 0 {
             msg.attributes.push(RouteAttribute::Destination(route.destination.addr().into()));
         }
+        if let Some(f) = route.from {
+            msg.header.source_prefix_length = f.prefix_len();
+            msg.attributes.push(RouteAttribute::Source(f.addr().into()));
+        }
         if let Some(gw) = route.gateway {
             msg.attributes.push(RouteAttribute::Gateway(gw.into()));
+        }
+        if let Some(v) = route.via {
+            msg.attributes.push(RouteAttribute::Via(via_to(v)));
         }
         if let Some(src) = route.source {
             msg.attributes.push(RouteAttribute::PrefSource(src.into()));
@@ -411,11 +884,47 @@ impl Netlink {
         if let Some(m) = route.metric {
             msg.attributes.push(RouteAttribute::Priority(m));
         }
-        msg.attributes.push(RouteAttribute::Oif(index));
+        if let Some(p) = route.preference {
+            msg.attributes.push(RouteAttribute::Preference(p.into()));
+        }
+        let mut metrics: Vec<RouteMetric> = route.metrics.iter().filter_map(|(k, v)| metric_to(*k, *v)).collect();
+        if let Some(c) = &route.congctl {
+            metrics.push(RouteMetric::CcAlgo(c.clone()));
+        }
+        if !metrics.is_empty() {
+            msg.attributes.push(RouteAttribute::Metrics(metrics));
+        }
+        if route.nexthops.is_empty() {
+            msg.attributes.push(RouteAttribute::Oif(index));
+        } else {
+            let mut hops = Vec::new();
+            for nh in &route.nexthops {
+                let Some(i) = index_of(&nh.dev) else {
+                    return Err(NlError {
+                        errno: libc::ENODEV,
+                        what: format!("next hop device {} of route {} is missing", nh.dev, route.destination),
+                    });
+                };
+                let mut h = RouteNextHop::default();
+                h.interface_index = i;
+                h.hops = nh.hops;
+                h.flags = RouteNextHopFlags::from_bits_retain(nh.flags);
+                if let Some(g) = nh.gateway {
+                    h.attributes.push(RouteAttribute::Gateway(g.into()));
+                }
+                if let Some(v) = nh.via {
+                    h.attributes.push(RouteAttribute::Via(via_to(v)));
+                }
+                hops.push(h);
+            }
+            msg.attributes.push(RouteAttribute::MultiPath(hops));
+        }
         let what = format!(
-            "adding route {}{} via link {index}",
+            "adding route {}{}{} table {} via link {index}",
             route.destination,
-            route.gateway.map(|g| format!(" via {g}")).unwrap_or_default()
+            route.gateway.or(route.via).map(|g| format!(" via {g}")).unwrap_or_default(),
+            if route.nexthops.is_empty() { "" } else { " (multipath)" },
+            route.table
         );
         self.ack(RouteNetlinkMessage::NewRoute(msg), NLM_F_CREATE | NLM_F_EXCL, &what)
     }

@@ -207,3 +207,54 @@ fn timed_kills_never_lose_a_nic() {
     eprintln!("timed kills: {runs} runs, {interrupted} interrupted mid-way, {:.1}s", started.elapsed().as_secs_f64());
     assert!(interrupted > runs / 4, "too few runs were actually interrupted ({interrupted}/{runs})");
 }
+
+/// Kill DEL at every fault point while it restores two NICs with several addresses (a peer, a label, a finite
+/// lifetime), routes across both (a source on the other NIC, a multipath route over both, another table,
+/// metrics), a permanent neighbour and device sysctls; the next DEL must finish exactly.
+#[test]
+#[ignore = "needs root"]
+fn del_killed_while_restoring_two_nics_is_finished_exactly_by_the_next_del() {
+    let lab = Lab::new("ck2");
+    lab.host.ip(&format!("link add toswitch2 type veth peer name tor-side2 netns {}", lab.tor.name));
+    lab.tor.ip("link set tor-side2 up");
+    for cmd in [
+        "link set toswitch2 mtu 1450 up",
+        "addr add 192.168.12.3/24 dev toswitch2",
+        "addr add 192.168.12.9/24 dev toswitch2 label toswitch2:9",
+        "addr add 10.7.0.1 peer 10.7.0.2/32 dev toswitch2",
+        "addr add 10.8.0.1/24 dev toswitch valid_lft 5000 preferred_lft 4000",
+        "route add 10.100.0.0/16 via 192.168.11.2 dev toswitch src 192.168.12.3",
+        "route add 10.101.0.0/16 nexthop via 192.168.11.2 dev toswitch nexthop via 192.168.12.2 dev toswitch2",
+        "route add 10.102.0.0/16 via 10.7.0.2 dev toswitch2 table 100 mtu 1300",
+        "route add 10.103.0.0/16 via 192.168.12.2 dev toswitch2 metric 30",
+        "neigh add 192.168.12.50 lladdr 02:00:00:00:00:50 dev toswitch2 nud permanent",
+    ] {
+        lab.host.ip(cmd);
+    }
+    lab.host.exec(
+        "echo 2 > /proc/sys/net/ipv4/conf/toswitch2/rp_filter; echo 1 > /proc/sys/net/ipv4/conf/toswitch/arp_ignore",
+    );
+    let before = full_snapshot(&lab.host);
+    let conf = lab.conf("1.0.0", json!({"underlay": {"nics": ["toswitch", "toswitch2"]}}));
+    let mut points = 0;
+    for n in 1.. {
+        lab.add(&conf);
+        let out = lab.run("DEL", &conf, &[("OPENPE_FAULT_AFTER", &n.to_string())]);
+        if !killed(&out) {
+            out.ok();
+            let after = full_snapshot(&lab.host);
+            assert!(after == before, "uninterrupted DEL:\n{}", diff(&before, &after));
+            break;
+        }
+        points += 1;
+        records_parse(&lab);
+        lab.del(&conf);
+        let after = full_snapshot(&lab.host);
+        assert!(after == before, "DEL killed at point {n}, then DEL:\n{}", diff(&before, &after));
+        assert_eq!(records_parse(&lab), 0, "DEL killed at point {n}, then DEL: no record may remain");
+        assert!(claims(&lab).is_empty(), "DEL killed at point {n}: leaked claims {:?}", claims(&lab));
+        assert!(n < 300, "DEL never completed");
+    }
+    eprintln!("DEL of two NICs: {points} kill points exercised");
+    assert!(points >= 25, "expected a fault point after each address, route and link change, saw {points}");
+}

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_json::Value;
 
-use openpe::config::{Envelope, Passthrough, DEFAULT_STATE_DIR};
+use openpe::cni::Envelope;
+use openpe::config::{Passthrough, DEFAULT_STATE_DIR};
 
 fn k8s_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("netconf/k8s")
@@ -119,7 +120,7 @@ fn the_network_attachment_definition_carries_a_configuration_the_plugin_accepts(
     let envelope =
         Envelope::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
     let pt = Passthrough::parse(&whole).unwrap_or_else(|e| panic!("the plugin refuses the configuration: {}", e.msg));
-    assert_eq!(envelope.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+    assert_eq!(envelope.settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     // One configuration for every node: the index comes from the node's underlay NIC, never a fixed number.
     let from = pt.node_index_from.expect("nodeIndexFrom is the recommended source in a cluster");
     assert!(pt.underlay.nics.contains(&from.interface), "nodeIndexFrom.interface is an underlay NIC");
@@ -215,6 +216,73 @@ fn the_installer_puts_the_plugin_into_opt_cni_bin_on_every_node() {
         "{script}"
     );
     assert!(!containers(spec).is_empty());
+}
+
+/// The port of the sidecar's `--http-listen` in the router pod: the value, with `$(VAR)` taken from the
+/// container's environment, must be the pod's IP (reachable by the kubelet and Prometheus) and a port.
+fn sidecar_http_port(sidecar: &Value) -> u16 {
+    let command = sidecar["command"].as_array().expect("sidecar command");
+    let listen = flag_value(command, "--http-listen").expect("the sidecar serves HTTP (--http-listen)");
+    let (host, port) = listen.rsplit_once(':').unwrap_or_else(|| panic!("--http-listen {listen:?} is ADDR:PORT"));
+    let var = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .strip_prefix("$(")
+        .and_then(|h| h.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("--http-listen {listen:?}: the address is the pod IP from the environment"));
+    let env = sidecar["env"].as_array().expect("sidecar env");
+    let e = env.iter().find(|e| e["name"] == var).unwrap_or_else(|| panic!("no env {var}"));
+    assert_eq!(e["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP", "{var} is the pod IP");
+    port.parse().unwrap_or_else(|_| panic!("--http-listen {listen:?}: bad port"))
+}
+
+/// An httpGet probe's path and port number (a named port resolved through `container`'s ports).
+fn http_probe(container: &Value, probe: &str) -> (String, u16) {
+    let get = &container[probe]["httpGet"];
+    assert!(get.is_object(), "{}: {probe} is an httpGet probe: {}", container["name"], container[probe]);
+    let port = match &get["port"] {
+        Value::Number(n) => n.as_u64().expect("a port number") as u16,
+        Value::String(name) => container["ports"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == *name))
+            .and_then(|p| p["containerPort"].as_u64())
+            .unwrap_or_else(|| panic!("{}: no port named {name}", container["name"]))
+            as u16,
+        other => panic!("{probe}: port {other}"),
+    };
+    (str_of(&get["path"], "httpGet.path").to_string(), port)
+}
+
+#[test]
+fn the_router_pod_probes_and_scrapes_the_sidecars_http_endpoints() {
+    let ds = the_one("router.yaml", "DaemonSet");
+    let template = &ds["spec"]["template"];
+    let cs = containers(&template["spec"]);
+    let frr = cs.iter().find(|c| c["name"] == "frr").expect("an frr container");
+    let sidecar = cs.iter().find(|c| c["name"] == "sidecar").expect("a sidecar container");
+    let port = sidecar_http_port(sidecar);
+    let declared: Vec<u64> = sidecar["ports"]
+        .as_array()
+        .expect("the sidecar declares its port")
+        .iter()
+        .filter_map(|p| p["containerPort"].as_u64())
+        .collect();
+    assert_eq!(declared, vec![port as u64]);
+
+    // Readiness is the sessions (the sidecar's /readyz); liveness of FRR is /healthz, held back at start-up.
+    assert_eq!(http_probe(sidecar, "readinessProbe"), ("/readyz".to_string(), port));
+    assert_eq!(http_probe(frr, "livenessProbe"), ("/healthz".to_string(), port));
+    assert_eq!(http_probe(frr, "startupProbe"), ("/healthz".to_string(), port));
+    assert!(sidecar.get("livenessProbe").is_none(), "a sidecar restart would not bring FRR back");
+    for (c, probe) in [(sidecar, "readinessProbe"), (frr, "livenessProbe"), (frr, "startupProbe")] {
+        assert!(c[probe].get("exec").is_none(), "{probe} runs no command in the container");
+    }
+
+    // Prometheus' pod annotations name the same port and the metrics path.
+    let ann = &template["metadata"]["annotations"];
+    assert_eq!(ann["prometheus.io/scrape"], "true");
+    assert_eq!(ann["prometheus.io/port"], port.to_string());
+    assert_eq!(ann["prometheus.io/path"], "/metrics");
 }
 
 /// The preStop hook's command of a container, as one string.

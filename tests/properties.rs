@@ -264,6 +264,27 @@ const PATHS: [&str; 17] = [
     "nodeIndexFrom.cidr",
 ];
 
+/// The ranges docs/configuration.md says a localcidr may not touch: unspecified, loopback, link-local,
+/// multicast, IPv4-mapped.
+const SPECIAL: [&str; 9] = [
+    "0.0.0.0/8",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "::/128",
+    "::1/128",
+    "fe80::/10",
+    "ff00::/8",
+    "::ffff:0:0/96",
+];
+
+fn special(net: IpNet) -> bool {
+    SPECIAL
+        .iter()
+        .map(|s| s.parse::<IpNet>().unwrap())
+        .any(|r| r.contains(&net.network()) || net.contains(&r.network()))
+}
+
 fn clean(s: &str) -> bool {
     !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
@@ -325,6 +346,8 @@ proptest! {
         let v4 = Ipv4Net::new(Ipv4Addr::from(a4), p4).unwrap();
         let v6 = Ipv6Net::new(Ipv6Addr::from(a6), p6).unwrap();
         let rid = Ipv4Net::new(Ipv4Addr::from(a4.rotate_left(7)), p4 + 2).unwrap();
+        prop_assume!(!special(IpNet::V4(v4.trunc())) && !special(IpNet::V6(v6.trunc())));
+        prop_assume!(!v4.contains(&"192.168.11.2".parse::<Ipv4Addr>().unwrap()), "the sample's neighbor");
         let mut v = with(base(), "l3passthrough.hostsession.localcidr", json!({"ipv4": v4.to_string(), "ipv6": v6.to_string()}));
         v = with(v, "nodeIndexFrom.cidr", json!(v6.to_string()));
         v = with(v, "underlay.routerIDCIDR", json!(rid.to_string()));
@@ -333,6 +356,23 @@ proptest! {
         prop_assert_eq!(p.host_session.ipv6, Some(v6.trunc()));
         prop_assert_eq!(p.node_index_from.unwrap().cidr, IpNet::V6(v6.trunc()));
         prop_assert_eq!(p.underlay.router_id_cidr, rid.trunc());
+    }
+
+    #[test]
+    fn localcidrs_in_special_ranges_are_refused(range in 0..SPECIAL.len(), raw in any::<u128>(), extra in 0u8..=64) {
+        let r: IpNet = SPECIAL[range].parse().unwrap();
+        let (family, max) = if r.addr().is_ipv4() { ("ipv4", 30) } else { ("ipv6", 126) };
+        // Inside the range, or around it (a shorter prefix holding it).
+        let len = if extra % 2 == 0 { (r.prefix_len() + extra / 2).min(max) } else { r.prefix_len().saturating_sub(extra / 8) };
+        let addr = match r {
+            IpNet::V4(n) => IpAddr::V4(Ipv4Addr::from(u32::from(n.network()) | (raw as u32 & !u32::from(n.netmask())))),
+            IpNet::V6(n) => IpAddr::V6(Ipv6Addr::from(u128::from(n.network()) | (raw & !u128::from(n.netmask())))),
+        };
+        let net = IpNet::new(addr, len).unwrap().trunc();
+        let v = with(base(), &format!("l3passthrough.hostsession.localcidr.{family}"), json!(net.to_string()));
+        let e = Passthrough::parse(&v).unwrap_err();
+        prop_assert_eq!(code_of(&e), code::INVALID_CONFIG);
+        prop_assert!(e.msg.starts_with(&format!("l3passthrough.hostsession.localcidr.{family}:")), "{}", e.msg);
     }
 
     #[test]

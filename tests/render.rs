@@ -8,8 +8,21 @@ use std::process::Command;
 
 use openpe::bgp::{render_netconf, Secrets};
 
-const CASES: &[&str] =
-    &["ipv4", "dualstack", "host-external", "host-internal", "ibgp-host", "host-local-as", "neighbors"];
+const CASES: &[&str] = &[
+    "ipv4",
+    "dualstack",
+    "host-external",
+    "host-internal",
+    "ibgp-host",
+    "host-local-as",
+    "neighbors",
+    "multihop-ttl",
+    "upstream-sample",
+];
+
+/// The `upstream-sample` case is the sample configuration that carries upstream's current Underlay and
+/// L3Passthrough whole (`netconf/upstream/*.yaml`, as users copy them), not a file of its own.
+const UPSTREAM_SAMPLE: &str = "netconf/30-openpe-upstream-resources.conf";
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
@@ -29,7 +42,10 @@ fn check(name: &str, actual: &str) {
 }
 
 fn render_case(case: &str, secrets: Secrets) -> String {
-    let path = golden_dir().join(format!("{case}.json"));
+    let path = match case {
+        "upstream-sample" => Path::new(env!("CARGO_MANIFEST_DIR")).join(UPSTREAM_SAMPLE),
+        _ => golden_dir().join(format!("{case}.json")),
+    };
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     render_netconf(&v, None, secrets).unwrap_or_else(|e| panic!("{case}: {}", e.msg))
 }
@@ -47,6 +63,7 @@ fn golden_files() {
 fn frr_accepts_golden_files() {
     for case in CASES {
         let path = golden_dir().join(format!("{case}.frr"));
+        assert!(path.exists(), "{}: missing (UPDATE_GOLDEN=1 creates it)", path.display());
         let out = Command::new("vtysh")
             .arg("--dryrun")
             .arg("-f")
@@ -74,7 +91,7 @@ fn frr_accepts_golden_files() {
 fn every_line_has_a_known_shape() {
     let allowed = [
         "!",
-        "bgp route-map delay-timer 0",
+        "bgp route-map delay-timer 1",
         "route-map allowall permit 1",
         "exit",
         "router bgp ",
@@ -92,6 +109,37 @@ fn every_line_has_a_known_shape() {
             assert!(allowed.iter().any(|p| line.starts_with(p)), "{case}: unexpected line {line:?}");
         }
     }
+}
+
+/// The sample holds upstream's two resources exactly as users copy them: its `underlay` and `l3passthrough` are
+/// the YAML files, value for value.
+#[test]
+fn the_upstream_sample_is_the_resources_pasted_whole() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join(UPSTREAM_SAMPLE)).unwrap()).unwrap();
+    for (key, file) in [("underlay", "underlay.yaml"), ("l3passthrough", "l3passthrough.yaml")] {
+        let yaml = std::fs::read_to_string(root.join("netconf/upstream").join(file)).unwrap();
+        let resource: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(conf[key], resource, "{UPSTREAM_SAMPLE}: {key} is not netconf/upstream/{file}");
+    }
+}
+
+/// `properties: [{type: ebgpMultiHop, ebgpMultiHop: {ttl}}]` renders its TTL; without one, FRR's maximum; never on
+/// iBGP, where FRR ignores it, nor for TTL 1, FRR's single-hop default (the upstream sample's).
+#[test]
+fn ebgp_multihop_ttl() {
+    let text = render_case("multihop-ttl", Secrets::Show);
+    for line in [
+        " neighbor 192.168.11.2 ebgp-multihop 2\n",
+        " neighbor 192.168.12.2 ebgp-multihop 255\n",
+        " neighbor 2001:db8:12::2 ebgp-multihop 64\n",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from\n{text}");
+    }
+    assert!(!text.contains("192.168.13.2 ebgp-multihop"), "iBGP neighbor given ebgp-multihop:\n{text}");
+    let sample = render_case("upstream-sample", Secrets::Show);
+    assert!(sample.contains(" neighbor 192.168.11.2 timers 3 9\n") && !sample.contains("ebgp-multihop"), "{sample}");
 }
 
 #[test]
@@ -137,4 +185,25 @@ fn render_subcommand() {
     assert!(!out.status.success());
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("underlay.asn"));
+}
+
+/// The sidecar's transaction from nothing to each golden case, and back, is accepted by FRR's grammar too.
+#[test]
+fn frr_accepts_the_delta_transactions() {
+    let nothing = openpe::bgp::unconfigured();
+    for case in CASES {
+        let text = render_case(case, Secrets::Show);
+        for (from, to) in [(&nothing, &text), (&text, &nothing)] {
+            let t = openpe::sidecar::delta::plan(from, to).unwrap_or_else(|| panic!("{case}: no delta"));
+            let path = std::env::temp_dir().join(format!("openpe-delta-{}-{case}.frr", std::process::id()));
+            std::fs::write(&path, &t).unwrap();
+            let out = Command::new("vtysh").arg("--dryrun").arg("-f").arg(&path).output().unwrap();
+            let _ = std::fs::remove_file(&path);
+            assert!(
+                out.status.success(),
+                "vtysh rejects the delta of {case}: {}\n{t}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
 }

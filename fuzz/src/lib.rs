@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use openpe::addressing::{host_number, router_id, veth_addresses};
 use openpe::cni::result::{self, Additions, Interface, IpConfig};
-use openpe::cni::{code, code_of, valid_identifier, CniArgs, Command, SUPPORTED_VERSIONS};
-use openpe::config::{self, valid_ifname, Envelope, HostSession, Passthrough, RemoteAs};
+use openpe::cni::{code, code_of, valid_identifier, CniArgs, Command, Envelope, ValidAttachments, SUPPORTED_VERSIONS};
+use openpe::config::{self, valid_ifname, HostSession, Passthrough, RemoteAs};
 use openpe::config::{HOST_IFNAME, ROUTER_IFNAME};
 use openpe::error::Error;
 use openpe::log::{set_level, Level};
@@ -47,7 +47,7 @@ fn clean_path(p: &std::path::Path, what: &str) {
 
 /// Bytes as stdin would carry them, end to end; parsing is deterministic.
 pub fn check_config(bytes: &[u8]) {
-    // Debug logs of unknown fields would only slow the fuzzer down.
+    // Debug logs of unknown fields would only slow the fuzzer down (the info log of nodeSelector too).
     set_level(Level::Error);
     let first = run_config(bytes);
     let second = run_config(bytes);
@@ -58,7 +58,8 @@ fn run_config(bytes: &[u8]) -> String {
     let v = match config::parse_json(bytes) {
         Ok(v) => v,
         Err(e) => {
-            check_error(&e, &[code::DECODE]);
+            // Not JSON, or a key given twice in one object.
+            check_error(&e, &[code::DECODE, code::INVALID_CONFIG]);
             return format!("{e:?}");
         }
     };
@@ -123,11 +124,15 @@ fn check_envelope(env: &Envelope) {
         env.cni_version
     );
     assert!(valid_identifier(&env.name) && env.name.len() <= 253, "invalid name {:?} accepted", env.name);
-    clean_path(&env.state_dir, "stateDir");
-    if let Some(p) = &env.log_file {
+    clean_path(&env.settings.state_dir, "stateDir");
+    if let Some(p) = &env.settings.log_file {
         clean_path(p, "logFile");
     }
-    for a in env.valid_attachments.iter().flatten() {
+    let listed = match &env.valid_attachments {
+        ValidAttachments::List(list) => &list[..],
+        ValidAttachments::Absent | ValidAttachments::Null => &[],
+    };
+    for a in listed {
         for s in [&a.container_id, &a.ifname] {
             assert!(!s.chars().any(char::is_control), "control characters in valid attachment {a:?}");
         }

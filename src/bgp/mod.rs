@@ -6,7 +6,7 @@
 
 pub mod render;
 
-pub use render::{diff, mask_line, render, render_record, unconfigured, Secrets};
+pub use render::{diff, mask, render, render_record, unconfigured, Secrets};
 
 use serde_json::Value;
 

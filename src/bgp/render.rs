@@ -27,12 +27,12 @@ pub enum Secrets {
     Mask,
 }
 
-/// The connect-retry timer of the host session, as upstream: the host's speaker often starts after the router.
-const HOST_CONNECT_SECONDS: u16 = 5;
-
-/// FRR's maximum TTL, which is what a bare `ebgp-multihop` means; written out so that the rendered text equals
-/// what FRR shows in its running configuration.
-const EBGP_MULTIHOP_TTL: u8 = 255;
+/// The connect-retry timer of the host session. The host's speaker often starts after the router, or refuses
+/// the router's first connection (GoBGP right after a DEL): a one-second retry brings the session up within a
+/// second of the speaker being ready (upstream uses 5). The sidecar's delta gives this line after the peer is
+/// activated: FRR starts the peer when it gets `timers connect`, and before activation its OPEN would carry no
+/// address family.
+pub(crate) const HOST_CONNECT_SECONDS: u16 = 1;
 
 /// The configuration for an attachment record.
 pub fn render_record(rec: &Record, secrets: Secrets) -> Result<String> {
@@ -94,23 +94,20 @@ fn remote_as_word(remote: RemoteAs) -> String {
     }
 }
 
-fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32, secrets: Secrets) {
+fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32) {
     let a = n.address;
     let _ = writeln!(out, " neighbor {a} remote-as {}", remote_as_word(n.remote_as));
     if let Some(port) = n.port {
         let _ = writeln!(out, " neighbor {a} port {port}");
     }
     if let Some(pw) = &n.password {
-        let shown = match secrets {
-            Secrets::Show => pw.as_str(),
-            Secrets::Mask => MASK,
-        };
-        let _ = writeln!(out, " neighbor {a} password {shown}");
+        let _ = writeln!(out, " neighbor {a} password {pw}");
     }
-    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already); writing it would leave a
-    // difference between this text and FRR's running configuration forever.
-    if n.ebgp_multi_hop && is_ebgp(n.remote_as, local_asn) {
-        let _ = writeln!(out, " neighbor {a} ebgp-multihop {EBGP_MULTIHOP_TTL}");
+    // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already), and a TTL of 1 is its single-hop
+    // default, which its running configuration does not show: writing either would leave a difference between
+    // this text and FRR's running configuration forever, and re-apply it on every reload.
+    if let Some(ttl) = n.ebgp_multi_hop.filter(|ttl| *ttl > 1 && is_ebgp(n.remote_as, local_asn)) {
+        let _ = writeln!(out, " neighbor {a} ebgp-multihop {ttl}");
     }
     if let (Some(hold), Some(keepalive)) = (n.hold_time_seconds, n.keepalive_time_seconds) {
         // FRR's order is keepalive, then hold time.
@@ -146,16 +143,18 @@ pub fn render(
     let mut out = String::new();
     let _ =
         writeln!(out, "! openpe-passthrough: node index {node_index}, underlay AS {asn}, host session AS {presented}");
-    // bgpd holds every peer until the route-map delay timer (5 s by default) set off by defining `allowall`
-    // has run; processing route-map changes at once lets sessions start about a second after the apply.
-    out.push_str("!\nbgp route-map delay-timer 0\n!\nroute-map allowall permit 1\nexit\n!\n");
+    // After a configuration transaction (`vtysh -f`) bgpd holds new peers for the whole seconds left of its
+    // route-map update timer, or for one second when that timer is not running (`delay-timer 0`). With a one
+    // second timer set off by a route-map created in the same transaction, less than a second remains, which
+    // FRR rounds to 0: the peers start at once (docs/sidecar.md).
+    out.push_str("!\nbgp route-map delay-timer 1\n!\nroute-map allowall permit 1\nexit\n!\n");
     let _ = writeln!(out, "router bgp {asn}");
     let _ = writeln!(out, " bgp router-id {rid}");
     out.push_str(" no bgp ebgp-requires-policy\n");
     out.push_str(" no bgp default ipv4-unicast\n");
     out.push_str(" no bgp network import-check\n");
     for n in &underlay.neighbors {
-        underlay_neighbor(&mut out, n, asn, secrets);
+        underlay_neighbor(&mut out, n, asn);
     }
     for h in &hosts {
         let a = h.address;
@@ -189,26 +188,43 @@ pub fn render(
         out.push_str(" exit-address-family\n");
     }
     out.push_str("exit\n!\n");
-    Ok(out)
+    Ok(match secrets {
+        Secrets::Show => out,
+        Secrets::Mask => mask(&out, &[]),
+    })
 }
 
-/// `line` with the word after any `password` replaced by a mask (for logs and people).
-pub fn mask_line(line: &str) -> String {
-    let mut words: Vec<&str> = line.split(' ').collect();
-    let mut i = 0;
-    while i + 1 < words.len() {
-        if words[i] == "password" && !words[i + 1].is_empty() {
-            words[i + 1] = MASK;
-            i += 1;
+/// The one password mask for text meant for people and logs: every known password (`known`: the attachment's
+/// neighbor passwords, wherever they appear, e.g. quoted by FRR in an error) and the word after any
+/// `password` keyword (a password FRR or `--frr-extra` holds that the sidecar does not know) become [`MASK`].
+pub fn mask(text: &str, known: &[String]) -> String {
+    let mut out = text.to_string();
+    for p in known {
+        if !p.is_empty() {
+            out = out.replace(p.as_str(), MASK);
         }
-        i += 1;
     }
-    words.join(" ")
+    let masked: Vec<String> = out
+        .split('\n')
+        .map(|line| {
+            let mut words: Vec<&str> = line.split(' ').collect();
+            let mut i = 0;
+            while i + 1 < words.len() {
+                if words[i] == "password" && !words[i + 1].is_empty() {
+                    words[i + 1] = MASK;
+                    i += 1;
+                }
+                i += 1;
+            }
+            words.join(" ")
+        })
+        .collect();
+    masked.join("\n")
 }
 
 /// Every configuration line with the lines that enclose it (`router bgp 64514 > address-family ipv4 unicast >
 /// neighbor ... activate`), in order; comments and `exit` lines carry nothing.
-fn qualified_lines(config: &str) -> Vec<String> {
+pub(crate) fn qualified_lines(config: &str) -> Vec<String> {
     let mut stack: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for line in config.lines() {
@@ -239,12 +255,12 @@ pub fn diff(old: &str, new: &str) -> Vec<String> {
     let mut out = Vec::new();
     for l in &old_lines {
         if !new_lines.contains(l) {
-            out.push(format!("- {}", mask_line(l)));
+            out.push(format!("- {}", mask(l, &[])));
         }
     }
     for l in &new_lines {
         if !old_lines.contains(l) {
-            out.push(format!("+ {}", mask_line(l)));
+            out.push(format!("+ {}", mask(l, &[])));
         }
     }
     out
@@ -256,9 +272,16 @@ mod tests {
 
     #[test]
     fn masking() {
-        assert_eq!(mask_line(" neighbor 1.2.3.4 password s3cr#t"), format!(" neighbor 1.2.3.4 password {MASK}"));
-        assert_eq!(mask_line("router bgp 1"), "router bgp 1");
-        assert_eq!(mask_line("password"), "password");
+        assert_eq!(mask(" neighbor 1.2.3.4 password s3cr#t", &[]), format!(" neighbor 1.2.3.4 password {MASK}"));
+        assert_eq!(mask("router bgp 1", &[]), "router bgp 1");
+        assert_eq!(mask("password", &[]), "password");
+        assert_eq!(mask("password  x", &[]), "password  x", "only the word right after the keyword");
+        // Known passwords wherever they appear, e.g. quoted by FRR in an error; several lines at once.
+        let text = "line 3: % Unknown command: neighbor 10.0.0.1 passwd s3cr#t\nother-Secret\n neighbor x password pw2";
+        assert_eq!(
+            mask(text, &["s3cr#t".into(), "other-Secret".into(), String::new()]),
+            format!("line 3: % Unknown command: neighbor 10.0.0.1 passwd {MASK}\n{MASK}\n neighbor x password {MASK}")
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! The CNI protocol: environment variables, versions, results and errors (spec 0.3.0 to 1.1.0).
 
+pub mod envelope;
 pub mod error;
 pub mod result;
 
 use std::path::PathBuf;
 
+pub use envelope::{reply_version, Envelope, ValidAttachment, ValidAttachments};
 pub use error::{code, code_of, to_json};
 
 use crate::error::{Error, Kind, Result};

@@ -7,7 +7,8 @@ use serde_json::Value;
 use crate::addressing::{self, host_number};
 use crate::cni::result::{self, Additions, Interface, IpConfig};
 use crate::cni::Env;
-use crate::config::{Envelope, Passthrough, HOST_IFNAME, ROUTER_IFNAME};
+use crate::cni::Envelope;
+use crate::config::{Passthrough, HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::{self, Side};
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::{Netns, NsId};
@@ -33,7 +34,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
-    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
 
     // 2. Earlier attachments in the way: the same key, the same router namespace, the same host namespace.
     clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
@@ -50,16 +51,15 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
             )));
         }
     }
-    let mut nics: Vec<(NicState, u32)> = Vec::new();
-    for (i, name) in pt.underlay.nics.iter().enumerate() {
-        let (nic, link) = datapath::snapshot_nic(&mut host, name, &format!("underlay.nics[{i}]"))?;
+    let fields: Vec<String> = (0..pt.underlay.nics.len()).map(|i| pt.underlay.nic_field(i)).collect();
+    let nics = datapath::snapshot_nics(&mut host, &pt.underlay.nics, &fields)?;
+    for (name, field) in pt.underlay.nics.iter().zip(&fields) {
         if router.link(name)?.is_some() {
             return Err(Error::busy(format!(
-                "underlay.nics[{i}]: the router namespace {} already has an interface named {name:?}",
+                "{field}: the router namespace {} already has an interface named {name:?}",
                 router.ns.id.path.display()
             )));
         }
-        nics.push((nic, link.index));
     }
 
     // 4. The node index (an underlay NIC named by nodeIndexFrom was just read) and the addresses it gives.
@@ -94,7 +94,7 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     state.claim(Claim::HostNetns, &rec.host_netns.key(), &key)?;
 
     // 6. The kernel. Any failure undoes this ADD completely.
-    let additions = match configure(&mut host, &mut router, &rec, &nics) {
+    let additions = match configure(&mut host, &mut router, &state, &mut rec, &nics) {
         Ok(a) => a,
         Err(e) => return Err(roll_back(&state, &rec, e)),
     };
@@ -112,8 +112,15 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     Ok(result)
 }
 
-/// The kernel steps of ADD, in order; returns what the result reports.
-fn configure(host: &mut Side, router: &mut Side, rec: &Record, nics: &[(NicState, u32)]) -> Result<Additions> {
+/// The kernel steps of ADD, in order; returns what the result reports. Each NIC's ifindex in the router
+/// namespace is saved in the record as soon as it is there (DEL finds the NIC by it, whatever it is renamed to).
+fn configure(
+    host: &mut Side,
+    router: &mut Side,
+    state: &StateDir,
+    rec: &mut Record,
+    nics: &[(NicState, u32)],
+) -> Result<Additions> {
     let (host_link, router_link) = datapath::create_veth(host, router, rec)?;
     let sandbox = Some(router.ns.id.path.display().to_string());
     let mut add = Additions::default();
@@ -125,8 +132,10 @@ fn configure(host: &mut Side, router: &mut Side, rec: &Record, nics: &[(NicState
         sandbox: sandbox.clone(),
     });
     add.ips.extend(rec.addresses.router.iter().map(|a| IpConfig { address: *a, interface: 1 }));
-    for (nic, index) in nics {
+    for (n, (nic, index)) in nics.iter().enumerate() {
         let link = datapath::move_nic_in(host, router, nic, *index)?;
+        rec.nics[n].router_index = Some(link.index);
+        state.save(rec)?;
         let i = add.interfaces.len();
         add.interfaces.push(Interface { name: link.name, mac: link.mac, mtu: link.mtu, sandbox: sandbox.clone() });
         add.ips.extend(nic.addresses.iter().map(|a| IpConfig { address: *a, interface: i }));

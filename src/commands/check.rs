@@ -4,7 +4,8 @@ use ipnet::IpNet;
 
 use crate::addressing;
 use crate::cni::Env;
-use crate::config::{Envelope, HOST_IFNAME, ROUTER_IFNAME};
+use crate::cni::Envelope;
+use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
 use crate::datapath::Side;
 use crate::error::{Error, Input, Kind, Result};
 use crate::netns::Netns;
@@ -17,7 +18,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     }
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for CHECK");
     let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
-    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
     let rec = state

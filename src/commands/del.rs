@@ -2,7 +2,7 @@
 //! and a namespace that is already gone counts as cleaned.
 
 use crate::cni::Env;
-use crate::config::Envelope;
+use crate::cni::Envelope;
 use crate::error::Result;
 use crate::log_debug;
 use crate::state::{Key, StateDir};
@@ -10,7 +10,7 @@ use crate::state::{Key, StateDir};
 use super::drain_and_remove;
 
 pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
-    let state = StateDir::open_locked(&envelope.state_dir)?;
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
     let key =
         Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() };
     match state.load(&key)? {

@@ -1,7 +1,7 @@
 //! GC (CNI 1.1): remove, as DEL does, every attachment of this network that the runtime no longer lists.
 //! Keeps going past individual failures and reports them together.
 
-use crate::config::Envelope;
+use crate::cni::{Envelope, ValidAttachments};
 use crate::error::{Error, Result};
 use crate::state::StateDir;
 use crate::{log_info, log_warn};
@@ -9,8 +9,12 @@ use crate::{log_info, log_warn};
 use super::drain_and_remove;
 
 pub fn gc(envelope: &Envelope) -> Result<()> {
-    let state = StateDir::open_locked(&envelope.state_dir)?;
-    let valid = envelope.valid_attachments.clone().unwrap_or_default();
+    let state = StateDir::open_locked(&envelope.settings.state_dir)?;
+    // Absent, null and [] all mean "nothing is valid" here, as before the envelope kept them apart.
+    let valid = match &envelope.valid_attachments {
+        ValidAttachments::List(list) => list.clone(),
+        ValidAttachments::Absent | ValidAttachments::Null => Vec::new(),
+    };
     let mut errors = Vec::new();
     for stem in state.stems()? {
         let rec = match state.load_stem(&stem) {

@@ -7,8 +7,8 @@ pub mod gc;
 
 use serde_json::{json, Value};
 
-use crate::cni::{version_at_least, Command, Env, SUPPORTED_VERSIONS};
-use crate::config::{self, Envelope};
+use crate::cni::{reply_version, version_at_least, Command, Env, Envelope, SUPPORTED_VERSIONS};
+use crate::config;
 use crate::error::{Error, Kind, Result};
 use crate::state::{Claim, Record, StateDir};
 use crate::{datapath, fault, log, log_info};
@@ -20,10 +20,10 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>> {
     }
     let conf = config::parse_json(stdin)?;
     let envelope = Envelope::parse(&conf)?;
-    if let Some(level) = envelope.log_level {
+    if let Some(level) = envelope.settings.log_level {
         log::set_level(level);
     }
-    if let Some(file) = &envelope.log_file {
+    if let Some(file) = &envelope.settings.log_file {
         log::set_file(file);
     }
     let need = |min: &str, verb: &str| -> Result<()> {
@@ -55,16 +55,12 @@ pub fn run(command: Command, stdin: &[u8]) -> Result<Option<Value>> {
 
 /// VERSION: stdin may be empty, and no other variable is looked at.
 fn version(stdin: &[u8]) -> Value {
-    let asked = serde_json::from_slice::<Value>(stdin)
-        .ok()
-        .and_then(|v| config::version_of(&v).map(str::to_string))
-        .unwrap_or_else(|| SUPPORTED_VERSIONS[SUPPORTED_VERSIONS.len() - 1].to_string());
-    json!({ "cniVersion": asked, "supportedVersions": SUPPORTED_VERSIONS })
+    json!({ "cniVersion": reply_version(stdin, |_| true), "supportedVersions": SUPPORTED_VERSIONS })
 }
 
 /// STATUS: ready when the state directory can be created, checked and locked.
 fn status(envelope: &Envelope) -> Result<()> {
-    StateDir::open_locked(&envelope.state_dir)
+    StateDir::open_locked(&envelope.settings.state_dir)
         .map(|_| ())
         .map_err(|e| Error::new(Kind::NotReady, format!("not ready: {}", e.msg)).with_source(e))
 }
@@ -72,7 +68,7 @@ fn status(envelope: &Envelope) -> Result<()> {
 /// DEL's and GC's teardown: a sidecar serving the router namespace first closes the attachment's BGP sessions
 /// (at most `drainTimeoutSeconds`; see src/drain.rs), then the attachment is removed.
 pub fn drain_and_remove(state: &StateDir, rec: &Record, envelope: &Envelope) -> Result<()> {
-    crate::drain::close_sessions(state, rec, envelope.drain_timeout);
+    crate::drain::close_sessions(state, rec, envelope.settings.drain_timeout);
     remove_attachment(state, rec)
 }
 

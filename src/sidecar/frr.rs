@@ -1,7 +1,9 @@
-//! One FRR instance as the sidecar sees it: its configuration file, `frr-reload.py` to apply it, `vtysh` to ask
-//! it questions, and the identity of its daemons' vty sockets to notice that it restarted.
+//! One FRR instance as the sidecar sees it: its configuration file, `vtysh -f` to apply a delta in one
+//! transaction, `frr-reload.py` to apply a whole file, `vtysh` to ask it questions, and the identity of its
+//! daemons' vty sockets to notice that it restarted.
 
 use std::fs;
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -114,29 +116,117 @@ impl Frr {
         cmd
     }
 
-    fn run_reload(&self, mode: &str) -> Result<String> {
-        let out = self.reload_command(mode).output().map_err(|e| {
+    /// Apply the written configuration file whole with `frr-reload.py --reload` (it computes the difference
+    /// from FRR's running configuration, so unchanged sessions are not reset). With a pathspace frr-reload.py
+    /// ends with `vtysh write`, which replaces the file with FRR's own rendering: the caller writes its own back.
+    pub fn reload(&self) -> Result<()> {
+        let out = self.reload_command("--reload").output().map_err(|e| {
             Error::io(format!("cannot run {RELOAD_SCRIPT} (from Debian's frr-pythontools): {e}; install it"))
         })?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if !out.status.success() {
-            return Err(Error::io(format!(
-                "frr-reload.py {mode} {} failed for {} ({}): {}",
-                self.config_path.display(),
-                self.instance(),
-                out.status,
-                text.trim()
-            )));
+        if out.status.success() {
+            return Ok(());
         }
-        Ok(text)
+        let text = strip_terminal_codes(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        let refused = refused_lines(&text);
+        Err(Error::io(format!(
+            "frr-reload.py --reload {} failed for {} ({}): {}",
+            self.config_path.display(),
+            self.instance(),
+            out.status,
+            if refused.is_empty() { text.trim().to_string() } else { format!("FRR refused {}", refused.join("; ")) }
+        )))
     }
 
-    /// Check the written configuration with `frr-reload.py --test`, then apply it with `--reload` (which
-    /// applies only the difference, so unchanged sessions are not reset).
-    pub fn apply(&self) -> Result<()> {
-        self.run_reload("--test")?;
-        self.run_reload("--reload")?;
-        Ok(())
+    /// Apply `transaction` as one configuration transaction: `vtysh -f`, the text on its standard input (it
+    /// may hold passwords: it is never written to a file).
+    pub fn apply_transaction(&self, transaction: &str) -> Result<()> {
+        let mut cmd = Command::new("vtysh");
+        if let Some(p) = &self.pathspace {
+            cmd.args(["-N", p]);
+        }
+        let mut child = cmd
+            .args(["-f", "/dev/stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
+        let written = child.stdin.take().map(|mut i| i.write_all(transaction.as_bytes()));
+        let out = child.wait_with_output().map_err(|e| Error::io(format!("vtysh -f: {e}")))?;
+        if let Some(Err(e)) = written {
+            return Err(Error::io(format!("cannot hand the transaction to vtysh -f: {e}")));
+        }
+        if out.status.success() {
+            return Ok(());
+        }
+        let text = strip_terminal_codes(&format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        let refused = refused_lines(&text);
+        Err(Error::io(format!(
+            "vtysh -f of the delta failed for {} ({}): {}",
+            self.instance(),
+            out.status,
+            if refused.is_empty() { text.trim().to_string() } else { format!("FRR refused {}", refused.join("; ")) }
+        )))
+    }
+
+    /// FRR's running configuration (`show running-config`, through vtysh).
+    pub fn running_config(&self) -> Result<String> {
+        self.vtysh("show running-config")
+    }
+
+    /// bgpd's running configuration (`router bgp`, route-maps, `bgp ...`: the BGP contexts the sidecar
+    /// checks), read from bgpd's vty socket as vtysh does, without a vtysh process (about 0.5 ms instead of
+    /// 40 ms of CPU). Falls back to vtysh when the socket does not answer as expected.
+    pub fn bgpd_running_config(&self) -> Result<String> {
+        match self.ask_bgpd(&["enable", "write terminal"]) {
+            Ok(mut answers) => Ok(answers.pop().unwrap_or_default()),
+            Err(e) => {
+                crate::log_debug!("bgpd's vty socket: {}; asking vtysh", e.msg);
+                self.running_config()
+            }
+        }
+    }
+
+    /// Send `commands` to bgpd's vty socket one by one, as vtysh does (each NUL-terminated; each answer ends
+    /// with three NULs and a status byte, 0 for success), and return the answers.
+    fn ask_bgpd(&self, commands: &[&str]) -> Result<Vec<String>> {
+        use std::io::Read as _;
+        let path = self.rundir().join("bgpd.vty");
+        let io = |e: std::io::Error| Error::io(format!("{}: {e}", path.display()));
+        let mut sock = std::os::unix::net::UnixStream::connect(&path).map_err(io)?;
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).map_err(io)?;
+        let mut answers = Vec::new();
+        for c in commands {
+            sock.write_all(c.as_bytes()).and_then(|()| sock.write_all(&[0])).map_err(io)?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 16384];
+            while !(buf.len() >= 4 && buf[buf.len() - 4..buf.len() - 1] == [0, 0, 0]) {
+                let n = sock.read(&mut chunk).map_err(io)?;
+                if n == 0 {
+                    return Err(Error::io(format!("{}: closed while answering {c:?}", path.display())));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let status = buf[buf.len() - 1];
+            buf.truncate(buf.len() - 4);
+            if status != 0 {
+                return Err(Error::io(format!(
+                    "{}: {c:?} failed ({status}): {}",
+                    path.display(),
+                    String::from_utf8_lossy(&buf).trim()
+                )));
+            }
+            answers.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        Ok(answers)
     }
 
     /// Run one vtysh command against this instance.
@@ -193,6 +283,61 @@ impl Frr {
         }
         st
     }
+}
+
+/// `text` without terminal escape sequences (frr-reload.py colours its log levels).
+pub(crate) fn strip_terminal_codes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        // CSI: ESC [ parameters, then one final byte in @..~; any other escape: ESC and the next character.
+        if chars.next_if_eq(&'[').is_some() {
+            for d in chars.by_ref() {
+                if ('@'..='~').contains(&d) {
+                    break;
+                }
+            }
+        } else {
+            chars.next();
+        }
+    }
+    out
+}
+
+/// The configuration lines FRR refused, as vtysh reports them (`line 3: % Unknown command: ...`, `line 2:
+/// Failure to communicate[13] to bgpd, line: ...`), each after the reason bgpd gave when there is one (`%
+/// Specify remote-as or peer-group commands first`); also when frr-reload.py quotes vtysh's output as a Python
+/// bytes literal (`b'line 3: ...\n'`).
+pub(crate) fn refused_lines(text: &str) -> Vec<String> {
+    let text = text.replace("\\n", "\n");
+    let mut out = Vec::new();
+    let mut reason: Option<&str> = None;
+    for line in text.lines() {
+        let trimmed = line.trim_start_matches("b'").trim();
+        if trimmed.starts_with("% ") {
+            reason = Some(trimmed);
+            continue;
+        }
+        let Some(at) = line.find("line ") else { continue };
+        let rest = &line[at..];
+        let digits = rest[5..].chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 || !rest[5 + digits..].starts_with(": ") {
+            continue;
+        }
+        let l = rest.trim_end_matches(['\'', '"']).trim_end();
+        let l = match reason.take() {
+            Some(r) => format!("{l} ({r})"),
+            None => l.to_string(),
+        };
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    out
 }
 
 /// One daemon's identity; see [`Frr::generation`].
@@ -307,6 +452,29 @@ mod tests {
         assert_eq!(n[0].prefixes_received, vec![("ipv4Unicast".into(), 2), ("ipv6Unicast".into(), 1)]);
         assert!(!n[1].established());
         assert!(neighbors_from_summary(&json!({})).is_empty());
+    }
+
+    #[test]
+    fn refused_lines_without_colours() {
+        let frr_reload = "2026-12-01 10:00:02,891 \u{1b}[91m  ERROR\u{1b}[0m: vtysh failed to process new \
+                          configuration: vtysh (mark file) exited with status 2:\nb'line 3: % Unknown command:  \
+                          neighbor 192.168.11.9 remote-az 64512\\n\\n'\n";
+        let clean = strip_terminal_codes(frr_reload);
+        assert!(!clean.contains('\u{1b}') && clean.contains("   ERROR: vtysh failed"), "{clean:?}");
+        assert_eq!(refused_lines(&clean), vec!["line 3: % Unknown command:  neighbor 192.168.11.9 remote-az 64512"]);
+        let vtysh = "line 10: % Unknown command[25]:  neighbor 192.168.11.9 remote-az 64512\nline 12: % Invalid \
+                     input\n";
+        assert_eq!(refused_lines(vtysh).len(), 2);
+        assert!(refused_lines("vtysh: no line here\nline x: %").is_empty());
+        let bgpd = "% Specify remote-as or peer-group commands first\nline 2: Failure to communicate[13] to bgpd, \
+                    line:  neighbor 192.168.11.2 timers connect 9\n";
+        assert_eq!(
+            refused_lines(bgpd),
+            vec![
+                "line 2: Failure to communicate[13] to bgpd, line:  neighbor 192.168.11.2 timers connect 9 (% \
+                  Specify remote-as or peer-group commands first)"
+            ]
+        );
     }
 
     #[test]

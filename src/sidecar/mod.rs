@@ -2,21 +2,31 @@
 //! what the state directory says about the attachment that holds this namespace.
 //!
 //! One pass ([`Sidecar::sync`]) reads the state, renders the configuration, and applies it when it differs
-//! from what was last applied or FRR restarted since. `--once` runs one pass; the watch loop ([`watch`]) runs a
-//! pass on every change of the state directory (inotify), on a one-second tick (FRR restarts, `--frr-extra`
-//! edits, a state directory that does not exist yet), and when a failed apply's backoff expires.
+//! from what was last applied or FRR restarted since: as one `vtysh -f` transaction of the delta when the
+//! change is one [`delta::plan`] expresses, else (start-up, FRR restarted, a failed apply, anything else)
+//! with `frr-reload.py --reload`. Every apply is checked against FRR's running configuration; a delta that
+//! did not land is followed by the full path. `--once` runs one pass; the watch loop ([`watch`]) runs a pass on
+//! every change of the state directory or of `--frr-extra` (inotify), on a one-second tick (FRR restarts),
+//! and when a failed apply's backoff expires. docs/sidecar.md tells the whole story.
 
+pub mod delta;
 pub mod drain;
 pub mod frr;
 pub mod watch;
+// Issue 16: metrics, liveness and readiness over HTTP (--http-listen).
+pub mod http;
+pub mod metrics;
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crate::bgp::{self, Secrets};
 use crate::error::{Error, Result};
-use crate::log_info;
 use crate::netns::{Netns, NsId};
 use crate::state::{Claim, Phase, StateDir};
+use crate::{log_info, log_warn};
 
 pub use frr::Frr;
 
@@ -24,51 +34,73 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub frr: Frr,
     pub extra: Option<PathBuf>,
+    /// Always apply with frr-reload.py (the reference path, for comparison): `--full-reload`.
+    pub full_reload: bool,
 }
 
 /// What the state directory asks of this namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Want {
-    /// The attachment (its record stem) and the configuration to apply.
-    Attachment { stem: String, config: String, passwords: Vec<String> },
+    /// The attachment (its record stem), its BGP configuration, and its neighbors' passwords (to mask).
+    Attachment { stem: String, bgp: String, passwords: Vec<String> },
     /// No attachment holds this namespace: no BGP configuration.
-    Nothing { config: String },
+    Nothing,
     /// The attachment's ADD has not finished: leave FRR alone until it does.
     Pending { stem: String },
 }
 
 impl Want {
-    fn config(&self) -> Option<&str> {
+    fn bgp(&self) -> Option<String> {
         match self {
-            Want::Attachment { config, .. } | Want::Nothing { config } => Some(config),
+            Want::Attachment { bgp, .. } => Some(bgp.clone()),
+            Want::Nothing => Some(bgp::unconfigured()),
             Want::Pending { .. } => None,
         }
     }
     fn describe(&self) -> String {
         match self {
             Want::Attachment { stem, .. } => format!("attachment {stem}"),
-            Want::Nothing { .. } => "no attachment".into(),
+            Want::Nothing => "no attachment".into(),
             Want::Pending { stem } => format!("attachment {stem} (ADD in progress)"),
         }
     }
+    fn passwords(&self) -> &[String] {
+        match self {
+            Want::Attachment { passwords, .. } => passwords,
+            _ => &[],
+        }
+    }
+}
+
+/// Everything one pass depends on: the state directory's answer and `--frr-extra`'s text.
+pub struct Input {
+    want: Want,
+    extra: String,
+}
+
+/// What was applied last, and FRR's generation right after.
+struct Applied {
+    bgp: String,
+    extra: String,
+    config: String,
+    generation: Option<Vec<frr::Generation>>,
+    /// FRR's running BGP configuration was found equal to `config`: a delta can start from it.
+    verified: bool,
+}
+
+/// How a pass applied the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// One `vtysh -f` transaction of the delta.
+    Delta,
+    /// `frr-reload.py --reload` of the whole file.
+    Full,
 }
 
 pub struct Sidecar {
     opts: Options,
     me: NsId,
-    /// The configuration text last applied successfully, and FRR's generation at the time.
-    applied: Option<(String, Option<Vec<frr::Generation>>)>,
-}
-
-/// Replace every known password in `text` (frr-reload.py's output quotes configuration lines).
-fn mask_passwords(text: &str, passwords: &[String]) -> String {
-    let mut out = text.to_string();
-    for p in passwords {
-        if !p.is_empty() {
-            out = out.replace(p.as_str(), bgp::render::MASK);
-        }
-    }
-    out.lines().map(bgp::mask_line).collect::<Vec<_>>().join("\n")
+    applied: Option<Applied>,
 }
 
 impl Sidecar {
@@ -98,96 +130,184 @@ impl Sidecar {
         )
     }
 
+    /// The whole file: header, BGP configuration, `--frr-extra` verbatim.
+    fn config(&self, bgp: &str, extra: &str) -> String {
+        let mut s = self.header();
+        s.push_str(bgp);
+        if !extra.is_empty() {
+            s.push_str("!\n! --frr-extra\n");
+            s.push_str(extra);
+            if !extra.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        s
+    }
+
     /// What the state directory asks for now.
     pub fn want(&self) -> Result<Want> {
         let dir = &self.opts.state_dir;
-        let extra = self.extra()?;
-        let with_extra = |body: String| {
-            let mut s = self.header();
-            s.push_str(&body);
-            if !extra.is_empty() {
-                s.push_str("!\n! --frr-extra\n");
-                s.push_str(&extra);
-                if !extra.ends_with('\n') {
-                    s.push('\n');
-                }
-            }
-            s
-        };
-        let nothing = || Want::Nothing { config: with_extra(bgp::unconfigured()) };
         if !dir.join("netns").is_dir() {
-            return Ok(nothing());
+            return Ok(Want::Nothing);
         }
         let state = StateDir::open_read_only(dir)?;
         let Some(stem) = state.holder(Claim::Netns, &self.me.key())? else {
-            return Ok(nothing());
+            return Ok(Want::Nothing);
         };
         let Some(rec) = state.load_stem(&stem)? else {
             // A claim without its record: DEL is between the two steps, or ADD before the record; either way
             // there is nothing to configure.
-            return Ok(nothing());
+            return Ok(Want::Nothing);
         };
         if !rec.netns.same_ns(&self.me) {
-            return Ok(nothing());
+            return Ok(Want::Nothing);
         }
         if rec.phase != Phase::Complete {
             return Ok(Want::Pending { stem });
         }
-        let config = with_extra(
-            bgp::render_record(&rec, Secrets::Show)
-                .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?,
-        );
+        let bgp = bgp::render_record(&rec, Secrets::Show)
+            .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?;
         let passwords = rec.underlay.neighbors.iter().filter_map(|n| n.password.clone()).collect();
-        Ok(Want::Attachment { stem, config, passwords })
+        Ok(Want::Attachment { stem, bgp, passwords })
     }
 
-    /// One pass: apply what the state asks for if it differs from what was applied or FRR restarted since.
-    /// Returns whether it applied anything.
-    pub fn sync(&mut self, force: bool) -> Result<bool> {
-        let want = self.want()?;
-        let Some(config) = want.config() else {
-            return Ok(false);
-        };
-        let generation = self.opts.frr.generation();
-        let restarted = match &self.applied {
-            Some((_, g)) => g != &generation,
-            None => false,
-        };
-        let unchanged = self.applied.as_ref().is_some_and(|(t, _)| t == config);
-        if unchanged && !restarted && !force {
-            return Ok(false);
+    /// Everything a pass depends on, read now.
+    pub fn input(&self) -> Result<Input> {
+        Ok(Input { want: self.want()?, extra: self.extra()? })
+    }
+
+    /// A digest of what a pass would do with `input` (or of why there is no input), FRR's generation
+    /// included: the watch loop backs off only while this stays the same.
+    pub fn fingerprint(&self, input: &Result<Input>) -> u64 {
+        let mut h = DefaultHasher::new();
+        match input {
+            Ok(i) => match i.want.bgp() {
+                Some(b) => self.config(&b, &i.extra).hash(&mut h),
+                None => i.want.describe().hash(&mut h),
+            },
+            Err(e) => e.msg.hash(&mut h),
         }
-        let passwords: &[String] = match &want {
-            Want::Attachment { passwords, .. } => passwords,
-            _ => &[],
+        format!("{:?}", self.opts.frr.generation()).hash(&mut h);
+        h.finish()
+    }
+
+    /// One pass: apply what the state asks for if it differs from what was applied or FRR restarted since
+    /// (`force`: apply whole in any case). Returns how it applied, or None when nothing needed applying.
+    pub fn sync(&mut self, force: bool) -> Result<Option<Path>> {
+        let input = self.input()?;
+        self.sync_input(input, force)
+    }
+
+    /// [`Sidecar::sync`] with the input already read.
+    pub fn sync_input(&mut self, input: Input, force: bool) -> Result<Option<Path>> {
+        let Some(bgp) = input.want.bgp() else {
+            return Ok(None);
         };
-        let previous = self.applied.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
-        let changes = bgp::diff(previous, config);
-        self.opts.frr.write_config(config)?;
-        if let Err(e) = self.opts.frr.apply() {
-            // FRR may have applied part of it: compare against nothing next time, so it is applied whole.
-            self.applied = None;
-            return Err(Error::new(e.kind, mask_passwords(&e.msg, passwords)));
+        let config = self.config(&bgp, &input.extra);
+        let generation = self.opts.frr.generation();
+        let restarted = self.applied.as_ref().is_some_and(|a| a.generation != generation);
+        let unchanged = self.applied.as_ref().is_some_and(|a| a.config == config);
+        if unchanged && !restarted && !force {
+            return Ok(None);
+        }
+        let passwords = input.want.passwords().to_vec();
+        let mask = |e: Error| Error::new(e.kind, bgp::mask(&e.msg, &passwords));
+        let transaction = match &self.applied {
+            Some(a) if a.verified && !restarted && !force && !self.opts.full_reload && a.extra == input.extra => {
+                delta::plan(&a.bgp, &bgp)
+            }
+            _ => None,
+        };
+        let previous = self.applied.as_ref().map(|a| a.config.clone()).unwrap_or_default();
+        let changes = bgp::diff(&previous, &config);
+        let started = Instant::now();
+        // The file first: FRR reads it if it restarts while (or after) this applies.
+        self.opts.frr.write_config(&config)?;
+        // Until this apply is known to be complete, the next one starts from nothing (the full path).
+        self.applied = None;
+        let mut path = Path::Full;
+        let mut done = false;
+        let mut verified = true;
+        if let Some(t) = &transaction {
+            match self.opts.frr.apply_transaction(t).and_then(|()| self.check(&config)) {
+                Ok(()) => {
+                    path = Path::Delta;
+                    done = true;
+                }
+                Err(e) => log_warn!("{}; applying the whole file with frr-reload.py instead", mask(e).msg),
+            }
+        }
+        if !done {
+            let reloaded = self.opts.frr.reload();
+            // frr-reload.py's closing `vtysh write` (with a pathspace) replaced the file: put the sidecar's back.
+            let rewritten = self.opts.frr.write_config(&config);
+            reloaded.map_err(mask)?;
+            rewritten?;
+            if let Err(e) = self.check(&config) {
+                verified = self.after_reload(&config, e, &passwords).map_err(mask)?;
+            }
         }
         let why = if restarted {
             "FRR restarted; re-applied"
-        } else if self.applied.is_none() {
+        } else if previous.is_empty() {
             "applied"
         } else {
             "re-applied"
         };
         log_info!(
-            "{why} the configuration for {} to {} ({} changes){}",
-            want.describe(),
+            "{why} the configuration for {} to {} by {} in {} ms ({} changes){}",
+            input.want.describe(),
             self.opts.frr.config_path.display(),
+            match path {
+                Path::Delta => "one vtysh -f transaction",
+                Path::Full => "frr-reload.py",
+            },
+            started.elapsed().as_millis(),
             changes.len(),
             if changes.is_empty() { "" } else { ":" }
         );
         for c in &changes {
-            log_info!("  {c}");
+            log_info!("  {}", bgp::mask(c, &passwords));
         }
-        self.applied = Some((config.to_string(), self.opts.frr.generation()));
-        Ok(true)
+        let generation = self.opts.frr.generation();
+        self.applied = Some(Applied { bgp, extra: input.extra, config, generation, verified });
+        Ok(Some(path))
+    }
+
+    /// FRR's running BGP configuration (bgpd's) against `config`.
+    fn check(&self, config: &str) -> Result<()> {
+        let running = self.opts.frr.bgpd_running_config()?;
+        let diffs = delta::differences(config, &running);
+        if diffs.is_empty() {
+            return Ok(());
+        }
+        Err(Error::io(format!(
+            "FRR's running BGP configuration differs from the one meant ({} lines): {}",
+            diffs.len(),
+            diffs.join("; ")
+        )))
+    }
+
+    /// frr-reload.py returned but bgpd's configuration differs from `config` (`difference`): give bgpd the
+    /// lines it lacks in one transaction ([`delta::repair`]) and check again. Whether bgpd now holds exactly
+    /// `config`; when not (FRR's normalisation of a `--frr-extra` line, say), a warning, and the next change
+    /// goes through frr-reload.py again (not this one again: that would reload every second for nothing).
+    fn after_reload(&self, config: &str, difference: Error, passwords: &[String]) -> Result<bool> {
+        let running = self.opts.frr.bgpd_running_config()?;
+        if let Some(t) = delta::repair(config, &running) {
+            log_info!(
+                "after frr-reload.py: {}; giving bgpd the missing lines in one transaction",
+                bgp::mask(&difference.msg, passwords)
+            );
+            self.opts.frr.apply_transaction(&t)?;
+        }
+        match self.check(config) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                log_warn!("after frr-reload.py: {}", bgp::mask(&e.msg, passwords));
+                Ok(false)
+            }
+        }
     }
 
     /// `--once`: apply what the state asks for, or say why not.
@@ -196,7 +316,7 @@ impl Sidecar {
             Want::Pending { stem } => Err(Error::busy(format!(
                 "attachment {stem} holds this namespace but its ADD has not finished; run again after ADD returns"
             ))),
-            Want::Nothing { .. } => Err(Error::new(
+            Want::Nothing => Err(Error::new(
                 crate::error::Kind::NotReady,
                 format!(
                     "no attachment in state directory {} holds this network namespace ({}); run the sidecar \

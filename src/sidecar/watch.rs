@@ -1,23 +1,26 @@
-//! The sidecar's loop: inotify on the state directory for changes, a one-second tick for what inotify cannot
-//! see (FRR restarting, `--frr-extra` edits, a state directory that appears later), and a backoff for failed
-//! applies. Single-threaded, no async runtime.
+//! The sidecar's loop: inotify on the state directory and on `--frr-extra`'s directory for changes, a
+//! one-second tick for what inotify cannot see (FRR restarting, a directory that appears later), and a backoff
+//! for failed applies that holds only while the input stays the same. Single-threaded, no async runtime.
+//!
+//! There is no settle time: every wake reads the state, and a record still in progress is left alone
+//! ([`super::Want::Pending`]); ADD's last step, the record turning complete (a rename into `attachments/`),
+//! wakes the loop, which applies at once.
 
 use std::collections::HashMap;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use super::metrics::Health;
 use super::Sidecar;
 use crate::error::{Error, Result};
 use crate::{log_debug, log_info, log_warn};
 
 const TICK: Duration = Duration::from_secs(1);
-/// Changes come in bursts (a record, then its claims): gather them before rendering.
-const SETTLE: Duration = Duration::from_millis(20);
 const FIRST_RETRY: Duration = Duration::from_millis(250);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
@@ -28,14 +31,22 @@ struct Watches {
 }
 
 impl Watches {
-    fn new(state_dir: &std::path::Path) -> Result<Watches> {
+    /// The state directory and its two subdirectories, and the directories holding `inputs` (`--frr-extra`):
+    /// a directory, not the file, so that an editor's rename or a Kubernetes volume's symlink swap is seen.
+    fn new(state_dir: &Path, inputs: &[&Path]) -> Result<Watches> {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .map_err(|e| Error::io(format!("cannot create an inotify instance: {e}")))?;
-        Ok(Watches {
-            inotify,
-            dirs: vec![state_dir.to_path_buf(), state_dir.join("attachments"), state_dir.join("netns")],
-            active: HashMap::new(),
-        })
+        let mut dirs = vec![state_dir.to_path_buf(), state_dir.join("attachments"), state_dir.join("netns")];
+        for p in inputs {
+            let dir = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        Ok(Watches { inotify, dirs, active: HashMap::new() })
     }
 
     /// Watch every directory that exists and is not watched yet (they may appear after the sidecar starts).
@@ -62,8 +73,8 @@ impl Watches {
         }
     }
 
-    /// Wait up to `timeout` for a change; true if there was one.
-    fn wait(&mut self, timeout: Duration) -> bool {
+    /// Wait up to `timeout` for a change, and consume the events.
+    fn wait(&mut self, timeout: Duration) {
         let ready = {
             let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
             // ppoll: SIGTERM is let through only while waiting (super::drain).
@@ -78,9 +89,8 @@ impl Watches {
             }
         };
         if !ready {
-            return false;
+            return;
         }
-        std::thread::sleep(SETTLE);
         loop {
             match self.inotify.read_events() {
                 Ok(events) if !events.is_empty() => {
@@ -102,22 +112,27 @@ impl Watches {
                 _ => break,
             }
         }
-        true
     }
 }
 
-/// Keep FRR equal to the state directory until killed.
-pub fn watch(sc: &mut Sidecar) -> Result<()> {
-    let mut watches = Watches::new(&sc.options().state_dir)?;
+/// The input that failed to apply, and when to try it again.
+struct Failure {
+    fingerprint: u64,
+    at: Instant,
+    step: Duration,
+}
+
+/// Keep FRR equal to the state directory until killed; every pass is recorded in `health` (metrics, readiness).
+pub fn watch(sc: &mut Sidecar, health: &Health) -> Result<()> {
+    let inputs: Vec<&Path> = sc.options().extra.iter().map(PathBuf::as_path).collect();
+    let mut watches = Watches::new(&sc.options().state_dir, &inputs)?;
     log_info!(
         "watching state directory {} for the attachment of network namespace {} (FRR configuration {})",
         sc.options().state_dir.display(),
         sc.namespace().key(),
         sc.options().frr.config_path.display()
     );
-    // After a failure: when to try again, and the step after that.
-    let mut retry: Option<(Instant, Duration)> = None;
-    let mut changed = true;
+    let mut failure: Option<Failure> = None;
     let mut drainer = super::drain::Drainer::new()?;
     loop {
         watches.ensure();
@@ -125,30 +140,35 @@ pub fn watch(sc: &mut Sidecar) -> Result<()> {
         if drainer.terminating() {
             return drainer.terminate(sc);
         }
-        let due = retry.is_some_and(|(at, _)| Instant::now() >= at);
-        if changed || due || retry.is_none() {
-            match sc.sync(due) {
+        let input = sc.input();
+        let fingerprint = sc.fingerprint(&input);
+        // A new input (state directory, --frr-extra, FRR restarted) is tried at once; the same input that
+        // failed waits for its backoff.
+        let same = failure.as_ref().is_some_and(|f| f.fingerprint == fingerprint);
+        if !same || failure.as_ref().is_some_and(|f| Instant::now() >= f.at) {
+            let began = Instant::now();
+            let outcome = input.and_then(|i| sc.sync_input(i, false));
+            health.record_sync(&outcome, began.elapsed());
+            match outcome {
                 Ok(_) => {
-                    if retry.is_some() {
+                    if failure.take().is_some() {
                         log_info!("FRR configuration applied after earlier failures");
                     }
-                    retry = None;
                 }
                 Err(e) => {
-                    let step = match retry {
-                        Some((_, step)) if due || changed => (step * 2).min(MAX_RETRY),
-                        Some((_, step)) => step,
-                        None => FIRST_RETRY,
+                    let step = match &failure {
+                        Some(f) if same => (f.step * 2).min(MAX_RETRY),
+                        _ => FIRST_RETRY,
                     };
-                    log_warn!("{}; retrying in {} ms", e.msg, step.as_millis());
-                    retry = Some((Instant::now() + step, step));
+                    log_warn!("{}; retrying in {} ms, or at once when the input changes", e.msg, step.as_millis());
+                    failure = Some(Failure { fingerprint, at: Instant::now() + step, step });
                 }
             }
         }
-        let timeout = match retry {
-            Some((at, _)) => at.saturating_duration_since(Instant::now()).min(TICK),
+        let timeout = match &failure {
+            Some(f) => f.at.saturating_duration_since(Instant::now()).min(TICK),
             None => TICK,
         };
-        changed = watches.wait(timeout);
+        watches.wait(timeout);
     }
 }

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::addressing::VethAddresses;
 use crate::config::{HostSession, Underlay};
-use crate::netlink::Route;
+use crate::datapath::Sysctl;
+use crate::netlink::{Address, Neighbour, Route};
 use crate::netns::NsId;
 
 /// Bumped on any incompatible change of the record's shape.
@@ -62,7 +63,8 @@ pub enum Phase {
     Removing,
 }
 
-/// A NIC's state before ADD moved it, restored by DEL.
+/// A NIC's state before ADD moved it, restored by DEL. The fields after `routes` were added later (the
+/// datapath's restore issue): records written before them load with their defaults and restore as before.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NicState {
@@ -70,8 +72,28 @@ pub struct NicState {
     pub mac: String,
     pub mtu: u32,
     pub up: bool,
+    /// The addresses as CIDRs (local address and prefix), for the result and CHECK.
     pub addresses: Vec<IpNet>,
     pub routes: Vec<Route>,
+    /// The same addresses with everything `ip addr add` sets: peer, label, flags, lifetimes. Empty in older
+    /// records, where `addresses` is all there is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub address_details: Vec<Address>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub neighbours: Vec<Neighbour>,
+    /// The device's sysctls that differed from the host namespace's defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sysctls: Vec<Sysctl>,
+    /// IFLA_PERM_ADDRESS, when the device has one: a MAC change does not alter it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perm_mac: Option<String>,
+    /// IFLA_INFO_KIND (veth, macvlan, ...); None for a physical NIC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The ifindex the NIC got in the router namespace, recorded after the move: a rename or MAC change there
+    /// does not alter it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_index: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

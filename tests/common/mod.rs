@@ -338,3 +338,106 @@ pub fn snapshot(ns: &str) -> String {
     }
     lines.into_iter().collect::<Vec<_>>().join("\n")
 }
+
+/// Wait (up to 5 s) until no address of a namespace is tentative on a link whose carrier is up: duplicate
+/// address detection of restored IPv6 addresses takes about a second, and a snapshot must not catch it midway.
+pub fn settle(ns: &Ns) {
+    for _ in 0..50 {
+        let v: Value = serde_json::from_str(&ns.ip("-j addr show")).unwrap();
+        let busy = v.as_array().unwrap().iter().any(|l| {
+            l["operstate"] == "UP"
+                && l["addr_info"].as_array().into_iter().flatten().any(|a| a["tentative"] == Value::Bool(true))
+        });
+        if !busy {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("addresses in {} stay tentative: {}", ns.name, ns.ip("addr show"));
+}
+
+/// Everything a user of the namespace would miss, one sorted line per item: links with MTU, MAC, flags,
+/// group, kind, master, promiscuity and alias; every address with prefix, peer, label, scope, flags and whether
+/// it expires; every route of every table, both families, as `ip -d -j` shows it (gateway, via, flags,
+/// metrics, protocol, scope, source, type, preference, next hops); permanent neighbours; and every link's
+/// sysctls under net/ipv4/conf/<link>/ and net/ipv6/conf/<link>/. Output it does not understand panics.
+pub fn full_snapshot(ns: &Ns) -> String {
+    settle(ns);
+    let n = &ns.name;
+    let mut lines = BTreeSet::new();
+    let links: Value = serde_json::from_str(&ns.ip("-j -d link show")).unwrap();
+    let mut names = Vec::new();
+    for l in links.as_array().expect("ip -j link show gives an array") {
+        let name = l["ifname"].as_str().expect("a link has a name").to_string();
+        let flags: Vec<&str> = l["flags"]
+            .as_array()
+            .expect("a link has flags")
+            .iter()
+            .filter_map(|x| x.as_str())
+            .filter(|x| !matches!(*x, "LOWER_UP" | "NO-CARRIER" | "M-DOWN"))
+            .collect();
+        lines.insert(format!(
+            "link {name} mtu={} mac={} flags={} group={} kind={} master={} promiscuity={} alias={}",
+            l["mtu"],
+            l["address"].as_str().unwrap_or(""),
+            flags.join(","),
+            l["group"].as_str().unwrap_or(""),
+            l["linkinfo"]["info_kind"].as_str().unwrap_or(""),
+            l["master"].as_str().unwrap_or(""),
+            l["promiscuity"],
+            l["ifalias"].as_str().unwrap_or("")
+        ));
+        names.push(name);
+    }
+    let addrs: Value = serde_json::from_str(&ns.ip("-j addr show")).unwrap();
+    for l in addrs.as_array().unwrap() {
+        for a in l["addr_info"].as_array().into_iter().flatten() {
+            let mut a = a.as_object().expect("an address is an object").clone();
+            let valid = a.remove("valid_life_time").expect("an address has lifetimes");
+            let preferred = a.remove("preferred_life_time").expect("an address has lifetimes");
+            let forever = json!(4294967295u64);
+            a.insert("expires".into(), json!(valid != forever));
+            a.insert("deprecates".into(), json!(preferred != forever));
+            lines.insert(format!("addr {} {}", l["ifname"].as_str().unwrap(), Value::Object(a)));
+        }
+    }
+    for fam in ["-4", "-6"] {
+        let routes: Value = serde_json::from_str(&ns.ip(&format!("-d -j {fam} route show table all"))).unwrap();
+        for r in routes.as_array().expect("routes are an array") {
+            // The seconds left of an expiring route change as the test runs; whether it expires does not.
+            let mut r = r.as_object().expect("a route is an object").clone();
+            if let Some(e) = r.get_mut("expires") {
+                *e = json!(true);
+            }
+            lines.insert(format!("route {fam} {}", Value::Object(r)));
+        }
+    }
+    let neigh: Value = serde_json::from_str(&ns.ip("-j neigh show nud permanent")).unwrap();
+    for e in neigh.as_array().expect("neighbours are an array") {
+        lines.insert(format!("neigh {e}"));
+    }
+    let dirs: Vec<String> = names
+        .iter()
+        .flat_map(|d| [format!("/proc/sys/net/ipv4/conf/{d}"), format!("/proc/sys/net/ipv6/conf/{d}")])
+        .collect();
+    let out = ns.exec(&format!("grep -rs . {} || true", dirs.join(" ")));
+    for l in out.lines() {
+        let (path, value) = l.split_once(':').unwrap_or_else(|| panic!("unexpected grep output {l:?}"));
+        lines.insert(format!("sysctl {} = {value}", path.trim_start_matches("/proc/sys/net/")));
+    }
+    lines.into_iter().map(|l| format!("{n} {l}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Lines only in `a`, and lines only in `b`, for readable failure messages.
+pub fn diff(a: &str, b: &str) -> String {
+    let a: BTreeSet<&str> = a.lines().collect();
+    let b: BTreeSet<&str> = b.lines().collect();
+    let mut out = String::new();
+    for l in a.difference(&b) {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in b.difference(&a) {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    out
+}

@@ -1,0 +1,370 @@
+//! The schema: what a configuration may say, as serde reads it (one struct per object, each spelling an
+//! `alias`), what becomes of the upstream fields this project does not use (`Fate` tables), and the rules
+//! between fields that types cannot say. Values arrive validated (`values.rs`).
+
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::values::*;
+use super::*;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct SettingsWire {
+    state_dir: Option<AbsPath>,
+    log_file: Option<AbsPath>,
+    log_level: Option<LogLevel>,
+    /// How long DEL waits for a sidecar to close the BGP sessions (docs/draining.md); 0 turns the drain off.
+    drain_timeout_seconds: Option<Bounded<0, 3600>>,
+}
+
+pub(super) fn settings(v: &Value) -> Result<Settings> {
+    let w: SettingsWire = lenient(v, "")?;
+    Ok(Settings {
+        state_dir: w.state_dir.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |p| p.0),
+        log_file: w.log_file.map(|p| p.0),
+        log_level: w.log_level.map(|l| l.0),
+        drain_timeout: std::time::Duration::from_secs(
+            w.drain_timeout_seconds.map_or(super::DEFAULT_DRAIN_TIMEOUT_SECONDS, |s| s.0),
+        ),
+    })
+}
+
+/// The passthrough's part of the plugin configuration.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct Netconf {
+    /// An Underlay's spec, or the whole resource (see [`resource`]); likewise the L3Passthrough.
+    underlay: Option<Value>,
+    #[serde(alias = "l3Passthrough")]
+    l3passthrough: Option<Value>,
+    node_index: Option<u32>,
+    node_index_from: Option<NodeIndexFromWire>,
+    host_netns: Option<AbsPath>,
+    mtu: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct NodeIndexFromWire {
+    interface: IfName,
+    cidr: Cidr,
+}
+
+/// A Kubernetes resource pasted whole: only its `spec` matters, and its `kind`, if given, must be right.
+#[derive(Deserialize)]
+struct Resource {
+    kind: Option<Text>,
+    spec: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct UnderlayWire {
+    asn: Option<Asn>,
+    nics: Option<Vec<Device>>,
+    interfaces: Option<Vec<InterfaceWire>>,
+    neighbors: Option<Vec<NeighborWire>>,
+    #[serde(rename = "routerIDCIDR", alias = "routerIdCidr", alias = "routeridcidr")]
+    router_id_cidr: Option<RouterIdCidr>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct InterfaceWire {
+    #[serde(rename = "type")]
+    kind: InterfaceType,
+    network_device: Option<NetworkDeviceWire>,
+}
+
+#[derive(Deserialize, PartialEq)]
+enum InterfaceType {
+    NetworkDevice,
+    #[serde(rename = "CNIDevice")]
+    CniDevice,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct NetworkDeviceWire {
+    interface_name: Device,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct NeighborWire {
+    address: Option<NeighborAddress>,
+    asn: Option<Asn>,
+    #[serde(rename = "type")]
+    peer_type: Option<PeerType>,
+    port: Option<Bounded<1, 65535>>,
+    password: Option<Password>,
+    #[serde(alias = "holdTime")]
+    hold_time_seconds: Option<Seconds>,
+    #[serde(alias = "keepaliveTime")]
+    keepalive_time_seconds: Option<Seconds>,
+    #[serde(alias = "connectTime")]
+    connect_time_seconds: Option<Bounded<1, 65535>>,
+    /// The older boolean, which `properties` replaced upstream.
+    ebgp_multi_hop: Option<bool>,
+    properties: Option<Vec<PropertyWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct PropertyWire {
+    #[serde(rename = "type")]
+    _kind: PropertyType,
+    ebgp_multi_hop: Option<MultiHopWire>,
+}
+
+#[derive(Deserialize)]
+enum PropertyType {
+    #[serde(rename = "ebgpMultiHop")]
+    EbgpMultiHop,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct MultiHopWire {
+    ttl: Option<Bounded<1, 255>>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct L3PassthroughWire {
+    #[serde(alias = "hostSession")]
+    hostsession: Option<HostSessionWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct HostSessionWire {
+    asn: Option<Asn>,
+    #[serde(alias = "hostASN", alias = "hostAsn")]
+    hostasn: Option<Asn>,
+    #[serde(rename = "hostType", alias = "hosttype")]
+    host_type: Option<PeerType>,
+    #[serde(alias = "localCIDR", alias = "localCidr")]
+    localcidr: Option<LocalCidrWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct LocalCidrWire {
+    #[serde(alias = "IPv4")]
+    ipv4: Option<LocalCidr4>,
+    #[serde(alias = "IPv6")]
+    ipv6: Option<LocalCidr6>,
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The upstream fields this project does not use, by object (`[]` stands for any index): refused saying why, or
+// accepted and ignored saying why. Every other unknown field is logged at debug level.
+
+const NOT_YET: Fate = Fate::Refused(
+    "is not implemented in openpe-passthrough yet; remove it (refused rather than ignored, so that the router \
+     never does less than its configuration says)",
+);
+const EVPN: Fate = Fate::Refused("is an EVPN/SRv6 setting; passthrough mode has no VTEP and no tunnel to use it for");
+const NODE_SELECTOR: Fate = Fate::Ignored(
+    "a plugin configuration applies wherever it is installed; in Kubernetes, one NetworkAttachmentDefinition per \
+     node pool does the selector's job",
+);
+const K8S: Fate = Fate::Theirs;
+
+const RESOURCE: &[(&str, Fate)] = &[("apiVersion", K8S), ("metadata", K8S), ("status", K8S)];
+const UNDERLAY: &[(&str, Fate)] = &[
+    ("nodeSelector", NODE_SELECTOR),
+    ("evpn", EVPN),
+    ("tunnelEndpoint", EVPN),
+    ("isis", EVPN),
+    ("srv6", EVPN),
+    ("gracefulRestart", NOT_YET),
+    ("routeReflector", NOT_YET),
+    (
+        "interfaces[].cniDevice",
+        Fate::Refused("the CNIDevice interface type is not implemented in openpe-passthrough yet"),
+    ),
+    ("neighbors[].interface", NOT_YET),
+    ("neighbors[].listenRange", NOT_YET),
+    ("neighbors[].bfd", NOT_YET),
+    ("neighbors[].addressFamilies", NOT_YET),
+    ("neighbors[].passwordSecret", NOT_YET),
+];
+const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
+
+/// What ebgp-multihop without a TTL means: FRR's maximum, written out so that the rendered text equals what FRR
+/// shows in its running configuration.
+pub(super) const MAX_TTL: u8 = 255;
+
+fn fail<T>(msg: String) -> Result<T> {
+    Err(Error::config(msg))
+}
+
+fn required<T>(v: Option<T>, path: &str, name: &str) -> Result<T> {
+    v.ok_or_else(|| Error::config(format!("{}: is required", join(path, name))))
+}
+
+/// `asn` (a number) or `type` (External/Internal): exactly one of the two.
+fn remote_as(asn: Option<Asn>, kind: Option<PeerType>, p: &str, [a, t]: [&str; 2]) -> Result<RemoteAs> {
+    match (asn, kind) {
+        (Some(n), None) => Ok(RemoteAs::Asn(n.u32())),
+        (None, Some(k)) => Ok(k.0),
+        (Some(_), Some(_)) => fail(format!("{p}.{a} and {p}.{t}: give exactly one of the two")),
+        (None, None) => fail(format!("{p}: one of {p}.{a} or {p}.{t} is required")),
+    }
+}
+
+/// A resource's spec, pasted bare or as the whole resource; returns the path of the spec too.
+fn resource<T: DeserializeOwned>(v: &Value, path: &str, kind: &str, fates: &[(&str, Fate)]) -> Result<(T, String)> {
+    if v.get("spec").is_none() {
+        return Ok((strict(v, path, fates)?, path.to_string()));
+    }
+    let r: Resource = strict(v, path, RESOURCE)?;
+    if let Some(Text(k)) = r.kind.filter(|k| k.0 != kind) {
+        return fail(format!("{path}.kind: must be {kind:?}, got {k:?}"));
+    }
+    let path = format!("{path}.spec");
+    Ok((strict(&r.spec, &path, fates)?, path))
+}
+
+pub(super) fn passthrough(v: &Value) -> Result<Passthrough> {
+    let n: Netconf = strict(v, "", NOT_OURS)?;
+    let host_session = host_session(&required(n.l3passthrough, "", "l3passthrough")?)?;
+    let underlay = underlay(&required(n.underlay, "", "underlay")?, &host_session)?;
+    let min_mtu = if host_session.ipv6.is_some() { 1280 } else { 68 };
+    if let Some(m) = n.mtu.filter(|m| !(min_mtu..=65535).contains(m)) {
+        return fail(format!("mtu: must be a whole number from {min_mtu} to 65535 (IPv6 needs 1280), got {m}"));
+    }
+    Ok(Passthrough {
+        underlay,
+        host_session,
+        node_index: n.node_index,
+        node_index_from: n.node_index_from.map(|f| NodeIndexFrom { interface: f.interface.0, cidr: f.cidr.0 }),
+        host_netns: n.host_netns.map(|p| p.0),
+        mtu: n.mtu,
+    })
+}
+
+fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
+    let (u, path): (UnderlayWire, String) = resource(v, "underlay", "Underlay", UNDERLAY)?;
+    let p = path.as_str();
+    let nics_from = if u.interfaces.is_some() { DeviceList::Interfaces } else { DeviceList::Nics };
+    let nics = devices(u.nics, u.interfaces, p)?;
+    let list = required(u.neighbors, p, "neighbors")?;
+    if list.is_empty() {
+        return fail(format!("{p}.neighbors: needs at least one BGP neighbor"));
+    }
+    let mut neighbors: Vec<Neighbor> = Vec::new();
+    for (i, n) in list.into_iter().enumerate() {
+        let n = neighbor(n, &format!("{p}.neighbors[{i}]"), hs)?;
+        if neighbors.iter().any(|m| m.address == n.address) {
+            return fail(format!("{p}.neighbors[{i}].address: {} is listed twice", n.address));
+        }
+        neighbors.push(n);
+    }
+    let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
+    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, nics_from, neighbors, router_id_cidr })
+}
+
+/// The devices moved into the router: `nics` (names) or `interfaces` (upstream's typed list), not both.
+fn devices(nics: Option<Vec<Device>>, interfaces: Option<Vec<InterfaceWire>>, p: &str) -> Result<Vec<String>> {
+    let named: Vec<(String, String)> = match (nics, interfaces) {
+        (Some(_), Some(_)) => return fail(format!("{p}.nics and {p}.interfaces: give one of the two, not both")),
+        (None, None) => return fail(format!("{p}.nics: is required (or {p}.interfaces)")),
+        (Some(list), None) => list.into_iter().enumerate().map(|(i, d)| (format!("{p}.nics[{i}]"), d.0)).collect(),
+        (None, Some(list)) => (list.into_iter().enumerate())
+            .map(|(i, d)| {
+                let at = format!("{p}.interfaces[{i}]");
+                if d.kind == InterfaceType::CniDevice {
+                    return fail(format!("{at}.type: CNIDevice is not implemented in openpe-passthrough yet"));
+                }
+                let dev = required(d.network_device, &at, "networkDevice")?;
+                Ok((format!("{at}.networkDevice.interfaceName"), dev.interface_name.0))
+            })
+            .collect::<Result<_>>()?,
+    };
+    let mut out: Vec<String> = Vec::new();
+    for (path, name) in named {
+        if out.contains(&name) {
+            return fail(format!("{path}: {name:?} is listed twice"));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
+    let address = required(n.address, p, "address")?.0;
+    // The router's own pt-ns address cannot be its peer, and a peer inside a localcidr would be routed to the veth.
+    if crate::addressing::veth_addresses(hs, 0)?.router.iter().any(|r| r.addr() == address) {
+        return fail(format!("{p}.address: {address} is the router's own pt-ns address"));
+    }
+    let cidrs = [hs.ipv4.map(|n| ("ipv4", IpNet::V4(n))), hs.ipv6.map(|n| ("ipv6", IpNet::V6(n)))];
+    if let Some((family, net)) = cidrs.iter().flatten().find(|(_, net)| net.contains(&address)) {
+        return fail(format!(
+            "{p}.address: {address} lies inside l3passthrough.hostsession.localcidr.{family} ({net}), whose \
+             addresses belong to the veth pair"
+        ));
+    }
+    let remote_as = remote_as(n.asn, n.peer_type, p, ["asn", "type"])?;
+    let (hold, keepalive) = match (n.hold_time_seconds, n.keepalive_time_seconds) {
+        (None, None) => (None, None),
+        (Some(h), _) if h.0 != 0 && h.0 < 3 => {
+            return fail(format!("{p}.holdTimeSeconds: must be 0 or at least 3 seconds, got {}", h.0))
+        }
+        (Some(h), Some(k)) if k.0 > h.0 => {
+            return fail(format!(
+                "{p}.keepaliveTimeSeconds: must not exceed {p}.holdTimeSeconds ({}), got {}",
+                h.0, k.0
+            ))
+        }
+        (Some(h), Some(k)) => (Some(h.u16()), Some(k.u16())),
+        (h, _) => {
+            let given = if h.is_some() { "holdTimeSeconds" } else { "keepaliveTimeSeconds" };
+            return fail(format!("{p}.{given}: holdTimeSeconds and keepaliveTimeSeconds must be set together"));
+        }
+    };
+    let ebgp_multi_hop = match (n.ebgp_multi_hop, n.properties.as_deref()) {
+        (Some(_), Some(_)) => {
+            return fail(format!(
+                "{p}.ebgpMultiHop and {p}.properties: give one of the two (the boolean is the older spelling of the \
+                 ebgpMultiHop property)"
+            ))
+        }
+        (Some(on), None) => on.then_some(MAX_TTL),
+        (None, Some([one])) => Some(one.ebgp_multi_hop.as_ref().and_then(|m| m.ttl).map_or(MAX_TTL, |t| t.0 as u8)),
+        (None, Some([_, _, ..])) => return fail(format!("{p}.properties: at most one property (ebgpMultiHop)")),
+        (None, Some([]) | None) => None,
+    };
+    Ok(Neighbor {
+        address,
+        remote_as,
+        port: n.port.map(Bounded::u16),
+        password: n.password.map(|s| s.0),
+        hold_time_seconds: hold,
+        keepalive_time_seconds: keepalive,
+        connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),
+        ebgp_multi_hop,
+    })
+}
+
+fn host_session(v: &Value) -> Result<HostSession> {
+    let (l3, path): (L3PassthroughWire, String) = resource(v, "l3passthrough", "L3Passthrough", L3PASSTHROUGH)?;
+    let p = format!("{path}.hostsession");
+    let hs = required(l3.hostsession, &path, "hostsession")?;
+    let lc = required(hs.localcidr, &p, "localcidr")?;
+    if lc.ipv4.is_none() && lc.ipv6.is_none() {
+        return fail(format!("{p}.localcidr: give at least one of ipv4 and ipv6"));
+    }
+    Ok(HostSession {
+        asn: required(hs.asn, &p, "asn")?.u32(),
+        host_as: remote_as(hs.hostasn, hs.host_type, &p, ["hostasn", "hostType"])?,
+        ipv4: lc.ipv4.map(|c| c.0),
+        ipv6: lc.ipv6.map(|c| c.0),
+    })
+}

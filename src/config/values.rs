@@ -1,0 +1,220 @@
+//! Validated values. Each newtype's rule lives in its `TryFrom`, which serde calls (`try_from`), so a bad value
+//! is refused while parsing, under the path of the field that held it. docs/configuration.md says why each rule
+//! is what it is.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::Deserialize;
+
+use super::{RemoteAs, HOST_IFNAME, ROUTER_IFNAME};
+use crate::log::Level;
+
+/// `Name(Inner)`, read from `Source` and kept when `rule` (a closure from the source to `Result<Inner, String>`)
+/// accepts it.
+macro_rules! validated {
+    ($(#[$doc:meta])* $name:ident($inner:ty) from $src:ty = $src_name:literal, $rule:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(try_from = $src_name)]
+        pub(crate) struct $name(pub $inner);
+
+        impl TryFrom<$src> for $name {
+            type Error = String;
+            fn try_from(v: $src) -> Result<Self, String> {
+                let rule: fn($src) -> Result<$inner, String> = $rule;
+                rule(v).map($name)
+            }
+        }
+    };
+}
+
+/// A whole number from `MIN` to `MAX`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "u64")]
+pub(crate) struct Bounded<const MIN: u64, const MAX: u64>(pub u64);
+
+impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Bounded<MIN, MAX> {
+    type Error = String;
+    fn try_from(n: u64) -> Result<Self, String> {
+        match (MIN..=MAX).contains(&n) {
+            true => Ok(Bounded(n)),
+            false => Err(format!("must be a whole number from {MIN} to {MAX}, got {n}")),
+        }
+    }
+}
+
+impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
+    // Every use has a MAX that fits the type it asks for.
+    pub fn u32(self) -> u32 {
+        self.0 as u32
+    }
+    pub fn u16(self) -> u16 {
+        self.0 as u16
+    }
+}
+
+pub const ASN_MAX: u64 = 4_294_967_295;
+/// An AS number; 0 is reserved (RFC 7607).
+pub(crate) type Asn = Bounded<1, ASN_MAX>;
+pub(crate) type Seconds = Bounded<0, 65535>;
+
+validated!(
+    /// A string without control characters: every string may end up in a log line, a path or FRR's
+    /// configuration, where a newline would start a line of its own.
+    Text(String) from String = "String",
+    |s| match s.chars().any(char::is_control) {
+        true => Err("must not contain control characters such as newlines".into()),
+        false => Ok(s),
+    }
+);
+
+/// Linux interface names as upstream validates them: 1..15 characters, `^[a-zA-Z][a-zA-Z0-9._-]*$`.
+pub fn valid_ifname(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 15
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+validated!(IfName(String) from String = "String", |s| match valid_ifname(&s) {
+    true => Ok(s),
+    false => Err(format!(
+        "{s:?} is not a valid interface name (1 to 15 characters, a letter then letters, digits, '.', '_' or '-')"
+    )),
+});
+
+validated!(
+    /// An underlay device: an interface name that is not one of the plugin's own veth ends.
+    Device(String) from IfName = "IfName",
+    |IfName(s)| match s == ROUTER_IFNAME || s == HOST_IFNAME {
+        true => Err(format!("{s:?} is the name of the plugin's own veth")),
+        false => Ok(s),
+    }
+);
+
+validated!(
+    /// A TCP-MD5 password: 1 to 80 printable ASCII characters, no spaces (TCP_MD5SIG_MAXKEYLEN is 80; FRR reads
+    /// the password as one word).
+    Password(String) from String = "String",
+    |s| match !s.is_empty() && s.len() <= 80 && s.chars().all(|c| c.is_ascii_graphic()) {
+        true => Ok(s),
+        false => Err("must be 1 to 80 printable ASCII characters without spaces (the kernel's TCP-MD5 key \
+                      limit; FRR reads it as one word)"
+            .into()),
+    }
+);
+
+validated!(
+    /// An absolute path without `..` components.
+    AbsPath(PathBuf) from Text = "Text",
+    |Text(s)| match s.starts_with('/') && !s.split('/').any(|c| c == "..") && s.len() <= 4096 {
+        true => Ok(PathBuf::from(s)),
+        false => Err(format!("{s:?} must be an absolute path without '..' components")),
+    }
+);
+
+validated!(LogLevel(Level) from Text = "Text", |Text(s)| Level::parse(&s)
+    .ok_or_else(|| format!("must be one of error, warn, info, debug, got {s:?}")));
+
+validated!(
+    /// `External` or `Internal` (any case), as FRR's `remote-as external|internal`.
+    PeerType(RemoteAs) from Text = "Text",
+    |Text(s)| match s.to_ascii_lowercase().as_str() {
+        "external" => Ok(RemoteAs::External),
+        "internal" => Ok(RemoteAs::Internal),
+        _ => Err(format!("{s:?} must be External or Internal")),
+    }
+);
+
+/// An IP address in its usual form; IPv4 with leading zeros (`010`, octal to some parsers) is refused, as Go and
+/// upstream refuse it.
+fn ip(s: &str) -> Result<IpAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an IP address (IPv4 without leading zeros, or IPv6)"))
+}
+
+validated!(
+    /// A CIDR, read strictly (`ipnet` would read `010` as 10); host bits are masked off, as upstream does.
+    Cidr(IpNet) from String = "String",
+    |s| {
+        let bad = || format!("{s:?} is not a CIDR (like 192.169.10.0/24 or 2001:db8:10::/64)");
+        let (addr, len) = s.split_once('/').ok_or_else(bad)?;
+        let digits = !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) && (len == "0" || !len.starts_with('0'));
+        let len = len.parse::<u8>().ok().filter(|_| digits).ok_or_else(bad)?;
+        let net = IpNet::new(ip(addr).map_err(|e| format!("{e}: {}", bad()))?, len).map_err(|_| bad())?;
+        if net.trunc() != net {
+            crate::log_debug!("{s} has host bits set; using its network {}", net.trunc());
+        }
+        Ok(net.trunc())
+    }
+);
+
+/// Ranges that can carry neither a BGP session nor the veth pair's addresses.
+const SPECIAL: [(&str, &str); 9] = [
+    ("0.0.0.0/8", "unspecified"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"),
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+];
+
+/// The special range `net` overlaps, if any.
+fn special(net: IpNet) -> Option<(IpNet, &'static str)> {
+    SPECIAL
+        .iter()
+        .map(|(n, what)| (n.parse::<IpNet>().expect("constant"), *what))
+        .find(|(n, _)| n.contains(&net.network()) || net.contains(&n.network()))
+}
+
+validated!(
+    /// A BGP neighbor's address: unicast, and routable without naming an interface (IPv4 link-local is, on
+    /// its link; IPv6 link-local is what `interface` is for).
+    NeighborAddress(IpAddr) from String = "String",
+    |s| match ip(&s)? {
+        a if a == IpAddr::V4(Ipv4Addr::BROADCAST) => Err(format!("{a} is the broadcast address, not a BGP neighbor")),
+        a => match special(IpNet::from(a)) {
+            Some((_, "link-local")) if a.is_ipv4() => Ok(a),
+            Some((_, "link-local")) => Err(format!(
+                "{a} is an IPv6 link-local address, which needs an interface (BGP unnumbered over `interface`, \
+                 not implemented yet)"
+            )),
+            Some((_, what)) => Err(format!("{a} is a {what} address, not a BGP neighbor")),
+            None => Ok(a),
+        },
+    }
+);
+
+/// A localcidr: outside the special ranges, and with room for the veth pair and a node (`max_prefix`).
+fn local(net: IpNet, max_prefix: u8) -> Result<(), String> {
+    if let Some((range, what)) = special(net) {
+        return Err(format!("{net} overlaps the {what} range {range}, which cannot address the veth pair"));
+    }
+    match net.prefix_len() > max_prefix {
+        true => Err(format!("/{} leaves no room for the veth pair; use /{max_prefix} or larger", net.prefix_len())),
+        false => Ok(()),
+    }
+}
+
+validated!(LocalCidr4(Ipv4Net) from Cidr = "Cidr", |Cidr(net)| match net {
+    IpNet::V4(n) => local(net, 30).map(|()| n),
+    IpNet::V6(_) => Err("is an IPv6 CIDR; ipv4 needs an IPv4 one".into()),
+});
+
+validated!(LocalCidr6(Ipv6Net) from Cidr = "Cidr", |Cidr(net)| match net {
+    IpNet::V6(n) => local(net, 126).map(|()| n),
+    IpNet::V4(_) => Err("is an IPv4 CIDR; ipv6 needs an IPv6 one".into()),
+});
+
+validated!(
+    /// The router id CIDR: IPv4, since BGP router ids are.
+    RouterIdCidr(Ipv4Net) from Cidr = "Cidr",
+    |Cidr(net)| match net {
+        IpNet::V4(n) => Ok(n),
+        IpNet::V6(_) => Err("must be an IPv4 CIDR (router ids are IPv4)".into()),
+    }
+);

@@ -1,0 +1,145 @@
+//! The configuration layer through its public API: the specification's form and upstream's, errors that name
+//! their field, duplicate keys, and upstream's interfaces and properties. (Property tests of the same code are in
+//! tests/properties.rs, the refusals end to end in tests/hostile.rs.)
+
+use openpe::config::{parse_json, Passthrough, RemoteAs};
+use openpe::error::{Error, Input, Kind};
+use serde_json::{json, Value};
+
+fn base() -> Value {
+    json!({
+        "cniVersion": "1.0.0", "name": "openpe", "type": "openpe-passthrough",
+        "underlay": {"asn": 64514, "nics": ["toswitch"], "neighbors": [{"asn": 64512, "address": "192.168.11.2"}]},
+        "l3passthrough": {"hostsession": {"asn": 64514, "hostasn": 64515,
+            "localcidr": {"ipv4": "192.169.10.0/24", "ipv6": "2001:db8:10::/64"}}}
+    })
+}
+
+fn err(v: Value) -> Error {
+    Passthrough::parse(&v).unwrap_err()
+}
+
+#[test]
+fn doc_form_parses() {
+    let p = Passthrough::parse(&base()).unwrap();
+    assert_eq!(p.underlay.asn, 64514);
+    assert_eq!(p.host_session.host_as, RemoteAs::Asn(64515));
+    assert_eq!(p.host_session.ipv6.unwrap().to_string(), "2001:db8:10::/64");
+    assert_eq!(p.underlay.router_id_cidr.to_string(), "10.0.0.0/24");
+}
+
+#[test]
+fn upstream_spelling_and_whole_resources() {
+    let v = json!({
+        "cniVersion": "1.0.0", "name": "openpe",
+        "underlay": {"apiVersion": "openpe.openperouter.github.io/v1alpha1", "kind": "Underlay",
+            "metadata": {"name": "underlay"}, "status": {},
+            "spec": {"asn": 64514, "nics": ["toswitch"],
+                "neighbors": [{"type": "External", "address": "192.168.11.2", "port": 1790,
+                    "holdTimeSeconds": 9, "keepaliveTimeSeconds": 3, "connectTimeSeconds": 5, "ebgpMultiHop": true,
+                    "password": "s3cret"}]}},
+        "l3Passthrough": {"kind": "L3Passthrough", "spec": {"hostSession": {"asn": 64514, "hostType": "Internal",
+            "localCIDR": {"ipv4": "192.169.10.7/24"}}}}
+    });
+    let p = Passthrough::parse(&v).unwrap();
+    assert_eq!(p.underlay.neighbors[0].remote_as, RemoteAs::External);
+    assert_eq!(p.underlay.neighbors[0].port, Some(1790));
+    assert_eq!(p.host_session.host_as, RemoteAs::Internal);
+    assert_eq!(p.host_session.ipv4.unwrap().to_string(), "192.169.10.0/24", "host bits are masked");
+}
+
+#[test]
+fn errors_name_the_field() {
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["asn"] = json!(0);
+    assert!(err(v).msg.starts_with("underlay.neighbors[0].asn:"));
+    let mut v = base();
+    v["underlay"]["asn"] = json!(4294967296u64);
+    assert!(err(v).msg.starts_with("underlay.asn:"));
+    let mut v = base();
+    v["l3passthrough"]["hostsession"]["localcidr"]["ipv4"] = json!("2001:db8::/64");
+    assert!(err(v).msg.contains("localcidr.ipv4"));
+    let mut v = base();
+    v["l3passthrough"]["hostsession"]["localcidr"]["ipv4"] = json!("192.169.10.0/31");
+    assert!(err(v).msg.contains("localcidr.ipv4"));
+    let mut v = base();
+    v["l3passthrough"]["hostsession"]["localcidr"] = json!({});
+    assert!(err(v).msg.contains("at least one"));
+    let mut v = base();
+    v["l3passthrough"]["hostsession"]["hostType"] = json!("External");
+    assert!(err(v).msg.contains("exactly one"));
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["password"] = json!("a b");
+    assert!(err(v).msg.contains("password"));
+    let mut v = base();
+    v["underlay"]["nics"] = json!(["bad/name"]);
+    assert!(err(v).msg.starts_with("underlay.nics[0]:"));
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["holdTimeSeconds"] = json!(9);
+    assert!(err(v).msg.contains("set together"));
+    assert_eq!(err(json!({"cniVersion": "1.0.0", "name": "x"})).kind, Kind::Invalid(Input::Config));
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["bfd"] = json!({});
+    let e = err(v);
+    assert!(e.msg.starts_with("underlay.neighbors[0].bfd: is not implemented"), "{}", e.msg);
+}
+
+#[test]
+fn duplicate_keys_are_refused_naming_the_object() {
+    let e = parse_json(br#"{"underlay": {"neighbors": [{"asn": 1, "asn": 2}]}}"#).unwrap_err();
+    assert_eq!(e.kind, Kind::Invalid(Input::Config));
+    assert!(e.msg.starts_with("underlay.neighbors[0].asn: is given twice"), "{}", e.msg);
+    assert_eq!(parse_json(b"{\"a\": 1,").unwrap_err().kind, Kind::Decode);
+    assert!(parse_json(br#"{"a": {"b": 1}, "c": {"b": 1}}"#).is_ok());
+}
+
+#[test]
+fn upstream_interfaces_and_properties() {
+    let mut v = base();
+    v["underlay"]["nics"] = Value::Null;
+    v["underlay"]["interfaces"] = json!([{"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}}]);
+    v["underlay"]["neighbors"][0]["properties"] = json!([{"type": "ebgpMultiHop", "ebgpMultiHop": {"ttl": 3}}]);
+    v["underlay"]["nodeSelector"] = json!({"matchLabels": {"a": "b"}});
+    let p = Passthrough::parse(&v).unwrap();
+    assert_eq!(p.underlay.nics, ["eth1"]);
+    assert_eq!(p.underlay.neighbors[0].ebgp_multi_hop, Some(3));
+    v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice"});
+    let e = err(v.clone());
+    assert!(e.msg.starts_with("underlay.interfaces[0].type: CNIDevice is not implemented"), "{}", e.msg);
+    v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {}});
+    let e = err(v.clone());
+    assert!(e.msg.starts_with("underlay.interfaces[0].cniDevice: the CNIDevice interface type is not"), "{}", e.msg);
+    v["underlay"]["interfaces"][0] = json!({"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}});
+    v["underlay"]["nics"] = json!(["eth1"]);
+    assert!(err(v).msg.contains("not both"));
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["ebgpMultiHop"] = json!(true);
+    assert_eq!(Passthrough::parse(&v).unwrap().underlay.neighbors[0].ebgp_multi_hop, Some(255));
+    v["underlay"]["neighbors"][0]["properties"] = json!([]);
+    assert!(err(v).msg.contains("give one of the two"));
+}
+
+/// Records written before the TTL (`"ebgpMultiHop": true/false`) still read, as they meant it.
+#[test]
+fn records_with_the_older_boolean_still_read() {
+    let stored = |v: Value| {
+        let n = json!({"address": "192.168.11.2", "remoteAs": {"asn": 64512}, "port": null, "password": null,
+            "holdTimeSeconds": null, "keepaliveTimeSeconds": null, "connectTimeSeconds": null, "ebgpMultiHop": v});
+        serde_json::from_value::<openpe::config::Neighbor>(n).unwrap().ebgp_multi_hop
+    };
+    assert_eq!(stored(json!(true)), Some(255));
+    assert_eq!(stored(json!(false)), None);
+    assert_eq!(stored(json!(7)), Some(7));
+    assert_eq!(stored(Value::Null), None);
+}
+
+/// A null counts as absent, for the fields this project refuses too (YAML's `bfd:` with nothing after it).
+#[test]
+fn a_null_refused_field_is_absent() {
+    let mut v = base();
+    v["underlay"]["neighbors"][0]["bfd"] = Value::Null;
+    v["underlay"]["gracefulRestart"] = Value::Null;
+    assert_eq!(Passthrough::parse(&v).unwrap(), Passthrough::parse(&base()).unwrap());
+    v["underlay"]["gracefulRestart"] = json!({});
+    assert!(err(v).msg.starts_with("underlay.gracefulRestart: is not implemented"));
+}
