@@ -13,9 +13,12 @@
 #   del     DEL (drainTimeoutSeconds 2, the default): the sidecar closes the sessions first
 #   drain   `openpe-sidecar drain` in the router namespace (a pod's preStop), then DEL
 #   nodrain DEL with drainTimeoutSeconds 0 (today's behaviour); capped at BENCH_DRAIN_CAP seconds
+# Then GoBGP as the host speaker (AS 64515, IPv4) through DEL/ADD cycles 6 s apart (longer than GoBGP's 5 s
+# idle hold after a session ends): ADD returned -> the host session Established in the router's FRR (polled
+# every 20 ms), after one warm-up cycle; with the drain, and without it (drainTimeoutSeconds 0) beside it.
 # Prints a markdown table on stdout; progress on stderr. Removes everything it made on exit.
 #   BENCH_PREFIX, BENCH_TMP, PLUGIN: as scripts/bench.sh sets them. BENCH_DRAIN_ROUNDS (default 5),
-#   BENCH_DRAIN_NODRAIN_ROUNDS (default 1), BENCH_DRAIN_CAP (default 75).
+#   BENCH_DRAIN_NODRAIN_ROUNDS (default 1), BENCH_DRAIN_CAP (default 75), BENCH_DRAIN_GOBGP_CYCLES (default 5).
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "must run as root" >&2; exit 1; }
 : "${BENCH_PREFIX:?}" "${BENCH_TMP:?}" "${PLUGIN:?}"
@@ -218,7 +221,7 @@ summary() { # label results...
 
 echo "| after | action returned → routes cleared, per the ToR's bgpd log, median / max | action returned → host prefixes gone, polled, median / max | rounds | action wall, median | stale routes seen |"
 echo "|---|---|---|---|---|---|"
-for gr in ${BENCH_DRAIN_GR:-0 1}; do
+for gr in ${BENCH_DRAIN_GR-0 1}; do
   name=$([ "$gr" = 1 ] && echo "with graceful restart" || echo "without graceful restart")
   echo "bench-drain: $name: setting up" >&2
   setup "$gr"
@@ -240,3 +243,51 @@ for gr in ${BENCH_DRAIN_GR:-0 1}; do
   done
   stop_all
 done
+
+# GoBGP through DEL/ADD cycles.
+gobgp_run() { # drainTimeoutSeconds cycles
+  local d=$1 n=$2 t0 times=()
+  cni ADD "$d"
+  until vtysh -N "$rf" -c 'show bgp neighbors 192.169.10.2 json' 2>/dev/null | grep -q '"bgpState":"Established"'; do
+    sleep 0.05
+  done
+  cni DEL "$d"
+  sleep 6
+  for i in $(seq 1 "$n"); do
+    cni ADD "$d"
+    t0=$(now)
+    until vtysh -N "$rf" -c 'show bgp neighbors 192.169.10.2 json' 2>/dev/null | grep -q '"bgpState":"Established"'; do
+      (( $(now) - t0 > 30000000000 )) && { echo "pending: GoBGP session not Established 30 s after ADD" >&2; return 1; }
+      sleep 0.02
+    done
+    times+=("$(ms "$t0" "$(now)")")
+    echo "bench-drain: GoBGP, drainTimeoutSeconds $d, cycle $i: Established ${times[-1]} ms after ADD returned" >&2
+    cni DEL "$d"
+    sleep 6
+  done
+  printf '| GoBGP, DEL/ADD cycles 6 s apart, drainTimeoutSeconds %s | %s ms | %s / %s s | %d |\n' "$d" \
+    "$(printf '%s ' "${times[@]}" | sed 's/ $//')" \
+    "$(printf '%s\n' "${times[@]}" | median_of | awk '{ printf "%.3f", $1 / 1000 }')" \
+    "$(printf '%s\n' "${times[@]}" | max_of | awk '{ printf "%.3f", $1 / 1000 }')" "$n"
+}
+if [ -x /usr/bin/gobgpd ]; then
+  echo "bench-drain: GoBGP: setting up" >&2
+  setup 0
+  printf '%s\n' '[global.config]' '  as = 64515' '  router-id = "192.169.10.2"' '[[neighbors]]' \
+    '  [neighbors.config]' '    neighbor-address = "192.169.10.1"' '    peer-as = 64514' \
+    '  [[neighbors.afi-safis]]' '    [neighbors.afi-safis.config]' '      afi-safi-name = "ipv4-unicast"' \
+    >"$work/gobgpd.toml"
+  ip netns exec "$H" gobgpd -t toml -f "$work/gobgpd.toml" --api-hosts 127.0.0.1:50051 --pprof-disable -p \
+    </dev/null >"$work/gobgpd.log" 2>&1 &
+  disown $!    # stop_all kills it with the namespace's processes
+  sleep 1
+  echo
+  echo "| host speaker | ADD returned → host session Established, per cycle (after a warm-up cycle) | median / max | cycles |"
+  echo "|---|---|---|---|"
+  gobgp_run 2 "${BENCH_DRAIN_GOBGP_CYCLES:-5}" || echo "| GoBGP, drainTimeoutSeconds 2 | pending: a cycle failed | | |"
+  gobgp_run 0 3 || echo "| GoBGP, drainTimeoutSeconds 0 | pending: a cycle failed | | |"
+  stop_all
+else
+  echo
+  echo "GoBGP: not installed (Debian package gobgpd); not measured"
+fi
