@@ -64,15 +64,23 @@ impl Presence {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .io_ctx(|| format!("opening {}", path.display()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(crate::error::Error::busy(format!(
-                    "another openpe-sidecar already serves this network namespace (it holds {})",
-                    path.display()
-                )))
+        // DEL's probe ([`sidecar_alive`]) holds a shared lock for an instant: only a lock held for longer than
+        // that is another sidecar.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(crate::error::Error::busy(format!(
+                        "another openpe-sidecar already serves this network namespace (it holds {})",
+                        path.display()
+                    )))
+                }
+                Err(TryLockError::Error(e)) => return Err(e).io_ctx(|| format!("locking {}", path.display())),
             }
-            Err(TryLockError::Error(e)) => return Err(e).io_ctx(|| format!("locking {}", path.display())),
         }
         Ok(Presence { state_dir: state_dir.to_path_buf(), cookie, _lock: lock })
     }
@@ -209,6 +217,17 @@ mod tests {
         assert!(!wait_for_ack(&d, 7, "b", Duration::from_millis(20)), "an acknowledgement of another record");
         drop(p);
         assert!(!sidecar_alive(&d, 7), "a sidecar that exited holds nothing");
+        // A probe holding the shared lock while a sidecar starts does not pass for another sidecar.
+        fs::File::create(alive_path(&d, 7)).unwrap();
+        let probe = OpenOptions::new().read(true).open(alive_path(&d, 7)).unwrap();
+        probe.lock_shared().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            drop(probe);
+        });
+        let p = Presence::hold(&d, 7).expect("a probe is not a sidecar");
+        release.join().unwrap();
+        drop(p);
         assert!(!any_sidecar(&d), "and leaves no file behind");
         let t = Instant::now();
         assert!(!wait_for_ack(&d, 7, "b", Duration::from_secs(5)));

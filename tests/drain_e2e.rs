@@ -572,7 +572,7 @@ fn del_does_not_wait_for_a_killed_sidecar_and_waits_at_most_the_timeout_for_a_si
     let conf1 = lab.conf("1.0.0", json!({"drainTimeoutSeconds": 1}));
     lab.add(&conf1);
     let sidecar = Sidecar::start(&lab, "nofrr", None);
-    wait_for("the second sidecar's presence", || presence_held(&lab.state.path), ctx);
+    wait_for("the second sidecar's presence", || presence_held(&lab.state.path), || sidecar.log());
     sidecar.signal(libc::SIGSTOP);
     let t = Instant::now();
     let out = lab.run("DEL", &conf1, &[]);
