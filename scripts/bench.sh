@@ -3,7 +3,8 @@
 # `ptp` + `host-local` plugins, in one run on this machine, inside throwaway namespaces (run as root).
 #   scripts/bench.sh                      everything (a few minutes, most of it the first build)
 #   BENCH_ITER=50 scripts/bench.sh        fewer side-by-side iterations (default 100, at least 50 for the issue)
-#   BENCH_ONLY=side,scale,concurrency,bgp,scrape scripts/bench.sh   a subset
+#   BENCH_ONLY=side,scale,concurrency,bgp,scrape,drain scripts/bench.sh   a subset (drain: scripts/bench-drain.sh,
+#                                         the teardown behind an L2 hop; its table is printed at the end)
 #   BENCH_SCRAPES=100 scripts/bench.sh    scrapes in the /metrics measurement (default 50)
 # Everything it makes (namespaces named ob<pid>-..., a temporary directory, FRR daemons) is removed on exit,
 # including on Ctrl-C.
@@ -186,6 +187,14 @@ if want scrape; then
   scrape_bench >"$scrape_result"
 fi
 
+# The teardown part (issue 18): DEL / drain → withdrawn at a ToR behind an L2 hop. Runs before the driver, like
+# the BGP part; its table is printed at the end.
+drain_result="$tmp/drain.result"
+if want drain; then
+  BENCH_PREFIX="${prefix}d" BENCH_TMP="$tmp" PLUGIN="$plugin" scripts/bench-drain.sh >"$drain_result" || \
+    echo "pending: scripts/bench-drain.sh failed (status $?)" >"$drain_result"
+fi
+
 {
   echo "## Machine"
   echo
@@ -199,7 +208,7 @@ fi
 }
 
 # The driver: benches/passthrough.rs. `cargo bench` runs it with the environment below.
-driver_only=$(echo ",$only," | sed 's/,bgp,/,/; s/,scrape,/,/; s/^,//; s/,$//')
+driver_only=$(echo ",$only," | sed 's/,bgp,/,/; s/,scrape,/,/; s/,drain,/,/; s/^,//; s/,$//')
 [ -n "$only" ] && [ -z "$driver_only" ] && driver_only=none
 BENCH_PREFIX="$prefix" BENCH_TMP="$tmp" PLUGIN="$plugin" BENCH_ONLY="$driver_only" \
   cargo bench --locked --bench passthrough
@@ -219,4 +228,11 @@ if want bgp; then
   echo "## BGP: ADD returned → host sessions Established (scripts/bench-bgp.sh)"
   echo
   if [ -s "$bgp_table" ]; then cat "$bgp_table"; else echo "$(cat "$bgp_result")"; fi
+fi
+
+if want drain; then
+  echo
+  echo "## Teardown: DEL and drain → withdrawn at a ToR behind an L2 hop (scripts/bench-drain.sh)"
+  echo
+  cat "$drain_result"
 fi

@@ -15,6 +15,7 @@ pub mod cni;
 pub mod commands;
 pub mod config;
 pub mod datapath;
+pub mod drain;
 pub mod error;
 pub mod fault;
 pub mod fsutil;

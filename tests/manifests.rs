@@ -305,3 +305,54 @@ fn the_manifests_name_the_image_that_build_image_makes() {
     let init = installer["spec"]["template"]["spec"]["initContainers"].as_array().expect("initContainers");
     assert_eq!(init[0]["image"], default, "install-daemonset.yaml: the installer");
 }
+
+/// The preStop hook's command of a container, as one string.
+fn pre_stop(container: &Value) -> Vec<String> {
+    container["lifecycle"]["preStop"]["exec"]["command"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}: no preStop exec hook", container["name"]))
+        .iter()
+        .map(|a| str_of(a, "preStop argument").to_string())
+        .collect()
+}
+
+/// Pod deletion drains (docs/draining.md): the kubelet runs both hooks at once and SIGTERMs each container right
+/// after its own hook, so the sidecar's hook closes the sessions with `openpe-sidecar drain` (in the pathspace
+/// and with the state directory the sidecar uses) and FRR's hook waits until no session is Established, each
+/// bounded, and the grace period outlasts both.
+#[test]
+fn both_router_containers_drain_before_they_stop() {
+    let ds = the_one("router.yaml", "DaemonSet");
+    let spec = &ds["spec"]["template"]["spec"];
+    let cs = containers(spec);
+    let frr = cs.iter().find(|c| c["name"] == "frr").expect("an frr container");
+    let sidecar = cs.iter().find(|c| c["name"] == "sidecar").expect("a sidecar container");
+    let run: Vec<Value> = sidecar["command"].as_array().expect("sidecar command").clone();
+    let pathspace = flag_value(&run, "--frr-pathspace").expect("--frr-pathspace").to_string();
+    let state_dir = flag_value(&run, "--state-dir").expect("--state-dir").to_string();
+
+    let hook = pre_stop(sidecar);
+    let hook_v: Vec<Value> = hook.iter().map(|s| Value::from(s.as_str())).collect();
+    assert_eq!(&hook[..2], ["openpe-sidecar", "drain"], "{hook:?}");
+    assert_eq!(flag_value(&hook_v, "--frr-pathspace"), Some(pathspace.as_str()), "{hook:?}");
+    assert_eq!(flag_value(&hook_v, "--state-dir"), Some(state_dir.as_str()), "{hook:?}");
+    let drain_timeout: f64 = flag_value(&hook_v, "--timeout").expect("a bounded drain").parse().expect("seconds");
+
+    let frr_hook = pre_stop(frr).join(" ");
+    assert!(frr_hook.contains(&format!("vtysh -N {pathspace} ")), "FRR's hook asks its own FRR: {frr_hook}");
+    assert!(frr_hook.contains("\"state\":\"Established\""), "FRR's hook waits for the sessions to go: {frr_hook}");
+    // Bounded: a loop of N tries, 0.1 s apart.
+    let tries: f64 = frr_hook
+        .split("$(seq ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("FRR's hook is not a bounded loop: {frr_hook}"));
+    assert!(frr_hook.contains("sleep 0.1"), "{frr_hook}");
+    let frr_wait = tries * 0.1;
+    assert!(frr_wait >= drain_timeout, "FRR waits at least as long as the drain may take");
+
+    let grace = spec["terminationGracePeriodSeconds"].as_f64().expect("terminationGracePeriodSeconds");
+    // Both hooks, then FRR's own shutdown and the sidecar's SIGTERM drain (5 s at most), inside the grace period.
+    assert!(grace >= frr_wait.max(drain_timeout) + 10.0, "grace period {grace} s is too short");
+}

@@ -32,6 +32,8 @@ Usage:
       A neighbor's passwordSecret is read from --secrets-dir/NAME/KEY (default /etc/openpe/secrets, where the
       router pod mounts each Secret as a directory) on every render; a neighbor whose Secret is missing or
       invalid is left out (logged, and shown by status --http) until the file is right.
+      When DEL marks the attachment as going away it first shuts down every BGP neighbor of the attachment
+      (a NOTIFICATION, Cease) and tells DEL; on SIGTERM it does the same before it exits (docs/draining.md).
       --http-listen serves, on a thread of its own (off when not given; not with --once):
         /metrics  Prometheus text format: the sessions of the attachment (openpe_bgp_session_up, prefixes
                   received and advertised, BFD and maximum-prefix where configured) and the applies;
@@ -39,6 +41,9 @@ Usage:
         /readyz   200 once every session is Established, or, after --startup-window (default 60 s), once one
                   underlay session is; 503 with a one-line reason otherwise, also while the last apply failed;
         /status   the same facts as JSON, for `status --http`.
+  openpe-sidecar drain [--frr-pathspace NAME] [--state-dir DIR] [--timeout SECONDS]
+      Run inside the router namespace (a pod's preStop hook): shut down every BGP neighbor of the attachment
+      of this namespace and wait (default 10 s) until FRR reports them down. Exits 1 if they are not.
   openpe-sidecar status [--frr-pathspace NAME] [--json] [--http ADDR:PORT]
       Whether FRR answers, and each BGP neighbor with its state and the prefixes received. With --http (the
       running sidecar's --http-listen), also its readiness and reason, its sessions, and its applies.
@@ -54,6 +59,7 @@ enum Cli {
     Help,
     Version,
     Status { pathspace: Option<String>, json: bool, http: Option<SocketAddr> },
+    Drain { opts: RunOpts, timeout: Duration },
     Run { opts: RunOpts, once: bool },
 }
 
@@ -85,20 +91,31 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
         http_listen: None,
         startup_window: metrics::DEFAULT_STARTUP_WINDOW,
     };
-    let (mut once, mut json, mut status, mut sidecar_addr) = (false, false, false, None);
+    let (mut once, mut json, mut status, mut sidecar_addr, mut drain) = (false, false, false, None, false);
+    let mut timeout = Duration::from_secs(10);
     while let Some(arg) = p.next()? {
         match arg {
             Long("help") | Short('h') => return Ok(Cli::Help),
             Long("version") | Short('V') => return Ok(Cli::Version),
             Value(v) if v == "help" => return Ok(Cli::Help),
             Value(v) if v == "version" => return Ok(Cli::Version),
-            Value(v) if v == "status" && !status => status = true,
+            Value(v) if v == "status" && !status && !drain => status = true,
+            Value(v) if v == "drain" && !status && !drain => drain = true,
+            Long("timeout") if drain => {
+                let v = p.value()?.string()?;
+                let secs: f64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 3600.0)
+                    .ok_or_else(|| format!("--timeout: {v:?} is not a number of seconds from 0 to 3600"))?;
+                timeout = Duration::from_secs_f64(secs);
+            }
             Long("json") if status => json = true,
             Long("frr-pathspace") => opts.pathspace = Some(p.value()?.string()?),
-            Long("once") if !status => once = true,
+            Long("once") if !status && !drain => once = true,
             Long("state-dir") if !status => opts.state_dir = p.value()?.into(),
-            Long("frr-config") if !status => opts.config = Some(p.value()?.into()),
-            Long("frr-extra") if !status => opts.extra = Some(p.value()?.into()),
+            Long("frr-config") if !status && !drain => opts.config = Some(p.value()?.into()),
+            Long("frr-extra") if !status && !drain => opts.extra = Some(p.value()?.into()),
             Long("full-reload") if !status => opts.full_reload = true,
             Long("secrets-dir") if !status => opts.secrets_dir = p.value()?.into(),
             Long("http-listen") if !status => {
@@ -124,6 +141,8 @@ fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, lexo
     }
     Ok(if status {
         Cli::Status { pathspace: opts.pathspace, json, http: sidecar_addr }
+    } else if drain {
+        Cli::Drain { opts, timeout }
     } else {
         Cli::Run { opts, once }
     })
@@ -143,6 +162,7 @@ fn main() -> ExitCode {
         }
         Ok(Cli::Status { pathspace, json, http }) => status(pathspace, json, http),
         Ok(Cli::Run { opts, once }) => run(opts, once),
+        Ok(Cli::Drain { opts, timeout }) => drain(opts, timeout),
         Err(e) => usage(&e.to_string()),
     }
 }
@@ -178,6 +198,20 @@ fn status(pathspace: Option<String>, as_json: bool, sidecar_addr: Option<SocketA
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+fn drain(o: RunOpts, timeout: Duration) -> ExitCode {
+    let frr = match Frr::new(o.pathspace, None) {
+        Ok(f) => f,
+        Err(e) => return usage(&e.msg),
+    };
+    match sidecar::drain::drain_namespace(&frr, &o.state_dir, timeout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            openpe::log_error!("{}", e.msg);
+            ExitCode::FAILURE
+        }
     }
 }
 

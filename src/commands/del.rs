@@ -13,7 +13,7 @@ use crate::netns::Netns;
 use crate::state::StateDir;
 use crate::{log_debug, log_warn};
 
-use super::remove_attachment;
+use super::drain_and_remove;
 
 pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
@@ -38,7 +38,7 @@ pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
                 continue;
             }
         }
-        if let Err(e) = remove_attachment(&state, &rec) {
+        if let Err(e) = drain_and_remove(&state, &rec, envelope) {
             errors.push(e);
         }
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::state::StateDir;
 use crate::{log_info, log_warn};
 
-use super::remove_attachment;
+use super::drain_and_remove;
 
 /// What the runtime says is still valid.
 enum Valid {
@@ -62,7 +62,7 @@ pub fn gc(envelope: &Envelope) -> Result<()> {
             continue;
         }
         log_info!("GC: removing attachment {}, which the runtime no longer lists", rec.key);
-        if let Err(e) = remove_attachment(&state, &rec) {
+        if let Err(e) = drain_and_remove(&state, &rec, envelope) {
             log_warn!("GC: {}: {}", rec.key, e.msg);
             errors.push(e.context(format!("removing {}", rec.key)));
         }

@@ -72,6 +72,13 @@ pub(crate) fn key(env: &Env, envelope: &Envelope) -> Key {
     Key { network: envelope.name.clone(), container_id: env.container_id.clone(), ifname: env.ifname.clone() }
 }
 
+/// DEL's and GC's teardown: a sidecar serving the router namespace first closes the attachment's BGP sessions
+/// (at most `drainTimeoutSeconds`; see src/drain.rs), then the attachment is removed.
+pub fn drain_and_remove(state: &StateDir, rec: &Record, envelope: &Envelope) -> Result<()> {
+    crate::drain::close_sessions(state, rec, envelope.settings.drain_timeout);
+    remove_attachment(state, rec)
+}
+
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
 /// the record stays, so the next DEL can finish the job.
 pub fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {

@@ -26,6 +26,7 @@ pub use values::{valid_ifname, ASN_MAX};
 pub(crate) use values::{Text, PASSWORD_RULE};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
+pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 2;
 pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
 pub const ROUTER_IFNAME: &str = "pt-ns";
 pub const HOST_IFNAME: &str = "pt-host";
@@ -38,6 +39,8 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub log_file: Option<PathBuf>,
     pub log_level: Option<Level>,
+    /// `drainTimeoutSeconds`: how long DEL waits for a sidecar to close the BGP sessions (0: no drain).
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Settings {
@@ -197,7 +200,7 @@ const NOT_OURS: &[(&str, Fate)] = {
     &[
         ("cniVersion", T), ("cniVersions", T), ("name", T), ("type", T), ("args", T), ("runtimeConfig", T),
         ("prevResult", T), ("capabilities", T), ("ipam", T), ("dns", T), ("stateDir", T), ("logFile", T),
-        ("logLevel", T), ("cni.dev/valid-attachments", T), ("cni.dev/attachments", T), ("disableCheck", T),
+        ("logLevel", T), ("drainTimeoutSeconds", T), ("cni.dev/valid-attachments", T), ("cni.dev/attachments", T), ("disableCheck", T),
         ("disableGC", T), ("plugins", T),
     ]
 };

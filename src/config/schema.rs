@@ -17,6 +17,8 @@ struct SettingsWire {
     state_dir: Option<AbsPath>,
     log_file: Option<AbsPath>,
     log_level: Option<LogLevel>,
+    /// How long DEL waits for a sidecar to close the BGP sessions (docs/draining.md); 0 turns the drain off.
+    drain_timeout_seconds: Option<Bounded<0, 3600>>,
 }
 
 pub(super) fn settings(v: &Value) -> Result<Settings> {
@@ -25,6 +27,9 @@ pub(super) fn settings(v: &Value) -> Result<Settings> {
         state_dir: w.state_dir.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |p| p.0),
         log_file: w.log_file.map(|p| p.0),
         log_level: w.log_level.map(|l| l.0),
+        drain_timeout: std::time::Duration::from_secs(
+            w.drain_timeout_seconds.map_or(super::DEFAULT_DRAIN_TIMEOUT_SECONDS, |s| s.0),
+        ),
     })
 }
 

@@ -10,6 +10,7 @@
 //! and when a failed apply's backoff expires. docs/sidecar.md tells the whole story.
 
 pub mod delta;
+pub mod drain;
 pub mod frr;
 pub mod watch;
 // Issue 16: metrics, liveness and readiness over HTTP (--http-listen).

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
 use super::metrics::Health;
@@ -75,10 +75,10 @@ impl Watches {
 
     /// Wait up to `timeout` for a change, and consume the events.
     fn wait(&mut self, timeout: Duration) {
-        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
         let ready = {
             let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
+            // ppoll: SIGTERM is let through only while waiting (super::drain).
+            match ppoll(&mut fds, Some(timeout.into()), super::drain::wait_mask()) {
                 Ok(n) => n > 0,
                 Err(Errno::EINTR) => false,
                 Err(e) => {
@@ -133,8 +133,13 @@ pub fn watch(sc: &mut Sidecar, health: &Health) -> Result<()> {
         sc.options().frr.config_path.display()
     );
     let mut failure: Option<Failure> = None;
+    let mut drainer = super::drain::Drainer::new()?;
     loop {
         watches.ensure();
+        drainer.step(sc)?;
+        if drainer.terminating() {
+            return drainer.terminate(sc);
+        }
         let input = sc.input();
         let fingerprint = sc.fingerprint(&input);
         // A new input (state directory, --frr-extra, FRR restarted) is tried at once; the same input that

@@ -174,6 +174,11 @@ impl StateDir {
         Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None, format1_possible: true })
     }
 
+    /// The directory itself (the drain handshake keeps the sidecar's files beside the records).
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn boot_id(&self) -> &str {
         &self.boot_id
     }

@@ -94,6 +94,9 @@ pub enum Phase {
     /// Written before the first kernel change; found by a later invocation it means that ADD was interrupted.
     InProgress,
     Complete,
+    /// Written by DEL (and GC) before the teardown when a sidecar serves the router namespace: the sidecar
+    /// closes the attachment's BGP sessions and acknowledges (src/drain.rs). Otherwise read like `Complete`.
+    Removing,
 }
 
 /// Where the node index came from (README, "The node index"), first source that gives one wins.
