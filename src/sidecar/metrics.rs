@@ -97,8 +97,9 @@ fn attachment(state_dir: &std::path::Path, me: &NsId) -> Result<Attachment> {
     if rec.phase != Phase::Complete {
         return Ok(Attachment::Pending { stem });
     }
-    let mut sessions: Vec<Expected> =
-        rec.underlay.neighbors.iter().map(|n| Expected { peer: n.address, kind: SessionKind::Underlay }).collect();
+    let mut sessions: Vec<Expected> = (rec.underlay.neighbors.iter().filter_map(|n| n.address()))
+        .map(|peer| Expected { peer, kind: SessionKind::Underlay })
+        .collect();
     // The host session of a family exists when the host session has that family (as the renderer decides).
     for (configured, v4) in [(rec.host_session.ipv4.is_some(), true), (rec.host_session.ipv6.is_some(), false)] {
         if let Some(h) = rec.addresses.host.iter().find(|n| is_v4(n) == v4).filter(|_| configured) {
