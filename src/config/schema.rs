@@ -145,12 +145,30 @@ enum SessionMode {
     Passive,
 }
 
-/// A family by name (`"ipv4unicast"`), or upstream's object with its properties.
+/// A family by name (`"ipv4unicast"`), or upstream's object with its properties. Read by hand rather than as an
+/// untagged enum, which would lose the reason a name is refused.
 #[derive(Deserialize)]
-#[serde(untagged, expecting = "a family name (ipv4unicast, ipv6unicast) or {family, properties}")]
-enum AddressFamilyWire {
-    Name(FamilyName),
-    Full(AddressFamilyObject),
+#[serde(try_from = "Value")]
+struct AddressFamilyWire {
+    family: Family,
+    client: bool,
+}
+
+impl TryFrom<Value> for AddressFamilyWire {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        match v {
+            Value::String(s) => {
+                let FamilyName(family) = Text::try_from(s).and_then(FamilyName::try_from)?;
+                Ok(AddressFamilyWire { family, client: false })
+            }
+            Value::Object(_) => {
+                let o: AddressFamilyObject = serde_json::from_value(v).map_err(|e| e.to_string())?;
+                Ok(AddressFamilyWire { family: o.family.0, client: o.properties.is_some_and(|ps| !ps.is_empty()) })
+            }
+            _ => Err("must be a family name (ipv4unicast, ipv6unicast) or an object {family, properties}".into()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -526,10 +544,7 @@ fn families(list: Vec<AddressFamilyWire>, p: &str, internal: bool) -> Result<Vec
     }
     let mut out: Vec<AddressFamily> = Vec::new();
     for (i, f) in list.into_iter().enumerate() {
-        let (family, client) = match f {
-            AddressFamilyWire::Name(FamilyName(f)) => (f, false),
-            AddressFamilyWire::Full(o) => (o.family.0, o.properties.is_some_and(|ps| !ps.is_empty())),
-        };
+        let AddressFamilyWire { family, client } = f;
         if out.iter().any(|f| f.family == family) {
             return fail(format!("{p}.addressFamilies[{i}]: {} is listed twice", family.name()));
         }

@@ -6,6 +6,7 @@
 //! pass on every change of the state directory (inotify), on a one-second tick (FRR restarts, `--frr-extra`
 //! edits, a state directory that does not exist yet), and when a failed apply's backoff expires.
 
+mod bfd;
 pub mod frr;
 pub mod watch;
 // Issue 16: metrics, liveness and readiness over HTTP (--http-listen).
@@ -135,6 +136,7 @@ impl Sidecar {
         if rec.phase != Phase::Complete {
             return Ok(Want::Pending { stem });
         }
+        bfd::require_bfdd(&self.opts.frr, &rec.underlay)?;
         let config = with_extra(
             bgp::render_record(&rec, Secrets::Show)
                 .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?,
