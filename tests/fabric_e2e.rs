@@ -324,7 +324,9 @@ fn graceful_restart_survives_a_bgpd_kill() {
     let (mut router, sidecar) = start_router(&lab, &[], "-K 120");
     let c = conf(&lab, json!([{"asn": 64512, "address": "192.168.11.2"}]), json!({"gracefulRestart": {}}));
     lab.add(&c);
-    let _bird = start_host_bird_v4_kernel(&lab);
+    // The host's speaker restarts gracefully too: it sends End-of-RIB, which the restarting router waits for from
+    // every peer before it selects and sends its routes again.
+    let bird = start_host_bird_v4_kernel_with(&lab, "graceful restart on;");
     let ctx = || context(&lab, &router, &tor, &sidecar);
     wait_for("the session Established", || router.established("192.168.11.2"), ctx);
     wait_for("routes both ways", || fabric_reachable(&lab), ctx);
@@ -339,7 +341,14 @@ fn graceful_restart_survives_a_bgpd_kill() {
 
     router.kill_and_restart("bgpd");
     let killed = Instant::now();
-    let ctx = || context(&lab, &router, &tor, &sidecar);
+    let ctx = || {
+        format!(
+            "{}\nrouter graceful restart:\n{}\nhost BIRD:\n{}",
+            context(&lab, &router, &tor, &sidecar),
+            router.vtysh("show bgp neighbors 192.169.10.2"),
+            bird.birdc("show protocols all openpe4")
+        )
+    };
     wait_for(
         "the ToR keeping the host's route as stale",
         || host_path_stale(&tor)?.then_some(()).ok_or_else(|| "not stale".to_string()),

@@ -322,14 +322,21 @@ impl Frr {
 /// 172.31.0.0/24 and installing what it learns in the host's kernel, so that the host can reach the fabric.
 /// After a session error it retries within seconds (BIRD's default wait is a minute or more).
 pub fn start_host_bird_v4_kernel(lab: &Lab) -> Bird {
+    start_host_bird_v4_kernel_with(lab, "")
+}
+
+/// As [`start_host_bird_v4_kernel`], with `options` added to the BGP protocol (such as `graceful restart on;`).
+pub fn start_host_bird_v4_kernel_with(lab: &Lab, options: &str) -> Bird {
     Bird::start(
         &lab.host,
-        "router id 192.169.10.2;\nprotocol device {}\n\
-         protocol static { ipv4; route 172.31.0.0/24 blackhole; }\n\
-         protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }\n\
-         protocol bgp openpe4 { local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-         connect delay time 1; error wait time 1, 4;\n\
-         ipv4 { import all; export where source = RTS_STATIC; }; }\n",
+        &format!(
+            "router id 192.169.10.2;\nprotocol device {{}}\n\
+             protocol static {{ ipv4; route 172.31.0.0/24 blackhole; }}\n\
+             protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
+             protocol bgp openpe4 {{ local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
+             connect delay time 1; error wait time 1, 4; {options}\n\
+             ipv4 {{ import all; export where source = RTS_STATIC; }}; }}\n"
+        ),
     )
 }
 
