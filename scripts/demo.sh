@@ -39,24 +39,27 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # --- FRR instances, one per namespace, each with its own pathspace ---------------------------------------------
 
-frr_start() { # namespace pathspace config-text
-  local ns=$1 name=$2 conf=$3
+frr_start() { # namespace pathspace config-text [bfdd]
+  local ns=$1 name=$2 conf=$3 bfd=${4:-}
   install -d -o frr -g frr -m 0750 "/etc/frr/$name"
   install -d -o frr -g frr -m 0755 "/var/run/frr/$name"
   printf 'service integrated-vtysh-config\n' > "/etc/frr/$name/vtysh.conf"
   printf 'bgpd=yes\n' > "/etc/frr/$name/daemons"
+  [ -z "$bfd" ] || printf 'bfdd=yes\n' >> "/etc/frr/$name/daemons"
   printf '%s\n' "$conf" > "/etc/frr/$name/frr.conf"
   chown frr:frr /etc/frr/"$name"/*
   chmod 0640 /etc/frr/"$name"/*
   # (zebra says once that this kernel has no MPLS: not an error)
   ip netns exec "$ns" /usr/lib/frr/zebra -N "$name" -d -F traditional -P 0 -s 90000000 2>/dev/null
   ip netns exec "$ns" /usr/lib/frr/bgpd -N "$name" -d -F traditional -P 0
+  # BFD needs bfdd: the sidecar refuses to apply BFD settings that FRR would silently drop without it.
+  [ -z "$bfd" ] || ip netns exec "$ns" /usr/lib/frr/bfdd -N "$name" -d -F traditional -P 0
   vtysh -N "$name" -b >/dev/null
 }
 
 frr_stop() { # pathspace
   local name=$1 pid d
-  for d in bgpd zebra; do
+  for d in bfdd bgpd zebra; do
     [ -r "/var/run/frr/$name/$d.pid" ] || continue
     pid=$(cat "/var/run/frr/$name/$d.pid")
     kill "$pid" 2>/dev/null || true
@@ -166,7 +169,8 @@ up() {
   printf '%s\n' "$host4" > "$WORK/host4"; printf '%s\n' "$host6" > "$WORK/host6"
 
   # As in a pod: FRR first, then the sidecar, in the router namespace.
-  frr_start "$NS_ROUTER" "$PREFIX-router" "! configured by openpe-sidecar"
+  frr_start "$NS_ROUTER" "$PREFIX-router" "! configured by openpe-sidecar" \
+    "$(jq -r 'if [.. | objects | select(has("bfd") and .bfd != null)] | length > 0 then "bfdd" else "" end' "$NETCONF")"
   ip netns exec "$NS_ROUTER" "$SIDECAR" --state-dir "$STATE" --frr-pathspace "$PREFIX-router" ${FRR_EXTRA:+--frr-extra "$FRR_EXTRA"} \
     >/dev/null 2>"$WORK/sidecar.log" </dev/null &
   echo $! > "$WORK/sidecar.pid"

@@ -79,9 +79,9 @@ fn errors_name_the_field() {
     assert!(err(v).msg.contains("set together"));
     assert_eq!(err(json!({"cniVersion": "1.0.0", "name": "x"})).kind, Kind::Invalid(Input::Config));
     let mut v = base();
-    v["underlay"]["neighbors"][0]["bfd"] = json!({});
+    v["underlay"]["neighbors"][0]["passwordSecret"] = json!({"name": "x"});
     let e = err(v);
-    assert!(e.msg.starts_with("underlay.neighbors[0].bfd: is not implemented"), "{}", e.msg);
+    assert!(e.msg.starts_with("underlay.neighbors[0].passwordSecret: is not implemented"), "{}", e.msg);
 }
 
 #[test]
@@ -157,6 +157,53 @@ fn a_null_refused_field_is_absent() {
     v["underlay"]["neighbors"][0]["bfd"] = Value::Null;
     v["underlay"]["gracefulRestart"] = Value::Null;
     assert_eq!(Passthrough::parse(&v).unwrap(), Passthrough::parse(&base()).unwrap());
-    v["underlay"]["gracefulRestart"] = json!({});
-    assert!(err(v).msg.starts_with("underlay.gracefulRestart: is not implemented"));
+    v["underlay"]["neighbors"][0]["passwordSecret"] = Value::Null;
+    assert_eq!(Passthrough::parse(&v).unwrap(), Passthrough::parse(&base()).unwrap());
+    v["underlay"]["neighbors"][0]["passwordSecret"] = json!("s");
+    assert!(err(v).msg.starts_with("underlay.neighbors[0].passwordSecret: is not implemented"));
+}
+
+/// The fabric fields (issue 13) parse into their types, with upstream's defaults.
+#[test]
+fn fabric_fields() {
+    use openpe::config::{AddressFamily, Bfd, Family, GracefulRestart, Peer};
+    let mut v = base();
+    v["underlay"]["nics"] = json!(["eth1"]);
+    v["underlay"]["gracefulRestart"] = json!({"restartTimeSeconds": 30});
+    v["underlay"]["routeReflector"] = json!({});
+    v["underlay"]["neighbors"] = json!([
+        {"type": "External", "interface": "eth1", "bfd": {"receiveInterval": 100, "sessionMode": "Passive"}},
+        {"type": "Internal", "listenRange": "192.168.40.7/24",
+         "addressFamilies": [{"family": "ipv4unicast", "properties": [{"type": "routeReflectorClient"}]}]},
+        {"asn": 64512, "address": "2001:db8:11::2", "addressFamilies": ["ipv6unicast", "ipv4unicast"]}]);
+    let u = Passthrough::parse(&v).unwrap().underlay;
+    assert_eq!(u.graceful_restart, Some(GracefulRestart { restart_time_seconds: 30, stale_path_time_seconds: 360 }));
+    assert_eq!(u.route_reflector.unwrap().cluster_id.to_string(), "192.0.2.1");
+    assert_eq!(u.neighbors[0].peer, Peer::Interface("eth1".into()));
+    assert_eq!(u.neighbors[0].bfd, Some(Bfd { receive_interval: Some(100), passive: true, ..Bfd::default() }));
+    assert_eq!(u.neighbors[1].peer, Peer::ListenRange("192.168.40.0/24".parse().unwrap()));
+    assert!(u.neighbors[1].is_rr_client() && !u.neighbors[0].is_rr_client());
+    let both = [Family::Ipv4Unicast, Family::Ipv6Unicast]
+        .map(|family| AddressFamily { family, route_reflector_client: false })
+        .to_vec();
+    assert_eq!(u.neighbors[2].address_families, Some(both));
+    assert_eq!(u.peer_names(), ["eth1", "range-192-168-40-0-24", "2001:db8:11::2"]);
+    // A record keeps them, and reads back the same.
+    let stored = serde_json::to_value(&u).unwrap();
+    assert_eq!(stored["neighbors"][0]["interface"], "eth1");
+    assert_eq!(serde_json::from_value::<openpe::config::Underlay>(stored).unwrap(), u);
+}
+
+/// A record written before the fabric fields (no interface, listenRange, bfd, addressFamilies, gracefulRestart,
+/// routeReflector) still reads, with none of them.
+#[test]
+fn records_without_fabric_fields_still_read() {
+    let u: openpe::config::Underlay = serde_json::from_value(json!({"asn": 64514, "nics": ["toswitch"],
+        "neighbors": [{"address": "192.168.11.2", "remoteAs": {"asn": 64512}, "port": null, "password": null,
+            "holdTimeSeconds": null, "keepaliveTimeSeconds": null, "connectTimeSeconds": null, "ebgpMultiHop": null}],
+        "routerIDCIDR": "10.0.0.0/24"}))
+    .unwrap();
+    assert_eq!(u.neighbors[0].address(), Some("192.168.11.2".parse().unwrap()));
+    assert!(u.neighbors[0].bfd.is_none() && u.neighbors[0].address_families.is_none());
+    assert!(u.graceful_restart.is_none() && u.route_reflector.is_none());
 }

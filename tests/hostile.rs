@@ -217,36 +217,178 @@ fn cases(lab: &Lab, regular_file: &str) -> Vec<Case> {
         case("underlay tunnelEndpoint", json!({"underlay": {"tunnelEndpoint": {}}}), 7, "underlay.tunnelEndpoint"),
         case("underlay isis", json!({"underlay": {"isis": {}}}), 7, "underlay.isis"),
         case("underlay srv6", json!({"underlay": {"srv6": {}}}), 7, "underlay.srv6"),
+        // The fabric fields (issue 13): each bad value refused, naming the field.
         case(
-            "gracefulRestart not yet",
-            json!({"underlay": {"gracefulRestart": {}}}),
+            "gracefulRestart restartTime 0",
+            json!({"underlay": {"gracefulRestart": {"restartTimeSeconds": 0}}}),
             7,
-            "underlay.gracefulRestart: is not implemented",
+            "underlay.gracefulRestart.restartTimeSeconds",
         ),
         case(
-            "routeReflector not yet",
-            json!({"underlay": {"routeReflector": {"clusterID": "192.0.2.1"}}}),
+            "gracefulRestart stalePathTime above 4095",
+            json!({"underlay": {"gracefulRestart": {"stalePathTimeSeconds": 4096}}}),
             7,
-            "underlay.routeReflector: is not implemented",
+            "underlay.gracefulRestart.stalePathTimeSeconds",
         ),
         case(
-            "neighbor interface not yet",
-            neighbor(json!({"address": null, "interface": "toswitch"})),
+            "gracefulRestart not an object",
+            json!({"underlay": {"gracefulRestart": true}}),
             7,
-            "underlay.neighbors[0].interface: is not implemented",
+            "underlay.gracefulRestart",
         ),
         case(
-            "neighbor listenRange not yet",
-            neighbor(json!({"address": null, "listenRange": "192.168.11.0/24"})),
+            "routeReflector clusterID IPv6",
+            json!({"underlay": {"routeReflector": {"clusterID": "2001:db8::1"}}}),
             7,
-            "underlay.neighbors[0].listenRange: is not implemented",
+            "underlay.routeReflector.clusterID",
         ),
-        case("neighbor bfd not yet", neighbor(json!({"bfd": {}})), 7, "underlay.neighbors[0].bfd: is not implemented"),
         case(
-            "neighbor addressFamilies not yet",
-            neighbor(json!({"addressFamilies": ["ipv4unicast"]})),
+            "routeReflector clusterID inside routerIDCIDR",
+            json!({"underlay": {"routeReflector": {"clusterID": "10.0.0.9"}}}),
             7,
-            "underlay.neighbors[0].addressFamilies: is not implemented",
+            "underlay.routeReflector.clusterID: 10.0.0.9 lies inside underlay.routerIDCIDR",
+        ),
+        case(
+            "neighbor address and interface",
+            neighbor(json!({"interface": "toswitch"})),
+            7,
+            "underlay.neighbors[0].address and underlay.neighbors[0].interface: give exactly one",
+        ),
+        case(
+            "neighbor interface and listenRange",
+            neighbor(json!({"address": null, "interface": "toswitch", "listenRange": "192.168.11.0/24"})),
+            7,
+            "underlay.neighbors[0].interface and underlay.neighbors[0].listenRange",
+        ),
+        case(
+            "neighbor with no peer",
+            neighbor(json!({"address": null})),
+            7,
+            "underlay.neighbors[0].address: is required (or underlay.neighbors[0].interface",
+        ),
+        case(
+            "neighbor interface not an underlay device",
+            neighbor(json!({"address": null, "interface": "eth9"})),
+            7,
+            "underlay.neighbors[0].interface: \"eth9\" is not one of the underlay's devices",
+        ),
+        case(
+            "neighbor interface too long",
+            neighbor(json!({"address": null, "interface": "a234567890123456"})),
+            7,
+            "underlay.neighbors[0].interface",
+        ),
+        case(
+            "neighbor interface the veth",
+            json!({"underlay": {"nics": ["toswitch"], "neighbors": [{"asn": 1, "interface": "pt-ns"}]}}),
+            7,
+            "underlay.neighbors[0].interface: \"pt-ns\" is the plugin's own veth",
+        ),
+        case(
+            "neighbor interface twice",
+            json!({"underlay": {"neighbors": [{"asn": 1, "interface": "toswitch"}, {"asn": 2, "interface": "toswitch"}]}}),
+            7,
+            "underlay.neighbors[1].interface: \"toswitch\" is listed twice",
+        ),
+        case(
+            "listenRange not a CIDR",
+            neighbor(json!({"address": null, "listenRange": "192.168.11.0"})),
+            7,
+            "underlay.neighbors[0].listenRange",
+        ),
+        case(
+            "listenRange IPv6 link-local",
+            neighbor(json!({"address": null, "listenRange": "fe80::/64"})),
+            7,
+            "underlay.neighbors[0].listenRange: fe80::/64 overlaps the IPv6 link-local range",
+        ),
+        case(
+            "listenRange overlapping another",
+            json!({"underlay": {"neighbors": [{"asn": 1, "listenRange": "192.168.0.0/16"}, {"asn": 2, "listenRange": "192.168.11.0/24"}]}}),
+            7,
+            "underlay.neighbors[1].listenRange: 192.168.11.0/24 overlaps the listen range 192.168.0.0/16",
+        ),
+        case(
+            "listenRange overlapping localcidr",
+            neighbor(json!({"address": null, "listenRange": "192.169.0.0/16"})),
+            7,
+            "underlay.neighbors[0].listenRange: 192.169.0.0/16 overlaps l3passthrough.hostsession.localcidr.ipv4",
+        ),
+        case(
+            "bfd receiveInterval below 10",
+            neighbor(json!({"bfd": {"receiveInterval": 9}})),
+            7,
+            "underlay.neighbors[0].bfd.receiveInterval",
+        ),
+        case(
+            "bfd transmitInterval above 60000",
+            neighbor(json!({"bfd": {"transmitInterval": 60001}})),
+            7,
+            "underlay.neighbors[0].bfd.transmitInterval",
+        ),
+        case(
+            "bfd detectMultiplier 1",
+            neighbor(json!({"bfd": {"detectMultiplier": 1}})),
+            7,
+            "underlay.neighbors[0].bfd.detectMultiplier",
+        ),
+        case(
+            "bfd sessionMode unknown",
+            neighbor(json!({"bfd": {"sessionMode": "Echo"}})),
+            7,
+            "underlay.neighbors[0].bfd.sessionMode",
+        ),
+        case(
+            "bfd minimumTTL single hop",
+            neighbor(json!({"bfd": {"minimumTTL": 250}})),
+            7,
+            "underlay.neighbors[0].bfd.minimumTTL: applies to multihop BFD sessions only",
+        ),
+        case(
+            "bfd minimumTTL 255",
+            neighbor(json!({"properties": [{"type": "ebgpMultiHop"}], "bfd": {"minimumTTL": 255}})),
+            7,
+            "underlay.neighbors[0].bfd.minimumTTL",
+        ),
+        case(
+            "addressFamilies evpn",
+            neighbor(json!({"addressFamilies": ["evpn"]})),
+            7,
+            "underlay.neighbors[0].addressFamilies[0]: \"evpn\" is an EVPN/VPN family",
+        ),
+        case(
+            "addressFamilies ipv4vpn object",
+            neighbor(json!({"addressFamilies": [{"family": "ipv4vpn"}]})),
+            7,
+            "underlay.neighbors[0].addressFamilies[0]: \"ipv4vpn\" is an EVPN/VPN family",
+        ),
+        case(
+            "addressFamilies empty",
+            neighbor(json!({"addressFamilies": []})),
+            7,
+            "underlay.neighbors[0].addressFamilies: lists no family",
+        ),
+        case(
+            "addressFamilies twice",
+            neighbor(json!({"addressFamilies": ["ipv4unicast", {"family": "ipv4unicast"}]})),
+            7,
+            "underlay.neighbors[0].addressFamilies[1]: ipv4unicast is listed twice",
+        ),
+        case(
+            "routeReflectorClient on eBGP",
+            neighbor(
+                json!({"addressFamilies": [{"family": "ipv4unicast", "properties": [{"type": "routeReflectorClient"}]}]}),
+            ),
+            7,
+            "underlay.neighbors[0].addressFamilies[0].properties: routeReflectorClient is for Internal neighbors only",
+        ),
+        case(
+            "addressFamilies property unknown",
+            neighbor(
+                json!({"asn": null, "type": "Internal", "addressFamilies": [{"family": "ipv4unicast", "properties": [{"type": "nextHopSelf"}]}]}),
+            ),
+            7,
+            "underlay.neighbors[0].addressFamilies[0]",
         ),
         case(
             "password and passwordSecret",
@@ -830,8 +972,10 @@ fn unknown_fields_reported_at_debug_not_yet_fields_refused() {
         );
     }
     let before = lab.snapshot();
-    let (c, _) = conf("debug", json!({"asn": 64512, "address": "192.168.11.2", "bfd": {"receiveInterval": 300}}));
-    let v = lab.run("ADD", &c, &[]).err(7, "underlay.neighbors[0].bfd: is not implemented in openpe-passthrough yet");
+    let (c, _) = conf("debug", json!({"asn": 64512, "address": "192.168.11.2", "passwordSecret": {"name": "bgp"}}));
+    let v = lab
+        .run("ADD", &c, &[])
+        .err(7, "underlay.neighbors[0].passwordSecret: is not implemented in openpe-passthrough yet");
     assert!(v["msg"].as_str().unwrap().contains("refused rather than ignored"), "{v}");
     assert_eq!(lab.snapshot(), before, "the refused ADD changed the namespaces");
 }

@@ -126,7 +126,7 @@ fn the_network_attachment_definition_carries_a_configuration_the_plugin_accepts(
     assert!(pt.underlay.nics.contains(&from.interface), "nodeIndexFrom.interface is an underlay NIC");
     assert!(pt.node_index.is_none(), "a fixed nodeIndex would collide across nodes");
     assert!(pt.host_netns.is_none(), "in a cluster the host side is the namespace the runtime runs the plugin in");
-    let neighbor_in_cidr = pt.underlay.neighbors.iter().any(|n| from.cidr.contains(&n.address));
+    let neighbor_in_cidr = pt.underlay.neighbors.iter().filter_map(|n| n.address()).any(|a| from.cidr.contains(&a));
     assert!(neighbor_in_cidr, "nodeIndexFrom.cidr is the underlay subnet the fabric numbers the nodes in");
 }
 

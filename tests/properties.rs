@@ -330,7 +330,7 @@ proptest! {
                 }
                 Ok(p) => {
                     let got = match path {
-                        "underlay.neighbors.0.address" => p.underlay.neighbors[0].address.to_string(),
+                        "underlay.neighbors.0.address" => p.underlay.neighbors[0].peer_name(),
                         "underlay.neighbors.0.password" => p.underlay.neighbors[0].password.clone().unwrap(),
                         "underlay.nics.0" => p.underlay.nics[0].clone(),
                         _ => p.node_index_from.unwrap().interface,

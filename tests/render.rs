@@ -24,6 +24,15 @@ const CASES: &[&str] = &[
     "split-horizon",
     "limits",
     "limits-one-family",
+    "unnumbered",
+    "ipv6-tor",
+    "listen-range",
+    "bfd",
+    "graceful-restart",
+    "graceful-restart-timers",
+    "address-families",
+    "route-reflector",
+    "fabric",
 ];
 
 /// The `upstream-sample` case is the sample configuration that carries upstream's current Underlay and
@@ -97,6 +106,14 @@ fn frr_accepts_golden_files() {
 fn every_line_has_a_known_shape() {
     let allowed = [
         "!",
+        "bfd",
+        " profile openpe-bfd",
+        "  detect-multiplier ",
+        "  receive-interval ",
+        "  transmit-interval ",
+        "  passive-mode",
+        "  minimum-ttl ",
+        " exit",
         "bgp route-map delay-timer 1",
         "route-map allowall permit 1",
         "route-map openpe-underlay-in permit 10",
@@ -114,6 +131,10 @@ fn every_line_has_a_known_shape() {
         "exit",
         "router bgp ",
         " bgp router-id ",
+        " bgp cluster-id ",
+        " bgp graceful-restart",
+        " bgp listen range ",
+        " bgp listen limit ",
         " no bgp ",
         " neighbor ",
         " !",

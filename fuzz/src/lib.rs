@@ -156,8 +156,9 @@ fn check_passthrough(p: &Passthrough) {
     }
     assert!(!u.neighbors.is_empty(), "no BGP neighbor accepted");
     for (i, n) in u.neighbors.iter().enumerate() {
-        one_word(&n.address.to_string(), "neighbor address");
-        assert!(!u.neighbors[..i].iter().any(|m| m.address == n.address), "neighbor {} accepted twice", n.address);
+        let name = n.peer_name();
+        one_word(&name, "neighbor name");
+        assert!(!u.neighbors[..i].iter().any(|m| m.peer == n.peer), "neighbor {name} accepted twice");
         check_asn(n.remote_as, "neighbor");
         if let Some(pw) = &n.password {
             one_word(pw, "password");

@@ -4,6 +4,7 @@
 //! FRR, the kernel or the state directory; the sidecar ([`crate::sidecar`]) applies the text and
 //! `openpe-passthrough render` prints it.
 
+pub mod fabric;
 pub mod render;
 mod safety;
 

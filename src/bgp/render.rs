@@ -8,14 +8,16 @@
 //! ASN (`hostsession.asn`) differs from the underlay's, which upstream ignores, and the routing safety upstream
 //! lacks (split horizon, the host session's limits), which `bgp/safety.rs` renders.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::fabric;
 use super::safety;
 use crate::addressing::{router_id, VethAddresses};
-use crate::config::{HostSession, Neighbor, RemoteAs, Underlay};
+use crate::config::{Family, HostSession, Neighbor, Peer, RemoteAs, Underlay};
 use crate::error::{Error, Result};
 use crate::state::Record;
 
@@ -47,31 +49,32 @@ pub fn unconfigured() -> String {
     "! openpe-passthrough: no attachment holds this router namespace, so there is no BGP configuration\n".to_string()
 }
 
-fn family_name(net: &IpNet) -> &'static str {
+fn family_name(net: &IpNet) -> Family {
     match net {
-        IpNet::V4(_) => "ipv4",
-        IpNet::V6(_) => "ipv6",
+        IpNet::V4(_) => Family::Ipv4Unicast,
+        IpNet::V6(_) => Family::Ipv6Unicast,
     }
 }
 
 /// The host session of one address family.
 struct HostPeer {
-    family: &'static str,
+    family: Family,
     address: IpAddr,
     host_route: IpNet,
 }
 
 fn host_peers(hs: &HostSession, addrs: &VethAddresses) -> Result<Vec<HostPeer>> {
     let mut out = Vec::new();
-    let wanted = [("ipv4", hs.ipv4.is_some()), ("ipv6", hs.ipv6.is_some())];
+    let wanted = [(Family::Ipv4Unicast, hs.ipv4.is_some()), (Family::Ipv6Unicast, hs.ipv6.is_some())];
     for (family, configured) in wanted {
         if !configured {
             continue;
         }
         let host = addrs.host.iter().find(|n| family_name(n) == family).ok_or_else(|| {
             Error::config(format!(
-                "l3passthrough.hostsession.localcidr.{family} is set but the attachment has no {family} host \
-                     address; run DEL and ADD again so that the addresses match the configuration"
+                "l3passthrough.hostsession.localcidr.{f} is set but the attachment has no {f} host address; run \
+                 DEL and ADD again so that the addresses match the configuration",
+                f = family.frr()
             ))
         })?;
         let address = host.addr();
@@ -97,9 +100,9 @@ fn remote_as_word(remote: RemoteAs) -> String {
     }
 }
 
-fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32) {
-    let a = n.address;
-    let _ = writeln!(out, " neighbor {a} remote-as {}", remote_as_word(n.remote_as));
+fn underlay_neighbor(out: &mut String, n: &Neighbor, hs: &HostSession, local_asn: u32) {
+    fabric::declare(out, n, &remote_as_word(n.remote_as));
+    let a = n.peer_name();
     if let Some(port) = n.port {
         let _ = writeln!(out, " neighbor {a} port {port}");
     }
@@ -112,8 +115,27 @@ fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32) {
     // FRR ignores ebgp-multihop on iBGP sessions (they are multihop already), and a TTL of 1 is its single-hop
     // default, which its running configuration does not show: writing either would leave a difference between
     // this text and FRR's running configuration forever, and re-apply it on every reload.
-    if let Some(ttl) = n.ebgp_multi_hop.filter(|ttl| *ttl > 1 && is_ebgp(n.remote_as, local_asn)) {
+    let multihop = n.ebgp_multi_hop.filter(|ttl| *ttl > 1 && is_ebgp(n.remote_as, local_asn));
+    if let Some(ttl) = multihop {
         let _ = writeln!(out, " neighbor {a} ebgp-multihop {ttl}");
+    }
+    let families = n.families(hs);
+    let carries = |f: Family| families.iter().any(|af| af.family == f);
+    // IPv4 routes learned over an IPv6 session have an IPv6 next hop, which only the extended next hop
+    // capability (RFC 8950) makes usable. Interface peers get it from FRR itself, which never shows it.
+    let ipv6_peer = match &n.peer {
+        Peer::Address(addr) => addr.is_ipv6(),
+        Peer::ListenRange(net) => net.addr().is_ipv6(),
+        Peer::Interface(_) => false,
+    };
+    if ipv6_peer && carries(Family::Ipv4Unicast) {
+        let _ = writeln!(out, " neighbor {a} capability extended-nexthop");
+    }
+    // As upstream's template: single-hop eBGP carrying IPv6 unicast (its next hop is often not on a connected
+    // subnet of the session's family).
+    let unnumbered = matches!(n.peer, Peer::Interface(_));
+    if !unnumbered && multihop.is_none() && is_ebgp(n.remote_as, local_asn) && carries(Family::Ipv6Unicast) {
+        let _ = writeln!(out, " neighbor {a} disable-connected-check");
     }
     if let (Some(hold), Some(keepalive)) = (n.hold_time_seconds, n.keepalive_time_seconds) {
         // FRR's order is keepalive, then hold time.
@@ -122,6 +144,7 @@ fn underlay_neighbor(out: &mut String, n: &Neighbor, local_asn: u32) {
     if let Some(connect) = n.connect_time_seconds {
         let _ = writeln!(out, " neighbor {a} timers connect {connect}");
     }
+    fabric::bfd_line(out, n);
 }
 
 /// The whole FRR configuration of an attachment: the router id from the node index, the underlay neighbors,
@@ -169,15 +192,18 @@ pub fn render(
     // FRR rounds to 0: the peers start at once (docs/sidecar.md).
     out.push_str("!\nbgp route-map delay-timer 1\n!\nroute-map allowall permit 1\nexit\n!\n");
     // Routing safety (split horizon, the host's limits): bgp/safety.rs.
-    safety::policies(&mut out, asn, &hs.limits, &hosts.iter().map(|h| h.family).collect::<Vec<_>>());
+    safety::policies(&mut out, asn, &hs.limits, &hosts.iter().map(|h| h.family.frr()).collect::<Vec<_>>());
+    out.push_str(&fabric::bfd_block(underlay));
     let _ = writeln!(out, "router bgp {asn}");
     let _ = writeln!(out, " bgp router-id {rid}");
+    out.push_str(&fabric::global_lines(underlay));
     out.push_str(" no bgp ebgp-requires-policy\n");
     out.push_str(" no bgp default ipv4-unicast\n");
     out.push_str(" no bgp network import-check\n");
     for n in &underlay.neighbors {
-        underlay_neighbor(&mut out, n, asn);
+        underlay_neighbor(&mut out, n, hs, asn);
     }
+    out.push_str(&fabric::listen_lines(underlay));
     for h in &hosts {
         let a = h.address;
         let _ = writeln!(out, " neighbor {a} remote-as {host_remote}");
@@ -186,12 +212,22 @@ pub fn render(
         }
         let _ = writeln!(out, " neighbor {a} timers connect {HOST_CONNECT_SECONDS}");
     }
-    for h in &hosts {
+    // A family block for every family the host session or an underlay neighbor carries.
+    let families: BTreeSet<Family> = (hosts.iter().map(|h| h.family))
+        .chain(underlay.neighbors.iter().flat_map(|n| n.families(hs)).map(|f| f.family))
+        .collect();
+    for family in families {
         out.push_str(" !\n");
-        let _ = writeln!(out, " address-family {} unicast", h.family);
-        let _ = writeln!(out, "  network {}", h.host_route);
+        let _ = writeln!(out, " address-family {} unicast", family.frr());
+        let host = hosts.iter().find(|h| h.family == family);
+        if let Some(h) = host {
+            let _ = writeln!(out, "  network {}", h.host_route);
+        }
         for n in &underlay.neighbors {
-            let a = n.address;
+            let Some(af) = n.families(hs).into_iter().find(|f| f.family == family) else {
+                continue;
+            };
+            let a = n.peer_name();
             let _ = writeln!(out, "  neighbor {a} activate");
             if is_ebgp(n.remote_as, asn) {
                 // Every node of the fabric shares the underlay ASN: accept paths that already carry it.
@@ -199,15 +235,20 @@ pub fn render(
             } else {
                 let _ = writeln!(out, "  neighbor {a} next-hop-self force");
             }
-            safety::underlay_neighbor_af(&mut out, n);
+            if af.route_reflector_client {
+                let _ = writeln!(out, "  neighbor {a} route-reflector-client");
+            }
+            safety::underlay_neighbor_af(&mut out, n, af.route_reflector_client);
         }
-        let a = h.address;
-        let _ = writeln!(out, "  neighbor {a} activate");
-        if host_ibgp_in_frr {
-            let _ = writeln!(out, "  neighbor {a} next-hop-self force");
+        if let Some(h) = host {
+            let a = h.address;
+            let _ = writeln!(out, "  neighbor {a} activate");
+            if host_ibgp_in_frr {
+                let _ = writeln!(out, "  neighbor {a} next-hop-self force");
+            }
+            safety::host_neighbor_af(&mut out, &h.host_route, &hs.limits);
+            let _ = writeln!(out, "  neighbor {a} route-map allowall out");
         }
-        safety::host_neighbor_af(&mut out, &h.host_route, &hs.limits);
-        let _ = writeln!(out, "  neighbor {a} route-map allowall out");
         out.push_str(" exit-address-family\n");
     }
     out.push_str("exit\n!\n");

@@ -94,10 +94,13 @@ pub(crate) fn policies(out: &mut String, asn: u32, limits: &HostLimits, families
 /// The hook for route reflection (issue 13): a route-reflector client keeps the inbound tag (its routes are not
 /// sent to the other underlay neighbors) but gets no outbound map, so that reflection to clients stays. This is
 /// the one place that decides which underlay neighbors split horizon applies to.
-pub(crate) fn underlay_neighbor_af(out: &mut String, n: &Neighbor) {
-    let a = n.address;
+pub(crate) fn underlay_neighbor_af(out: &mut String, n: &Neighbor, rr_client: bool) {
+    let a = n.peer_name();
     let _ = writeln!(out, "  neighbor {a} route-map {UNDERLAY_IN} in");
-    let _ = writeln!(out, "  neighbor {a} route-map {UNDERLAY_OUT} out");
+    // A route-reflector client is reflected to on purpose (routeReflector): it gets the fabric's routes.
+    if !rr_client {
+        let _ = writeln!(out, "  neighbor {a} route-map {UNDERLAY_OUT} out");
+    }
 }
 
 /// The host session's inbound lines in the address family of `host_route` (the host's address): `maxPrefixes`

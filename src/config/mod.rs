@@ -8,7 +8,7 @@ mod schema;
 mod values;
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -21,6 +21,7 @@ use crate::limits::{self, HostLimits};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
+pub use schema::{DEFAULT_RESTART_TIME, DEFAULT_STALE_PATH_TIME};
 pub(crate) use values::valid_password;
 pub use values::{valid_ifname, ASN_MAX};
 pub(crate) use values::{Text, PASSWORD_RULE};
@@ -77,6 +78,26 @@ pub struct Underlay {
     pub neighbors: Vec<Neighbor>,
     #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
+    /// `bgp graceful-restart`; None disables it.
+    #[serde(default)]
+    pub graceful_restart: Option<GracefulRestart>,
+    /// `bgp cluster-id`; None: the router reflects nothing.
+    #[serde(default)]
+    pub route_reflector: Option<RouteReflector>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GracefulRestart {
+    pub restart_time_seconds: u16,
+    pub stale_path_time_seconds: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteReflector {
+    #[serde(rename = "clusterID")]
+    pub cluster_id: Ipv4Addr,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +109,12 @@ pub enum DeviceList {
 }
 
 impl Underlay {
+    /// How FRR names each underlay neighbor (`neighbor NAME ...`), in order: its address, its interface, or the
+    /// peer group of its listen range.
+    pub fn peer_names(&self) -> Vec<String> {
+        self.neighbors.iter().map(Neighbor::peer_name).collect()
+    }
+
     /// The field that named `nics[i]`, for messages.
     pub fn nic_field(&self, i: usize) -> String {
         match self.nics_from {
@@ -120,10 +147,72 @@ pub enum RemoteAs {
     Internal,
 }
 
+/// Who a neighbor is: exactly one of an address, an interface (BGP unnumbered over IPv6 link-local), or a range
+/// of addresses the router accepts connections from (a peer group of its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Peer {
+    Address(IpAddr),
+    Interface(String),
+    ListenRange(IpNet),
+}
+
+/// A unicast address family a neighbor is activated in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Family {
+    #[serde(rename = "ipv4unicast")]
+    Ipv4Unicast,
+    #[serde(rename = "ipv6unicast")]
+    Ipv6Unicast,
+}
+
+impl Family {
+    /// Upstream's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4Unicast => "ipv4unicast",
+            Family::Ipv6Unicast => "ipv6unicast",
+        }
+    }
+
+    /// FRR's `address-family` words.
+    pub fn frr(self) -> &'static str {
+        match self {
+            Family::Ipv4Unicast => "ipv4",
+            Family::Ipv6Unicast => "ipv6",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AddressFamily {
+    pub family: Family,
+    /// `neighbor X route-reflector-client` in this family (Internal neighbors only).
+    #[serde(default)]
+    pub route_reflector_client: bool,
+}
+
+/// A neighbor's BFD settings; None in a field is FRR's default (`bfd: {}` is all defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Bfd {
+    pub receive_interval: Option<u16>,
+    pub transmit_interval: Option<u16>,
+    pub detect_multiplier: Option<u8>,
+    /// sessionMode Passive: `passive-mode`.
+    pub passive: bool,
+    /// `minimum-ttl` (multihop sessions only).
+    #[serde(rename = "minimumTTL")]
+    pub minimum_ttl: Option<u8>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Neighbor {
-    pub address: IpAddr,
+    /// Stored flat: records written before `interface` and `listenRange` hold `"address": ...`, which is this.
+    #[serde(flatten)]
+    pub peer: Peer,
     pub remote_as: RemoteAs,
     pub port: Option<u16>,
     pub password: Option<String>,
@@ -137,6 +226,69 @@ pub struct Neighbor {
     /// `ebgp-multihop TTL` (the older boolean `ebgpMultiHop: true` gives 255).
     #[serde(deserialize_with = "ttl_or_bool")]
     pub ebgp_multi_hop: Option<u8>,
+    #[serde(default)]
+    pub bfd: Option<Bfd>,
+    /// The families as configured; None: upstream's defaults ([`Neighbor::families`]).
+    #[serde(default)]
+    pub address_families: Option<Vec<AddressFamily>>,
+}
+
+impl Neighbor {
+    /// How FRR names this neighbor in `neighbor NAME ...` lines.
+    pub fn peer_name(&self) -> String {
+        match &self.peer {
+            Peer::Address(a) => a.to_string(),
+            Peer::Interface(i) => i.clone(),
+            Peer::ListenRange(net) => listen_group(net),
+        }
+    }
+
+    /// The neighbor's address, when it is given by one.
+    pub fn address(&self) -> Option<IpAddr> {
+        match self.peer {
+            Peer::Address(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether the router reflects routes to this neighbor in any family.
+    pub fn is_rr_client(&self) -> bool {
+        self.families_given().iter().any(|f| f.route_reflector_client)
+    }
+
+    fn families_given(&self) -> &[AddressFamily] {
+        self.address_families.as_deref().unwrap_or(&[])
+    }
+
+    /// The families this neighbor is activated in, as configured or by upstream's defaults: unnumbered and IPv4
+    /// neighbors get IPv4, plus IPv6 when the host session has IPv6; IPv6 neighbors get IPv6, plus IPv4 when the
+    /// host session has IPv4. A listen range counts as its addresses' family.
+    pub fn families(&self, hs: &HostSession) -> Vec<AddressFamily> {
+        if let Some(given) = &self.address_families {
+            return given.clone();
+        }
+        let ipv6 = match &self.peer {
+            Peer::Address(a) => a.is_ipv6(),
+            Peer::Interface(_) => false,
+            Peer::ListenRange(net) => matches!(net, IpNet::V6(_)),
+        };
+        let (own, other, other_wanted) = match ipv6 {
+            false => (Family::Ipv4Unicast, Family::Ipv6Unicast, hs.ipv6.is_some()),
+            true => (Family::Ipv6Unicast, Family::Ipv4Unicast, hs.ipv4.is_some()),
+        };
+        let mut out = vec![AddressFamily { family: own, route_reflector_client: false }];
+        if other_wanted {
+            out.push(AddressFamily { family: other, route_reflector_client: false });
+        }
+        out.sort_by_key(|f| f.family);
+        out
+    }
+}
+
+/// The peer group of a listen range: its network with `.`/`:` and `/` made into a word FRR accepts.
+fn listen_group(net: &IpNet) -> String {
+    let word: String = net.to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    format!("range-{word}")
 }
 
 /// Records written before the TTL held a boolean here: read them as they meant it (true was TTL 255).

@@ -70,6 +70,22 @@ struct UnderlayWire {
     neighbors: Option<Vec<NeighborWire>>,
     #[serde(rename = "routerIDCIDR", alias = "routerIdCidr", alias = "routeridcidr")]
     router_id_cidr: Option<RouterIdCidr>,
+    graceful_restart: Option<GracefulRestartWire>,
+    route_reflector: Option<RouteReflectorWire>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct GracefulRestartWire {
+    restart_time_seconds: Option<Bounded<1, 4095>>,
+    stale_path_time_seconds: Option<Bounded<1, 4095>>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct RouteReflectorWire {
+    #[serde(rename = "clusterID", alias = "clusterId")]
+    cluster_id: Option<Ipv4>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +129,10 @@ struct NetworkDeviceWire {
 #[serde(rename_all = "camelCase", expecting = "a JSON object")]
 struct NeighborWire {
     address: Option<NeighborAddress>,
+    interface: Option<IfName>,
+    listen_range: Option<Cidr>,
+    bfd: Option<BfdWire>,
+    address_families: Option<Vec<AddressFamilyWire>>,
     asn: Option<Asn>,
     #[serde(rename = "type")]
     peer_type: Option<PeerType>,
@@ -155,6 +175,69 @@ impl TryFrom<Value> for SecretRefWire {
 struct SecretObjectWire {
     name: SecretName,
     key: Option<SecretKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
+struct BfdWire {
+    receive_interval: Option<Bounded<10, 60000>>,
+    transmit_interval: Option<Bounded<10, 60000>>,
+    detect_multiplier: Option<Bounded<2, 255>>,
+    session_mode: Option<SessionMode>,
+    #[serde(rename = "minimumTTL", alias = "minimumTtl")]
+    minimum_ttl: Option<Bounded<1, 254>>,
+}
+
+#[derive(Deserialize, PartialEq)]
+enum SessionMode {
+    Active,
+    Passive,
+}
+
+/// A family by name (`"ipv4unicast"`), or upstream's object with its properties. Read by hand rather than as an
+/// untagged enum, which would lose the reason a name is refused.
+#[derive(Deserialize)]
+#[serde(try_from = "Value")]
+struct AddressFamilyWire {
+    family: Family,
+    client: bool,
+}
+
+impl TryFrom<Value> for AddressFamilyWire {
+    type Error = String;
+    fn try_from(v: Value) -> Result<Self, String> {
+        match v {
+            Value::String(s) => {
+                let FamilyName(family) = Text::try_from(s).and_then(FamilyName::try_from)?;
+                Ok(AddressFamilyWire { family, client: false })
+            }
+            Value::Object(_) => {
+                let o: AddressFamilyObject = serde_json::from_value(v).map_err(|e| e.to_string())?;
+                Ok(AddressFamilyWire { family: o.family.0, client: o.properties.is_some_and(|ps| !ps.is_empty()) })
+            }
+            _ => Err("must be a family name (ipv4unicast, ipv6unicast) or an object {family, properties}".into()),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct AddressFamilyObject {
+    family: FamilyName,
+    properties: Option<Vec<FamilyPropertyWire>>,
+}
+
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct FamilyPropertyWire {
+    #[serde(rename = "type")]
+    _kind: FamilyPropertyType,
+}
+
+#[derive(Deserialize)]
+enum FamilyPropertyType {
+    #[serde(rename = "routeReflectorClient")]
+    RouteReflectorClient,
 }
 
 #[derive(Deserialize)]
@@ -217,10 +300,6 @@ struct LocalCidrWire {
 // The upstream fields this project does not use, by object (`[]` stands for any index): refused saying why, or
 // accepted and ignored saying why. Every other unknown field is logged at debug level.
 
-const NOT_YET: Fate = Fate::Refused(
-    "is not implemented in openpe-passthrough yet; remove it (refused rather than ignored, so that the router \
-     never does less than its configuration says)",
-);
 const EVPN: Fate = Fate::Refused("is an EVPN/SRv6 setting; passthrough mode has no VTEP and no tunnel to use it for");
 const NODE_SELECTOR: Fate = Fate::Ignored(
     "a plugin configuration applies wherever it is installed; in Kubernetes, one NetworkAttachmentDefinition per \
@@ -229,24 +308,20 @@ const NODE_SELECTOR: Fate = Fate::Ignored(
 const K8S: Fate = Fate::Theirs;
 
 const RESOURCE: &[(&str, Fate)] = &[("apiVersion", K8S), ("metadata", K8S), ("status", K8S)];
-const UNDERLAY: &[(&str, Fate)] = &[
-    ("nodeSelector", NODE_SELECTOR),
-    ("evpn", EVPN),
-    ("tunnelEndpoint", EVPN),
-    ("isis", EVPN),
-    ("srv6", EVPN),
-    ("gracefulRestart", NOT_YET),
-    ("routeReflector", NOT_YET),
-    ("neighbors[].interface", NOT_YET),
-    ("neighbors[].listenRange", NOT_YET),
-    ("neighbors[].bfd", NOT_YET),
-    ("neighbors[].addressFamilies", NOT_YET),
-];
+const UNDERLAY: &[(&str, Fate)] =
+    &[("nodeSelector", NODE_SELECTOR), ("evpn", EVPN), ("tunnelEndpoint", EVPN), ("isis", EVPN), ("srv6", EVPN)];
 const L3PASSTHROUGH: &[(&str, Fate)] = &[("nodeSelector", NODE_SELECTOR)];
 
 /// What ebgp-multihop without a TTL means: FRR's maximum, written out so that the rendered text equals what FRR
 /// shows in its running configuration.
 pub(super) const MAX_TTL: u8 = 255;
+/// Upstream's limit on `neighbors`.
+const MAX_NEIGHBORS: usize = 128;
+/// FRR's (and upstream's) graceful restart defaults.
+pub const DEFAULT_RESTART_TIME: u16 = 120;
+pub const DEFAULT_STALE_PATH_TIME: u16 = 360;
+/// Upstream's default cluster id (TEST-NET-1: never a node's router id).
+const DEFAULT_CLUSTER_ID: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
 
 fn fail<T>(msg: String) -> Result<T> {
     Err(Error::config(msg))
@@ -306,16 +381,60 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
     if list.is_empty() {
         return fail(format!("{p}.neighbors: needs at least one BGP neighbor"));
     }
+    if list.len() > MAX_NEIGHBORS {
+        return fail(format!("{p}.neighbors: at most {MAX_NEIGHBORS} neighbors, got {}", list.len()));
+    }
+    let asn = required(u.asn, p, "asn")?.u32();
     let mut neighbors: Vec<Neighbor> = Vec::new();
     for (i, n) in list.into_iter().enumerate() {
-        let n = neighbor(n, &format!("{p}.neighbors[{i}]"), hs)?;
-        if neighbors.iter().any(|m| m.address == n.address) {
-            return fail(format!("{p}.neighbors[{i}].address: {} is listed twice", n.address));
+        let at = format!("{p}.neighbors[{i}]");
+        let n = neighbor(n, &at, hs, asn)?;
+        match &n.peer {
+            Peer::Address(a) if neighbors.iter().any(|m| m.peer == n.peer) => {
+                return fail(format!("{at}.address: {a} is listed twice"))
+            }
+            Peer::Interface(name) if neighbors.iter().any(|m| m.peer == n.peer) => {
+                return fail(format!("{at}.interface: {name:?} is listed twice"))
+            }
+            Peer::Interface(name) if !nics.contains(name) && !cni_devices.iter().any(|d| &d.interface_name == name) => {
+                return fail(format!(
+                    "{at}.interface: {name:?} is not one of the underlay's devices ({} or a CNIDevice's \
+                     interfaceName), the only links the router has",
+                    if nics_from == DeviceList::Nics { format!("{p}.nics") } else { format!("{p}.interfaces") }
+                ))
+            }
+            Peer::ListenRange(r) => {
+                let overlapping = neighbors.iter().find_map(|m| match m.peer {
+                    Peer::ListenRange(o) if o.contains(&r.network()) || r.contains(&o.network()) => Some(o),
+                    _ => None,
+                });
+                if let Some(o) = overlapping {
+                    return fail(format!("{at}.listenRange: {r} overlaps the listen range {o} of another neighbor"));
+                }
+            }
+            _ => {}
         }
         neighbors.push(n);
     }
     let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
-    Ok(Underlay { asn: required(u.asn, p, "asn")?.u32(), nics, nics_from, cni_devices, neighbors, router_id_cidr })
+    let graceful_restart = u.graceful_restart.map(|g| GracefulRestart {
+        restart_time_seconds: g.restart_time_seconds.map_or(DEFAULT_RESTART_TIME, Bounded::u16),
+        stale_path_time_seconds: g.stale_path_time_seconds.map_or(DEFAULT_STALE_PATH_TIME, Bounded::u16),
+    });
+    let route_reflector = match u.route_reflector {
+        None => None,
+        Some(r) => {
+            let cluster_id = r.cluster_id.map_or(DEFAULT_CLUSTER_ID, |c| c.0);
+            if router_id_cidr.contains(&cluster_id) {
+                return fail(format!(
+                    "{p}.routeReflector.clusterID: {cluster_id} lies inside {p}.routerIDCIDR ({router_id_cidr}), \
+                     where it could equal a node's router id"
+                ));
+            }
+            Some(RouteReflector { cluster_id })
+        }
+    };
+    Ok(Underlay { asn, nics, nics_from, cni_devices, neighbors, router_id_cidr, graceful_restart, route_reflector })
 }
 
 /// The underlay devices: `nics` (names) or `interfaces` (upstream's typed list, all entries of one type), not
@@ -437,19 +556,53 @@ fn cni_device(c: CniDeviceWire, p: &str) -> Result<CniDevice> {
     })
 }
 
-fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
-    let address = required(n.address, p, "address")?.0;
-    // The router's own pt-ns address cannot be its peer, and a peer inside a localcidr would be routed to the veth.
-    if crate::addressing::veth_addresses(hs, 0)?.router.iter().any(|r| r.addr() == address) {
-        return fail(format!("{p}.address: {address} is the router's own pt-ns address"));
-    }
+fn neighbor(n: NeighborWire, p: &str, hs: &HostSession, local_asn: u32) -> Result<Neighbor> {
     let cidrs = [hs.ipv4.map(|n| ("ipv4", IpNet::V4(n))), hs.ipv6.map(|n| ("ipv6", IpNet::V6(n)))];
-    if let Some((family, net)) = cidrs.iter().flatten().find(|(_, net)| net.contains(&address)) {
-        return fail(format!(
-            "{p}.address: {address} lies inside l3passthrough.hostsession.localcidr.{family} ({net}), whose \
-             addresses belong to the veth pair"
-        ));
-    }
+    let peer = match (n.address, n.interface, n.listen_range) {
+        (Some(address), None, None) => {
+            let address = address.0;
+            // The router's own pt-ns address cannot be its peer, and a peer inside a localcidr would be routed to
+            // the veth.
+            if crate::addressing::veth_addresses(hs, 0)?.router.iter().any(|r| r.addr() == address) {
+                return fail(format!("{p}.address: {address} is the router's own pt-ns address"));
+            }
+            if let Some((family, net)) = cidrs.iter().flatten().find(|(_, net)| net.contains(&address)) {
+                return fail(format!(
+                    "{p}.address: {address} lies inside l3passthrough.hostsession.localcidr.{family} ({net}), whose \
+                     addresses belong to the veth pair"
+                ));
+            }
+            Peer::Address(address)
+        }
+        (None, Some(IfName(name)), None) => {
+            if name == ROUTER_IFNAME || name == HOST_IFNAME {
+                return fail(format!("{p}.interface: {name:?} is the plugin's own veth, not an underlay link"));
+            }
+            Peer::Interface(name)
+        }
+        (None, None, Some(Cidr(range))) => {
+            let range = listen_range(range).map_err(|e| Error::config(format!("{p}.listenRange: {e}")))?;
+            if let Some((family, net)) =
+                cidrs.iter().flatten().find(|(_, net)| net.contains(&range.network()) || range.contains(&net.network()))
+            {
+                return fail(format!(
+                    "{p}.listenRange: {range} overlaps l3passthrough.hostsession.localcidr.{family} ({net}): the \
+                     host would be accepted as a fabric peer"
+                ));
+            }
+            Peer::ListenRange(range)
+        }
+        (None, None, None) => return fail(format!("{p}.address: is required (or {p}.interface, or {p}.listenRange)")),
+        (a, i, r) => {
+            let given: Vec<String> =
+                [("address", a.is_some()), ("interface", i.is_some()), ("listenRange", r.is_some())]
+                    .iter()
+                    .filter(|(_, on)| *on)
+                    .map(|(f, _)| format!("{p}.{f}"))
+                    .collect();
+            return fail(format!("{}: give exactly one of address, interface and listenRange", given.join(" and ")));
+        }
+    };
     let remote_as = remote_as(n.asn, n.peer_type, p, ["asn", "type"])?;
     let (hold, keepalive) = match (n.hold_time_seconds, n.keepalive_time_seconds) {
         (None, None) => (None, None),
@@ -493,8 +646,15 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
             Some(SecretRef { name: o.name.0, key: o.key.map_or_else(|| DEFAULT_SECRET_KEY.to_string(), |k| k.0) })
         }
     };
+    let bfd = n.bfd.map(|b| bfd(b, p, ebgp_multi_hop)).transpose()?;
+    let internal = match remote_as {
+        RemoteAs::Internal => true,
+        RemoteAs::External => false,
+        RemoteAs::Asn(a) => a == local_asn,
+    };
+    let address_families = n.address_families.map(|list| families(list, p, internal)).transpose()?;
     Ok(Neighbor {
-        address,
+        peer,
         remote_as,
         port: n.port.map(Bounded::u16),
         password: n.password.map(|s| s.0),
@@ -503,7 +663,50 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession) -> Result<Neighbor> {
         keepalive_time_seconds: keepalive,
         connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),
         ebgp_multi_hop,
+        bfd,
+        address_families,
     })
+}
+
+fn bfd(b: BfdWire, p: &str, multihop: Option<u8>) -> Result<Bfd> {
+    if b.minimum_ttl.is_some() && multihop.is_none_or(|ttl| ttl <= 1) {
+        return fail(format!(
+            "{p}.bfd.minimumTTL: applies to multihop BFD sessions only; this neighbor has no ebgpMultiHop property \
+             with a TTL above 1"
+        ));
+    }
+    Ok(Bfd {
+        receive_interval: b.receive_interval.map(Bounded::u16),
+        transmit_interval: b.transmit_interval.map(Bounded::u16),
+        detect_multiplier: b.detect_multiplier.map(|m| m.0 as u8),
+        passive: b.session_mode == Some(SessionMode::Passive),
+        minimum_ttl: b.minimum_ttl.map(|t| t.0 as u8),
+    })
+}
+
+fn families(list: Vec<AddressFamilyWire>, p: &str, internal: bool) -> Result<Vec<AddressFamily>> {
+    if list.is_empty() {
+        return fail(format!(
+            "{p}.addressFamilies: lists no family; leave the field out for the defaults, or name ipv4unicast or \
+             ipv6unicast"
+        ));
+    }
+    let mut out: Vec<AddressFamily> = Vec::new();
+    for (i, f) in list.into_iter().enumerate() {
+        let AddressFamilyWire { family, client } = f;
+        if out.iter().any(|f| f.family == family) {
+            return fail(format!("{p}.addressFamilies[{i}]: {} is listed twice", family.name()));
+        }
+        if client && !internal {
+            return fail(format!(
+                "{p}.addressFamilies[{i}].properties: routeReflectorClient is for Internal neighbors only (route \
+                 reflection is iBGP's)"
+            ));
+        }
+        out.push(AddressFamily { family, route_reflector_client: client });
+    }
+    out.sort_by_key(|f| f.family);
+    Ok(out)
 }
 
 fn host_session(v: &Value) -> Result<HostSession> {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Deserialize;
 
-use super::{RemoteAs, HOST_IFNAME, ROUTER_IFNAME};
+use super::{Family, RemoteAs, HOST_IFNAME, ROUTER_IFNAME};
 use crate::log::Level;
 
 /// `Name(Inner)`, read from `Source` and kept when `rule` (a closure from the source to `Result<Inner, String>`)
@@ -223,8 +223,8 @@ validated!(
         a => match special(IpNet::from(a)) {
             Some((_, "link-local")) if a.is_ipv4() => Ok(a),
             Some((_, "link-local")) => Err(format!(
-                "{a} is an IPv6 link-local address, which needs an interface (BGP unnumbered over `interface`, \
-                 not implemented yet)"
+                "{a} is an IPv6 link-local address, which needs an interface: give `interface` instead (BGP \
+                 unnumbered)"
             )),
             Some((_, what)) => Err(format!("{a} is a {what} address, not a BGP neighbor")),
             None => Ok(a),
@@ -261,3 +261,36 @@ validated!(
         IpNet::V6(_) => Err("must be an IPv4 CIDR (router ids are IPv4)".into()),
     }
 );
+
+validated!(
+    /// An IPv4 address (a cluster id).
+    Ipv4(Ipv4Addr) from String = "String",
+    |s| match ip(&s)? {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(format!("{s:?} is an IPv6 address; an IPv4 address is needed")),
+    }
+);
+
+validated!(
+    /// A unicast family this project can carry; upstream's EVPN and VPN families are refused saying why.
+    FamilyName(Family) from Text = "Text",
+    |Text(s)| match s.as_str() {
+        "ipv4unicast" => Ok(Family::Ipv4Unicast),
+        "ipv6unicast" => Ok(Family::Ipv6Unicast),
+        "evpn" | "ipv4vpn" | "ipv6vpn" => Err(format!(
+            "{s:?} is an EVPN/VPN family; passthrough mode has no VRF or VTEP to carry it (use ipv4unicast or \
+             ipv6unicast)"
+        )),
+        _ => Err(format!("{s:?} must be ipv4unicast or ipv6unicast")),
+    }
+);
+
+/// A listen range: not IPv6 link-local, which needs an interface to mean anything.
+pub(crate) fn listen_range(net: IpNet) -> Result<IpNet, String> {
+    match special(net) {
+        Some((range, "link-local")) if net.addr().is_ipv6() => {
+            Err(format!("{net} overlaps the IPv6 link-local range {range}; link-local peers need `interface`"))
+        }
+        _ => Ok(net),
+    }
+}

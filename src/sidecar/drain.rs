@@ -31,7 +31,7 @@ const TERM_WAIT: Duration = Duration::from_secs(5);
 /// Every BGP neighbor the sidecar configures for `rec`: the underlay neighbors and the host session of each
 /// family the host session has.
 pub fn neighbors_of(rec: &Record) -> Vec<String> {
-    let mut out: Vec<String> = rec.underlay.neighbors.iter().map(|n| n.address.to_string()).collect();
+    let mut out: Vec<String> = rec.bgp_settings().0.peer_names();
     for h in &rec.addresses.host {
         let wanted = match h {
             IpNet::V4(_) => rec.host_session.ipv4.is_some(),

@@ -30,7 +30,7 @@ use serde_json::Value;
 use super::frr::Frr;
 use crate::error::{Error, Result};
 use crate::netns::NsId;
-use crate::state::{Phase, StateDir};
+use crate::state::{BgpNeighbor, Phase, StateDir};
 
 /// The command whose JSON holds every neighbor's state, prefix counts, BFD status and prefix limit.
 const NEIGHBORS_COMMAND: &str = "show bgp vrf default neighbors json";
@@ -91,8 +91,9 @@ fn attachment(state_dir: &std::path::Path, me: &NsId) -> Result<Attachment> {
     if rec.phase != Phase::Complete {
         return Ok(Attachment::Pending { stem });
     }
-    let mut sessions: Vec<Expected> =
-        rec.underlay.neighbors.iter().map(|n| Expected { peer: n.address, kind: SessionKind::Underlay }).collect();
+    let mut sessions: Vec<Expected> = (rec.underlay.neighbors.iter().filter_map(BgpNeighbor::address))
+        .map(|peer| Expected { peer, kind: SessionKind::Underlay })
+        .collect();
     // The host session of a family exists when the host session has that family (as the renderer decides).
     for (configured, v4) in [(rec.host_session.ipv4.is_some(), true), (rec.host_session.ipv6.is_some(), false)] {
         if let Some(h) = rec.addresses.host.iter().find(|n| is_v4(n) == v4).filter(|_| configured) {
@@ -542,8 +543,8 @@ fn sessions_of(
             peer: s.peer,
             session: s.kind,
             state: match frr {
-                _ if s.kind == SessionKind::Underlay && left_out.iter().any(|l| l.peer == s.peer) => {
-                    let l = left_out.iter().find(|l| l.peer == s.peer).expect("checked");
+                _ if s.kind == SessionKind::Underlay && left_out.iter().any(|l| l.peer == s.peer.to_string()) => {
+                    let l = left_out.iter().find(|l| l.peer == s.peer.to_string()).expect("checked");
                     format!("left out: {}", l.reason)
                 }
                 Ok(ns) => ns.iter().find(|n| n.is(&s.peer)).map(|n| n.state.clone()).unwrap_or("not configured".into()),

@@ -9,6 +9,7 @@
 //! every change of the state directory or of `--frr-extra` (inotify), on a one-second tick (FRR restarts),
 //! and when a failed apply's backoff expires. docs/sidecar.md tells the whole story.
 
+mod bfd;
 pub mod delta;
 pub mod drain;
 pub mod frr;
@@ -166,6 +167,7 @@ impl Sidecar {
         }
         // A passwordSecret is read from the mounted Secret now; a neighbor whose Secret is not right is left out.
         let (underlay, host_session) = rec.bgp_settings();
+        bfd::require_bfdd(&self.opts.frr, &underlay)?;
         let underlay = self.secrets.resolve(&underlay);
         let bgp = bgp::render(&underlay, &host_session, rec.node_index, &rec.addresses, Secrets::Show)
             .map_err(|e| e.context(format!("rendering the configuration of attachment {stem}")))?;

@@ -10,7 +10,6 @@
 //! right.
 
 use std::io::Read;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -22,7 +21,8 @@ pub const DEFAULT_SECRETS_DIR: &str = "/etc/openpe/secrets";
 /// A neighbor left out of the configuration, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LeftOut {
-    pub(crate) peer: IpAddr,
+    /// The neighbor as FRR names it (an address, an interface or a listen range's peer group).
+    pub(crate) peer: String,
     pub(crate) reason: String,
 }
 
@@ -91,7 +91,7 @@ impl SecretStore {
                 }
                 Err(why) => {
                     left_out.push(LeftOut {
-                        peer: n.address,
+                        peer: n.peer_name(),
                         reason: format!("passwordSecret {}/{}: {why}", r.name, r.key),
                     });
                     false
@@ -107,7 +107,7 @@ impl SecretStore {
             );
         }
         for l in reported.iter().filter(|l| !left_out.iter().any(|m| m.peer == l.peer)) {
-            if underlay.neighbors.iter().any(|n| n.address == l.peer) {
+            if underlay.neighbors.iter().any(|n| n.peer_name() == l.peer) {
                 log_info!("BGP neighbor {}: its passwordSecret can be read now; configuring it", l.peer);
             }
         }

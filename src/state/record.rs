@@ -182,7 +182,9 @@ pub enum PeerAs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BgpNeighbor {
-    pub address: IpAddr,
+    /// Flat: `"address"`, `"interface"` or `"listenRange"` (records before the latter two hold `"address"`).
+    #[serde(flatten)]
+    pub peer: BgpPeer,
     pub remote_as: PeerAs,
     #[serde(default)]
     pub port: Option<u16>,
@@ -200,6 +202,59 @@ pub struct BgpNeighbor {
     /// Where the sidecar reads the password (`passwordSecret`); the password itself is never recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd: Option<BgpBfd>,
+    /// The families as configured; absent: upstream's defaults.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address_families: Option<Vec<BgpFamily>>,
+}
+
+impl BgpNeighbor {
+    /// The neighbor's address, for an address neighbor.
+    pub(crate) fn address(&self) -> Option<IpAddr> {
+        match self.peer {
+            BgpPeer::Address(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+/// Who a neighbor is, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BgpPeer {
+    Address(IpAddr),
+    Interface(String),
+    ListenRange(IpNet),
+}
+
+/// A neighbor's BFD settings as recorded; absent fields are FRR's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BgpBfd {
+    pub receive_interval: Option<u16>,
+    pub transmit_interval: Option<u16>,
+    pub detect_multiplier: Option<u8>,
+    pub passive: bool,
+    #[serde(rename = "minimumTTL")]
+    pub minimum_ttl: Option<u8>,
+}
+
+/// An address family a neighbor is activated in, as recorded (`ipv4unicast`, `ipv6unicast`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpFamily {
+    pub family: String,
+    #[serde(default)]
+    pub route_reflector_client: bool,
+}
+
+/// Graceful restart as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpGracefulRestart {
+    pub restart_time_seconds: u16,
+    pub stale_path_time_seconds: u16,
 }
 
 /// A Secret and the key inside it, as recorded.
@@ -218,6 +273,64 @@ pub struct BgpUnderlay {
     pub neighbors: Vec<BgpNeighbor>,
     #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_restart: Option<BgpGracefulRestart>,
+    /// `routeReflector.clusterID`, when the router reflects.
+    #[serde(default, rename = "routeReflectorClusterID", skip_serializing_if = "Option::is_none")]
+    pub route_reflector_cluster_id: Option<std::net::Ipv4Addr>,
+}
+
+impl From<&config::Peer> for BgpPeer {
+    fn from(p: &config::Peer) -> Self {
+        match p {
+            config::Peer::Address(a) => BgpPeer::Address(*a),
+            config::Peer::Interface(i) => BgpPeer::Interface(i.clone()),
+            config::Peer::ListenRange(r) => BgpPeer::ListenRange(*r),
+        }
+    }
+}
+
+impl From<&BgpPeer> for config::Peer {
+    fn from(p: &BgpPeer) -> Self {
+        match p {
+            BgpPeer::Address(a) => config::Peer::Address(*a),
+            BgpPeer::Interface(i) => config::Peer::Interface(i.clone()),
+            BgpPeer::ListenRange(r) => config::Peer::ListenRange(*r),
+        }
+    }
+}
+
+impl From<config::Bfd> for BgpBfd {
+    fn from(b: config::Bfd) -> Self {
+        let config::Bfd { receive_interval, transmit_interval, detect_multiplier, passive, minimum_ttl } = b;
+        BgpBfd { receive_interval, transmit_interval, detect_multiplier, passive, minimum_ttl }
+    }
+}
+
+impl From<BgpBfd> for config::Bfd {
+    fn from(b: BgpBfd) -> Self {
+        let BgpBfd { receive_interval, transmit_interval, detect_multiplier, passive, minimum_ttl } = b;
+        config::Bfd { receive_interval, transmit_interval, detect_multiplier, passive, minimum_ttl }
+    }
+}
+
+impl From<&config::AddressFamily> for BgpFamily {
+    fn from(f: &config::AddressFamily) -> Self {
+        BgpFamily { family: f.family.name().to_string(), route_reflector_client: f.route_reflector_client }
+    }
+}
+
+impl BgpFamily {
+    /// Back to the configuration's type; a family this release does not know is left out (an earlier release
+    /// never writes one).
+    fn to_config(&self) -> Option<config::AddressFamily> {
+        let family = match self.family.as_str() {
+            "ipv4unicast" => config::Family::Ipv4Unicast,
+            "ipv6unicast" => config::Family::Ipv6Unicast,
+            _ => return None,
+        };
+        Some(config::AddressFamily { family, route_reflector_client: self.route_reflector_client })
+    }
 }
 
 /// The host session's settings (`l3passthrough.hostsession`).
@@ -329,7 +442,7 @@ impl Record {
                 .neighbors
                 .iter()
                 .map(|n| config::Neighbor {
-                    address: n.address,
+                    peer: (&n.peer).into(),
                     remote_as: peer(n.remote_as),
                     port: n.port,
                     password: n.password.clone(),
@@ -341,9 +454,19 @@ impl Record {
                         .password_secret
                         .as_ref()
                         .map(|s| config::SecretRef { name: s.name.clone(), key: s.key.clone() }),
+                    bfd: n.bfd.map(Into::into),
+                    address_families: n
+                        .address_families
+                        .as_ref()
+                        .map(|l| l.iter().filter_map(BgpFamily::to_config).collect()),
                 })
                 .collect(),
             router_id_cidr: u.router_id_cidr,
+            graceful_restart: u.graceful_restart.map(|g| config::GracefulRestart {
+                restart_time_seconds: g.restart_time_seconds,
+                stale_path_time_seconds: g.stale_path_time_seconds,
+            }),
+            route_reflector: u.route_reflector_cluster_id.map(|cluster_id| config::RouteReflector { cluster_id }),
         };
         let h = &self.host_session;
         let limits = crate::limits::HostLimits {
@@ -371,7 +494,7 @@ pub(crate) fn bgp_from_config(u: &config::Underlay, h: &config::HostSession) -> 
             .neighbors
             .iter()
             .map(|n| BgpNeighbor {
-                address: n.address,
+                peer: (&n.peer).into(),
                 remote_as: peer(n.remote_as),
                 port: n.port,
                 password: n.password.clone(),
@@ -383,9 +506,16 @@ pub(crate) fn bgp_from_config(u: &config::Underlay, h: &config::HostSession) -> 
                     .password_secret
                     .as_ref()
                     .map(|s| SecretName { name: s.name.clone(), key: s.key.clone() }),
+                bfd: n.bfd.map(Into::into),
+                address_families: n.address_families.as_ref().map(|l| l.iter().map(Into::into).collect()),
             })
             .collect(),
         router_id_cidr: u.router_id_cidr,
+        graceful_restart: u.graceful_restart.map(|g| BgpGracefulRestart {
+            restart_time_seconds: g.restart_time_seconds,
+            stale_path_time_seconds: g.stale_path_time_seconds,
+        }),
+        route_reflector_cluster_id: u.route_reflector.map(|r| r.cluster_id),
     };
     let host = BgpHostSession {
         asn: h.asn,
@@ -487,7 +617,7 @@ impl From<v1::Record> for Record {
                     .neighbors
                     .into_iter()
                     .map(|n| BgpNeighbor {
-                        address: n.address,
+                        peer: BgpPeer::Address(n.address),
                         remote_as: n.remote_as,
                         port: n.port,
                         password: n.password,
@@ -497,9 +627,13 @@ impl From<v1::Record> for Record {
                         // The boolean of that release meant FRR's maximum TTL.
                         ebgp_multi_hop: n.ebgp_multi_hop.then_some(255),
                         password_secret: None,
+                        bfd: None,
+                        address_families: None,
                     })
                     .collect(),
                 router_id_cidr: r.underlay.router_id_cidr,
+                graceful_restart: None,
+                route_reflector_cluster_id: None,
             },
             host_session: BgpHostSession {
                 asn: r.host_session.asn,
@@ -568,7 +702,7 @@ mod tests {
         assert_eq!(
             rec.underlay.neighbors[0],
             BgpNeighbor {
-                address: "192.168.11.2".parse().unwrap(),
+                peer: BgpPeer::Address("192.168.11.2".parse().unwrap()),
                 remote_as: PeerAs::Asn(64512),
                 port: None,
                 password: Some("s3cret".into()),
@@ -577,6 +711,8 @@ mod tests {
                 connect_time_seconds: Some(7),
                 ebgp_multi_hop: Some(255),
                 password_secret: None,
+                bfd: None,
+                address_families: None,
             }
         );
         assert_eq!(rec.underlay.neighbors[1].remote_as, PeerAs::Internal);

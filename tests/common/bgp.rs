@@ -262,3 +262,103 @@ pub fn start_host_bird(lab: &Lab) -> Bird {
          ipv6 { import all; export where source = RTS_STATIC; }; }\n",
     )
 }
+
+impl Frr {
+    /// As [`Frr::start`], with more daemons after bgpd (such as `bfdd`) and extra zebra options (such as `-K 120`,
+    /// which keeps kernel routes across a restart).
+    pub fn start_with(ns: &Ns, tag: &str, config: &str, daemons: &[&str], zebra_args: &str) -> Frr {
+        let mut f = Frr { name: unique(tag), ns: ns.name.clone(), pids: Vec::new() };
+        let etc = f.etc();
+        fs::create_dir_all(&etc).unwrap();
+        fs::create_dir_all(f.run()).unwrap();
+        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
+        let listed: String = daemons.iter().map(|d| format!("{d}=yes\n")).collect();
+        fs::write(etc.join("daemons"), format!("bgpd=yes\n{listed}")).unwrap();
+        fs::write(etc.join("frr.conf"), config).unwrap();
+        sh(&format!(
+            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
+            e = etc.display(),
+            r = f.run().display()
+        ));
+        f.start_daemon("zebra", &format!("-s 90000000 {zebra_args}"));
+        f.start_daemon("bgpd", "");
+        for d in daemons {
+            f.start_daemon(d, "");
+        }
+        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
+        f
+    }
+
+    /// SIGKILL one daemon (no NOTIFICATION, no clean-up: a crash) and start it again without configuration.
+    pub fn kill_and_restart(&mut self, daemon: &str) {
+        let pid = self.pid_of(daemon);
+        // SAFETY: kill(2) with a pid this test started; no memory is involved.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        while pid_alive(pid) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.pids.retain(|p| *p != pid);
+        self.start_daemon(daemon, "");
+    }
+
+    /// One neighbor of `show bgp neighbors NAME json` (an address or an interface name); Err while FRR does not
+    /// list it.
+    pub fn neighbor(&self, name: &str) -> Result<Value, String> {
+        let v = self.json(&format!("show bgp neighbors {name} json"));
+        match v.get(name) {
+            Some(n) if n.get("bgpState").is_some() => Ok(n.clone()),
+            _ => Err(format!("FRR {} does not list neighbor {name}: {v}", self.name)),
+        }
+    }
+
+    /// Ok when neighbor `name` is Established.
+    pub fn established(&self, name: &str) -> Result<(), String> {
+        let n = self.neighbor(name)?;
+        match n["bgpState"].as_str() {
+            Some("Established") => Ok(()),
+            Some(other) => Err(format!("{} sees neighbor {name} {other}", self.name)),
+            None => Err(format!("{} gives neighbor {name} a state that is not text: {n}", self.name)),
+        }
+    }
+}
+
+/// The host's speaker as BIRD 2 for IPv4 only (AS 64515, the router at 192.169.10.1), advertising
+/// 172.31.0.0/24 and installing what it learns in the host's kernel, so that the host can reach the fabric.
+/// After a session error it retries within seconds (BIRD's default wait is a minute or more).
+pub fn start_host_bird_v4_kernel(lab: &Lab) -> Bird {
+    start_host_bird_v4_kernel_with(lab, "")
+}
+
+/// As [`start_host_bird_v4_kernel`], with `options` added to the BGP protocol (such as `graceful restart on;`).
+pub fn start_host_bird_v4_kernel_with(lab: &Lab, options: &str) -> Bird {
+    Bird::start(
+        &lab.host,
+        &format!(
+            "router id 192.169.10.2;\nprotocol device {{}}\n\
+             protocol static {{ ipv4; route 172.31.0.0/24 blackhole; }}\n\
+             protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
+             protocol bgp openpe4 {{ local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
+             connect delay time 1; error wait time 1, 4; {options}\n\
+             ipv4 {{ import all; export where source = RTS_STATIC; }}; }}\n"
+        ),
+    )
+}
+
+/// Whether one ping from `ns` to `addr` is answered within a second.
+pub fn ping(ns: &Ns, addr: &str) -> bool {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Whether `ns`'s kernel has a route for exactly `prefix`. Output that is not `ip -j`'s JSON list fails.
+pub fn has_route(ns: &Ns, prefix: &str) -> bool {
+    let fam = if prefix.contains(':') { "-6" } else { "-4" };
+    let out = sh(&format!("ip -n {} -j {fam} route show {prefix}", ns.name));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j route is not JSON ({e}): {out}"));
+    !v.as_array().unwrap_or_else(|| panic!("ip -j route is not a list: {out}")).is_empty()
+}
