@@ -79,9 +79,9 @@ fn errors_name_the_field() {
     assert!(err(v).msg.contains("set together"));
     assert_eq!(err(json!({"cniVersion": "1.0.0", "name": "x"})).kind, Kind::Invalid(Input::Config));
     let mut v = base();
-    v["underlay"]["neighbors"][0]["passwordSecret"] = json!({"name": "x"});
+    v["underlay"]["tunnelEndpoint"] = json!({"ipv4": "10.9.0.1"});
     let e = err(v);
-    assert!(e.msg.starts_with("underlay.neighbors[0].passwordSecret: is not implemented"), "{}", e.msg);
+    assert!(e.msg.starts_with("underlay.tunnelEndpoint: is an EVPN/SRv6 setting"), "{}", e.msg);
 }
 
 #[test]
@@ -157,10 +157,10 @@ fn a_null_refused_field_is_absent() {
     v["underlay"]["neighbors"][0]["bfd"] = Value::Null;
     v["underlay"]["gracefulRestart"] = Value::Null;
     assert_eq!(Passthrough::parse(&v).unwrap(), Passthrough::parse(&base()).unwrap());
-    v["underlay"]["neighbors"][0]["passwordSecret"] = Value::Null;
+    v["underlay"]["srv6"] = Value::Null;
     assert_eq!(Passthrough::parse(&v).unwrap(), Passthrough::parse(&base()).unwrap());
-    v["underlay"]["neighbors"][0]["passwordSecret"] = json!("s");
-    assert!(err(v).msg.starts_with("underlay.neighbors[0].passwordSecret: is not implemented"));
+    v["underlay"]["srv6"] = json!({});
+    assert!(err(v).msg.starts_with("underlay.srv6: is an EVPN/SRv6 setting"));
 }
 
 /// The fabric fields (issue 13) parse into their types, with upstream's defaults.

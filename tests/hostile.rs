@@ -938,11 +938,12 @@ fn passwords_never_reach_logs_or_inspect() {
 }
 
 /// Nothing silent: an unknown field is reported at debug level (and below it, not at all), `nodeSelector` is
-/// accepted and ignored with an info log saying why, and a field this project does not implement yet is refused,
-/// naming it.
+/// accepted and ignored with an info log saying why, and an upstream field this project does not use (EVPN) is
+/// refused, naming it and saying why. (Until the issues that render them landed, the fabric and secret fields
+/// were refused the same way; every upstream field is now used or refused.)
 #[test]
 #[ignore = "needs root"]
-fn unknown_fields_reported_at_debug_not_yet_fields_refused() {
+fn unknown_fields_reported_at_debug_unused_upstream_fields_refused() {
     let lab = Lab::new("unk");
     let logs = TempDir::new("unklog");
     let conf = |level: &str, neighbor: Value| {
@@ -972,10 +973,11 @@ fn unknown_fields_reported_at_debug_not_yet_fields_refused() {
         );
     }
     let before = lab.snapshot();
-    let (c, _) = conf("debug", json!({"asn": 64512, "address": "192.168.11.2", "passwordSecret": {"name": "bgp"}}));
-    let v = lab
-        .run("ADD", &c, &[])
-        .err(7, "underlay.neighbors[0].passwordSecret: is not implemented in openpe-passthrough yet");
-    assert!(v["msg"].as_str().unwrap().contains("refused rather than ignored"), "{v}");
+    // Every upstream field this project does not use is refused saying why (all the ones it will use are
+    // implemented now): an EVPN one.
+    let (mut c, _) = conf("debug", json!({"asn": 64512, "address": "192.168.11.2"}));
+    c["underlay"]["tunnelEndpoint"] = json!({"ipv4": "10.9.0.1"});
+    let v = lab.run("ADD", &c, &[]).err(7, "underlay.tunnelEndpoint: is an EVPN/SRv6 setting");
+    assert!(v["msg"].as_str().unwrap().contains("no VTEP"), "{v}");
     assert_eq!(lab.snapshot(), before, "the refused ADD changed the namespaces");
 }
