@@ -17,10 +17,10 @@ use crate::{log_debug, log_info, log_warn};
 
 /// The link group of both veth ends: it marks them as this plugin's from the instant they exist, so cleanup
 /// never removes a `pt-host` or `pt-ns` that someone else made. (Upstream marks the NICs it manages 4242.)
-pub const VETH_GROUP: u32 = 4243;
+pub(crate) const VETH_GROUP: u32 = 4243;
 
 /// Ours: the plugin's group. The alias names the attachment, for people.
-pub fn is_ours(link: &Link) -> bool {
+pub(crate) fn is_ours(link: &Link) -> bool {
     link.group == VETH_GROUP
 }
 
@@ -176,7 +176,7 @@ fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
 
 /// Read what DEL will need to put the NICs back (link, addresses, routes of every table, permanent neighbours,
 /// device sysctls), refusing up front a NIC that cannot move faithfully. `fields[i]` names NIC i's field.
-pub fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]) -> Result<Vec<(NicState, u32)>> {
+pub(crate) fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]) -> Result<Vec<(NicState, u32)>> {
     let path = host.path();
     let links = host.nl.links()?;
     let mut found = Vec::new();
@@ -264,7 +264,7 @@ fn add_addresses(side: &mut Side, index: u32, addrs: &[IpNet], ifname: &str) -> 
 
 /// Step 2 of ADD: `pt-host` here with `pt-ns` made directly in the router namespace, then up and addressed.
 /// Returns the two links as created.
-pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(Link, Link)> {
+pub(crate) fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(Link, Link)> {
     let alias = rec.veth_alias();
     host.nl.create_veth(HOST_IFNAME, ROUTER_IFNAME, router.ns.fd(), rec.mtu, VETH_GROUP)?;
     let mut ends = Vec::new();
@@ -293,7 +293,7 @@ pub fn create_veth(host: &mut Side, router: &mut Side, rec: &Record) -> Result<(
 /// flags and what is left of their lifetimes; IPv6 ones without duplicate address detection, so FRR can use
 /// them at once), up. MTU and MAC survive the move; addresses and routes do not. Returns the link there: its
 /// ifindex is what DEL finds it by.
-pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u32) -> Result<Link> {
+pub(crate) fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u32) -> Result<Link> {
     let rpath = router.path();
     host.nl.move_to_netns(index, router.ns.fd(), &format!("moving {} into the router namespace {rpath}", nic.name))?;
     let link = router
@@ -315,7 +315,7 @@ pub fn move_nic_in(host: &mut Side, router: &mut Side, nic: &NicState, index: u3
 }
 
 /// Step 4 of ADD: the router forwards, in both families.
-pub fn enable_forwarding(router: &Side) -> Result<()> {
+pub(crate) fn enable_forwarding(router: &Side) -> Result<()> {
     router.ns.write_sysctls(&[("net/ipv4/ip_forward", "1"), ("net/ipv6/conf/all/forwarding", "1")])?;
     fault::point("add:forwarding-set");
     Ok(())

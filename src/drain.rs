@@ -38,7 +38,7 @@ fn ack_path(state_dir: &Path, cookie: u64) -> PathBuf {
 }
 
 /// The sidecar's side: held for as long as the sidecar runs.
-pub struct Presence {
+pub(crate) struct Presence {
     state_dir: PathBuf,
     cookie: u64,
     _lock: File,
@@ -86,12 +86,12 @@ impl Presence {
     }
 
     /// Whether the sessions of `stem` are acknowledged already.
-    pub fn acknowledged(&self, stem: &str) -> bool {
+    pub(crate) fn acknowledged(&self, stem: &str) -> bool {
         fs::read_to_string(ack_path(&self.state_dir, self.cookie)).is_ok_and(|s| s == stem)
     }
 
     /// Tell DEL that the sessions of the attachment recorded as `stem` are closed.
-    pub fn acknowledge(&self, stem: &str) -> Result<()> {
+    pub(crate) fn acknowledge(&self, stem: &str) -> Result<()> {
         let path = ack_path(&self.state_dir, self.cookie);
         let tmp = dir(&self.state_dir).join(format!("{}.ack.tmp", self.cookie));
         crate::fsutil::write_atomically(&tmp, &path, stem.as_bytes(), None)
@@ -109,7 +109,7 @@ impl Drop for Presence {
 }
 
 /// DEL's side: whether a sidecar serves the namespace with `cookie` now (someone holds its lock).
-pub fn sidecar_alive(state_dir: &Path, cookie: u64) -> bool {
+pub(crate) fn sidecar_alive(state_dir: &Path, cookie: u64) -> bool {
     let path = alive_path(state_dir, cookie);
     let Ok(f) = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path) else {
         return false;
@@ -118,7 +118,7 @@ pub fn sidecar_alive(state_dir: &Path, cookie: u64) -> bool {
 }
 
 /// DEL's side: wait until the sidecar acknowledges `stem`, at most `timeout`. True if it did.
-pub fn wait_for_ack(state_dir: &Path, cookie: u64, stem: &str, timeout: Duration) -> bool {
+pub(crate) fn wait_for_ack(state_dir: &Path, cookie: u64, stem: &str, timeout: Duration) -> bool {
     let path = ack_path(state_dir, cookie);
     let deadline = Instant::now() + timeout;
     loop {

@@ -74,12 +74,12 @@ impl Error {
     pub fn kernel(msg: impl Into<String>) -> Self {
         Self::new(Kind::Kernel(None), msg)
     }
-    pub fn unsafe_state(msg: impl Into<String>) -> Self {
+    pub(crate) fn unsafe_state(msg: impl Into<String>) -> Self {
         Self::new(Kind::UnsafeState, msg)
     }
 
     /// Keep `cause` as this error's source.
-    pub fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(cause));
         self
     }
@@ -88,14 +88,6 @@ impl Error {
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.msg = format!("{what}: {}", self.msg);
         self
-    }
-
-    /// The errno behind a kernel failure, if any.
-    pub fn errno(&self) -> Option<i32> {
-        match self.kind {
-            Kind::Kernel(e) => e,
-            _ => None,
-        }
     }
 
     /// Several failures reported together (teardown, GC); the first one's kind wins.

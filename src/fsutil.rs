@@ -8,7 +8,12 @@ use std::path::Path;
 /// Write `bytes` to the temporary file `tmp` (mode 0600, never through a symlink), give it to `owner`
 /// (uid, gid) when asked, and rename it to `dest`. `tmp` must be on the same filesystem as `dest`. On failure
 /// the temporary file is removed and `dest` is untouched.
-pub fn write_atomically(tmp: &Path, dest: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> std::io::Result<()> {
+pub(crate) fn write_atomically(
+    tmp: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+) -> std::io::Result<()> {
     let write = || -> std::io::Result<()> {
         let _ = fs::remove_file(tmp);
         let mut f = OpenOptions::new()

@@ -15,7 +15,7 @@ pub enum Entry {
 }
 
 /// Replace every neighbor password with a mask, in place.
-pub fn mask_secrets(rec: &mut Record) {
+pub(crate) fn mask_secrets(rec: &mut Record) {
     for n in &mut rec.underlay.neighbors {
         if n.password.is_some() {
             n.password = Some("********".into());

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 /// FRR's restart timer of a session closed for too many prefixes, when `maxPrefixesRestartMinutes` is absent.
-pub const DEFAULT_RESTART_MINUTES: u16 = 5;
+pub(crate) const DEFAULT_RESTART_MINUTES: u16 = 5;
 
 fn default_restart_minutes() -> u16 {
     DEFAULT_RESTART_MINUTES

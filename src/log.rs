@@ -50,7 +50,7 @@ pub fn set_level(level: Level) {
 }
 
 /// Send logs to `path` (appended, created 0600). On failure logs stay on stderr and the reason is logged there.
-pub fn set_file(path: &Path) {
+pub(crate) fn set_file(path: &Path) {
     match OpenOptions::new().create(true).append(true).mode(0o600).open(path) {
         Ok(f) => {
             let _ = FILE.set(Mutex::new(f));
@@ -59,7 +59,7 @@ pub fn set_file(path: &Path) {
     }
 }
 
-pub fn enabled(level: Level) -> bool {
+pub(crate) fn enabled(level: Level) -> bool {
     level as u8 <= LEVEL.load(Ordering::Relaxed)
 }
 

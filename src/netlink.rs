@@ -45,12 +45,12 @@ impl NlError {
     pub fn is(&self, errno: i32) -> bool {
         self.errno == errno
     }
-    pub fn not_found(&self) -> bool {
+    pub(crate) fn not_found(&self) -> bool {
         matches!(self.errno, libc::ENODEV | libc::ENOENT | libc::ESRCH | libc::EADDRNOTAVAIL)
     }
 }
 
-pub type NlResult<T> = std::result::Result<T, NlError>;
+pub(crate) type NlResult<T> = std::result::Result<T, NlError>;
 
 /// What the plugin needs to know about a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,7 @@ pub struct Lifetimes {
 
 /// IFA_F_* flags that `ip addr add` sets and that are restored as they were; the others (secondary,
 /// tentative, deprecated, permanent, dadfailed, temporary) are the kernel's own bookkeeping.
-pub const USER_ADDRESS_FLAGS: u32 = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400;
+pub(crate) const USER_ADDRESS_FLAGS: u32 = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400;
 const IFA_F_NODAD: u32 = 0x02;
 const INFINITY_LIFE_TIME: u32 = u32::MAX;
 
@@ -257,13 +257,13 @@ fn via_to(ip: IpAddr) -> RouteVia {
     }
 }
 
-pub fn parse_mac(mac: &str) -> Option<Vec<u8>> {
+pub(crate) fn parse_mac(mac: &str) -> Option<Vec<u8>> {
     let bytes: Vec<u8> =
         mac.split(':').map(|b| u8::from_str_radix(b, 16)).collect::<std::result::Result<_, _>>().ok()?;
     (!bytes.is_empty()).then_some(bytes)
 }
 
-pub fn format_mac(bytes: &[u8]) -> String {
+pub(crate) fn format_mac(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
@@ -418,7 +418,7 @@ impl Netlink {
     }
 
     /// The link called `name`, or None when there is none.
-    pub fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
+    pub(crate) fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
         let msg = LinkUnspec::new_with_name(name).build();
         match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {name}")) {
             Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
@@ -434,7 +434,7 @@ impl Netlink {
     /// group `group` (the kernel applies a group at creation, so the pair is marked from its first instant), with
     /// `mtu` when given. One request: the pair never exists half-made. Both start down: this kernel refuses
     /// IFF_UP in a veth creation request (ENOTCONN) and ignores an alias there.
-    pub fn create_veth(
+    pub(crate) fn create_veth(
         &mut self,
         name: &str,
         peer: &str,
@@ -458,33 +458,33 @@ impl Netlink {
         self.ack(RouteNetlinkMessage::SetLink(msg), 0, what)
     }
 
-    pub fn set_up(&mut self, index: u32, up: bool) -> NlResult<()> {
+    pub(crate) fn set_up(&mut self, index: u32, up: bool) -> NlResult<()> {
         let b = LinkUnspec::new_with_index(index);
         let msg = if up { b.up() } else { b.down() }.build();
         self.set_link(msg, &format!("setting link {index} {}", if up { "up" } else { "down" }))
     }
 
     /// Bring a link up and give it an alias, in one request.
-    pub fn set_up_with_alias(&mut self, index: u32, alias: &str) -> NlResult<()> {
+    pub(crate) fn set_up_with_alias(&mut self, index: u32, alias: &str) -> NlResult<()> {
         let msg = LinkUnspec::new_with_index(index).up().alias(alias.to_string()).build();
         self.set_link(msg, &format!("setting link {index} up"))
     }
 
-    pub fn set_mtu(&mut self, index: u32, mtu: u32) -> NlResult<()> {
+    pub(crate) fn set_mtu(&mut self, index: u32, mtu: u32) -> NlResult<()> {
         self.set_link(
             LinkUnspec::new_with_index(index).mtu(mtu).build(),
             &format!("setting the MTU of link {index} to {mtu}"),
         )
     }
 
-    pub fn set_name(&mut self, index: u32, name: &str) -> NlResult<()> {
+    pub(crate) fn set_name(&mut self, index: u32, name: &str) -> NlResult<()> {
         self.set_link(
             LinkUnspec::new_with_index(index).name(name.to_string()).build(),
             &format!("renaming link {index} to {name}"),
         )
     }
 
-    pub fn set_mac(&mut self, index: u32, mac: &str) -> NlResult<()> {
+    pub(crate) fn set_mac(&mut self, index: u32, mac: &str) -> NlResult<()> {
         let bytes = parse_mac(mac).ok_or_else(|| NlError { errno: libc::EINVAL, what: format!("bad MAC {mac:?}") })?;
         self.set_link(
             LinkUnspec::new_with_index(index).address(bytes).build(),
@@ -493,17 +493,17 @@ impl Netlink {
     }
 
     /// Move a link into the namespace open at `ns_fd`. The kernel drops its addresses and routes.
-    pub fn move_to_netns(&mut self, index: u32, ns_fd: RawFd, what: &str) -> NlResult<()> {
+    pub(crate) fn move_to_netns(&mut self, index: u32, ns_fd: RawFd, what: &str) -> NlResult<()> {
         self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).build(), what)
     }
 
     /// Move a link into the namespace open at `ns_fd` under the name `name`, in one request (the kernel renames
     /// it as it moves; EEXIST when the name is taken there).
-    pub fn move_to_netns_as(&mut self, index: u32, ns_fd: RawFd, name: &str, what: &str) -> NlResult<()> {
+    pub(crate) fn move_to_netns_as(&mut self, index: u32, ns_fd: RawFd, name: &str, what: &str) -> NlResult<()> {
         self.set_link(LinkUnspec::new_with_index(index).setns_by_fd(ns_fd).name(name.to_string()).build(), what)
     }
 
-    pub fn delete_link(&mut self, index: u32, what: &str) -> NlResult<()> {
+    pub(crate) fn delete_link(&mut self, index: u32, what: &str) -> NlResult<()> {
         let msg = LinkUnspec::new_with_index(index).build();
         self.ack(RouteNetlinkMessage::DelLink(msg), 0, what)
     }
@@ -552,7 +552,7 @@ impl Netlink {
     /// seconds, to turn the remaining lifetimes into deadlines). Left out, as the kernel makes them itself:
     /// IPv6 link-local addresses, addresses of kernel origin (IFA_PROTO loopback, router advertisement,
     /// link-local) and IPv6 temporary (privacy) addresses.
-    pub fn address_details(&mut self, index: u32, now: u64) -> NlResult<Vec<Address>> {
+    pub(crate) fn address_details(&mut self, index: u32, now: u64) -> NlResult<Vec<Address>> {
         let mut msg = AddressMessage::default();
         msg.header.index = index;
         let answers =
@@ -626,7 +626,7 @@ impl Netlink {
     }
 
     /// Add `net` to link `index`. IPv6 addresses skip duplicate address detection, so they are usable at once.
-    pub fn add_address(&mut self, index: u32, net: IpNet) -> NlResult<()> {
+    pub(crate) fn add_address(&mut self, index: u32, net: IpNet) -> NlResult<()> {
         let a = Address {
             local: net.addr(),
             prefix_len: net.prefix_len(),
@@ -644,13 +644,13 @@ impl Netlink {
     /// Add `a` to link `index` as recorded: peer, broadcast, label, flags, scope, prefix-route metric, and what
     /// is left of its lifetimes at `now` (CLOCK_BOOTTIME seconds; the caller skips an expired one). `nodad`
     /// adds IFA_F_NODAD to the recorded flags.
-    pub fn add_address_as(&mut self, index: u32, a: &Address, now: u64, nodad: bool) -> NlResult<()> {
+    pub(crate) fn add_address_as(&mut self, index: u32, a: &Address, now: u64, nodad: bool) -> NlResult<()> {
         self.put_address(index, a, now, nodad, NLM_F_CREATE | NLM_F_EXCL)
     }
 
     /// Send an existing address again with its lifetimes (NLM_F_REPLACE). For an IPv6 address with finite
     /// lifetimes added while its link was down, this makes the kernel add the prefix route it skipped.
-    pub fn refresh_address(&mut self, index: u32, a: &Address, now: u64) -> NlResult<()> {
+    pub(crate) fn refresh_address(&mut self, index: u32, a: &Address, now: u64) -> NlResult<()> {
         self.put_address(index, a, now, false, netlink_packet_core::NLM_F_REPLACE)
     }
 
@@ -686,7 +686,7 @@ impl Netlink {
     // --- neighbours --------------------------------------------------------------------------------------------
 
     /// The permanent neighbour entries of link `index` (proxy entries are another table, left alone).
-    pub fn permanent_neighbours(&mut self, index: u32) -> NlResult<Vec<Neighbour>> {
+    pub(crate) fn permanent_neighbours(&mut self, index: u32) -> NlResult<Vec<Neighbour>> {
         // A strict dump request filters by NDA_IFINDEX; the header's ifindex must stay 0.
         let mut msg = NeighbourMessage::default();
         msg.attributes.push(NeighbourAttribute::IfIndex(index));
@@ -716,7 +716,7 @@ impl Netlink {
     }
 
     /// Add (or replace) a permanent neighbour entry on link `index`.
-    pub fn add_neighbour(&mut self, index: u32, n: &Neighbour) -> NlResult<()> {
+    pub(crate) fn add_neighbour(&mut self, index: u32, n: &Neighbour) -> NlResult<()> {
         let mut msg = NeighbourMessage::default();
         msg.header.family = if n.destination.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
         msg.header.ifindex = index;
@@ -742,7 +742,11 @@ impl Netlink {
     /// makes by itself (proto kernel or ra; types local, broadcast, anycast, multicast). A multipath route is
     /// kept when every next hop is on a link that `names` names (the NICs that move), once: on the link of its
     /// first next hop.
-    pub fn routes_via(&mut self, index: u32, names: &std::collections::HashMap<u32, String>) -> NlResult<Vec<Route>> {
+    pub(crate) fn routes_via(
+        &mut self,
+        index: u32,
+        names: &std::collections::HashMap<u32, String>,
+    ) -> NlResult<Vec<Route>> {
         // One dump of both families (AF_UNSPEC) and every table, filtered by the kernel to this device.
         let mut msg = RouteMessage::default();
         msg.header.address_family = AddressFamily::Unspec;
@@ -853,7 +857,12 @@ impl Netlink {
     }
 
     /// Add `route` through link `index`; the next hops of a multipath route find their links with `index_of`.
-    pub fn add_route(&mut self, index: u32, route: &Route, index_of: &dyn Fn(&str) -> Option<u32>) -> NlResult<()> {
+    pub(crate) fn add_route(
+        &mut self,
+        index: u32,
+        route: &Route,
+        index_of: &dyn Fn(&str) -> Option<u32>,
+    ) -> NlResult<()> {
         let mut msg = RouteMessage::default();
         msg.header.address_family =
             if route.destination.addr().is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };

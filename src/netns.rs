@@ -47,7 +47,7 @@ impl NsId {
     /// Alive: the recorded path still opens to the same namespace. With a cookie: to an nsfs file of a network
     /// namespace whose cookie is the recorded one (anything else at the path counts as dead). Without: to the
     /// recorded device and inode.
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         match self.cookie {
             Some(c) => {
                 Netns::open(&self.path, Input::Runtime, "recorded namespace").is_ok_and(|ns| ns.id.cookie == Some(c))
@@ -59,7 +59,7 @@ impl NsId {
         }
     }
 
-    pub fn same_ns(&self, other: &NsId) -> bool {
+    pub(crate) fn same_ns(&self, other: &NsId) -> bool {
         match (self.cookie, other.cookie) {
             (Some(a), Some(b)) => a == b,
             _ => self.dev == other.dev && self.ino == other.ino,
@@ -148,7 +148,7 @@ impl Netns {
         Ok(ns)
     }
 
-    pub fn fd(&self) -> RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
     }
 
@@ -165,12 +165,12 @@ impl Netns {
     }
 
     /// Write a sysctl (path under /proc/sys) as seen from inside this namespace.
-    pub fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
+    pub(crate) fn write_sysctl(&self, key: &str, value: &str) -> Result<()> {
         self.write_sysctls(&[(key, value)])
     }
 
     /// Write several sysctls in one visit, in order, stopping at the first failure.
-    pub fn write_sysctls(&self, settings: &[(&str, &str)]) -> Result<()> {
+    pub(crate) fn write_sysctls(&self, settings: &[(&str, &str)]) -> Result<()> {
         self.run(|| -> Result<()> {
             for (key, value) in settings {
                 std::fs::OpenOptions::new()
@@ -183,7 +183,7 @@ impl Netns {
         })?
     }
 
-    pub fn read_sysctl(&self, key: &str) -> Result<String> {
+    pub(crate) fn read_sysctl(&self, key: &str) -> Result<String> {
         self.run(|| std::fs::read_to_string(format!("/proc/sys/{key}")))?
             .map(|s| s.trim().to_string())
             .map_err(|e| Error::kernel(format!("reading {key} in {}: {e}", self.id.path.display())))

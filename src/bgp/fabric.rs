@@ -51,7 +51,7 @@ pub(crate) fn bfd_profile(b: &Bfd) -> String {
 }
 
 /// Whether any neighbor asks for BFD (then bfdd must run: FRR 8.4 takes a `bfd` block without it and drops it).
-pub fn uses_bfd(u: &Underlay) -> bool {
+pub(crate) fn uses_bfd(u: &Underlay) -> bool {
     u.neighbors.iter().any(|n| n.bfd.is_some())
 }
 

@@ -8,7 +8,8 @@ pub mod fabric;
 pub mod render;
 mod safety;
 
-pub use render::{diff, mask, render, render_record, unconfigured, Secrets};
+pub(crate) use render::mask;
+pub use render::{diff, render, unconfigured, Secrets};
 
 use serde_json::Value;
 

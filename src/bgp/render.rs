@@ -19,10 +19,9 @@ use super::safety;
 use crate::addressing::{router_id, VethAddresses};
 use crate::config::{Family, HostSession, Neighbor, Peer, RemoteAs, Underlay};
 use crate::error::{Error, Result};
-use crate::state::Record;
 
 /// What a password looks like in output meant for people.
-pub const MASK: &str = "********";
+pub(crate) const MASK: &str = "********";
 
 /// Whether passwords are written as they are (for FRR) or masked (for people and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +36,6 @@ pub enum Secrets {
 /// activated: FRR starts the peer when it gets `timers connect`, and before activation its OPEN would carry no
 /// address family.
 pub(crate) const HOST_CONNECT_SECONDS: u16 = 1;
-
-/// The configuration for an attachment record.
-pub fn render_record(rec: &Record, secrets: Secrets) -> Result<String> {
-    let (underlay, host_session) = rec.bgp_settings();
-    render(&underlay, &host_session, rec.node_index, &rec.addresses, secrets)
-}
 
 /// The configuration that leaves FRR without any BGP configuration (frr-reload.py refuses an empty file).
 pub fn unconfigured() -> String {
@@ -261,7 +254,7 @@ pub fn render(
 /// The one password mask for text meant for people and logs: every known password (`known`: the attachment's
 /// neighbor passwords, wherever they appear, e.g. quoted by FRR in an error) and the word after any
 /// `password` keyword (a password FRR or `--frr-extra` holds that the sidecar does not know) become [`MASK`].
-pub fn mask(text: &str, known: &[String]) -> String {
+pub(crate) fn mask(text: &str, known: &[String]) -> String {
     let mut out = text.to_string();
     for p in known {
         if !p.is_empty() {

@@ -5,19 +5,19 @@ use crate::error::{Error, Input, Kind};
 /// Error codes of the CNI specification and the plugin's own (100 and above). The README has the table.
 pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
-    pub const UNKNOWN_CONTAINER: u32 = 3;
+    pub(crate) const UNKNOWN_CONTAINER: u32 = 3;
     pub const INVALID_ENV: u32 = 4;
-    pub const IO: u32 = 5;
+    pub(crate) const IO: u32 = 5;
     pub const DECODE: u32 = 6;
     pub const INVALID_CONFIG: u32 = 7;
-    pub const TRY_AGAIN: u32 = 11;
-    pub const NOT_READY: u32 = 50;
+    pub(crate) const TRY_AGAIN: u32 = 11;
+    pub(crate) const NOT_READY: u32 = 50;
     /// A netlink request or a namespace operation failed in the kernel.
-    pub const KERNEL: u32 = 100;
+    pub(crate) const KERNEL: u32 = 100;
     /// ADD failed and undoing it failed too: the record is kept so that DEL can finish the job.
-    pub const ROLLBACK_INCOMPLETE: u32 = 101;
+    pub(crate) const ROLLBACK_INCOMPLETE: u32 = 101;
     /// The state directory or a record in it is unsafe (owner, mode, symlink) or unreadable as a record.
-    pub const STATE_UNSAFE: u32 = 102;
+    pub(crate) const STATE_UNSAFE: u32 = 102;
 }
 
 /// The CNI code of an error, decided by its kind alone.

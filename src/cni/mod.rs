@@ -6,7 +6,8 @@ pub mod result;
 
 use std::path::PathBuf;
 
-pub use envelope::{reply_version, Envelope, ValidAttachment, ValidAttachments};
+pub(crate) use envelope::ValidAttachment;
+pub use envelope::{reply_version, Envelope, ValidAttachments};
 pub use error::{code, code_of, to_json};
 
 use crate::error::{Error, Kind, Result};
@@ -20,7 +21,7 @@ fn rank(version: &str) -> Option<usize> {
 }
 
 /// True when `version` is a supported version no older than `min`.
-pub fn version_at_least(version: &str, min: &str) -> bool {
+pub(crate) fn version_at_least(version: &str, min: &str) -> bool {
     matches!((rank(version), rank(min)), (Some(a), Some(b)) if a >= b)
 }
 
@@ -133,7 +134,7 @@ pub fn valid_identifier(s: &str) -> bool {
 }
 
 /// The rule libcni applies to CNI_IFNAME, which is all the plugin needs: it keys the attachment, names no link.
-pub fn valid_cni_ifname(s: &str) -> bool {
+pub(crate) fn valid_cni_ifname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
         && s != "."
@@ -142,12 +143,8 @@ pub fn valid_cni_ifname(s: &str) -> bool {
 }
 
 impl Env {
-    pub fn command_from_env() -> Result<Command> {
-        Command::parse(&var("CNI_COMMAND").unwrap_or_default())
-    }
-
     /// Read and validate the variables the command needs. VERSION needs none.
-    pub fn from_env(command: Command) -> Result<Env> {
+    pub(crate) fn from_env(command: Command) -> Result<Env> {
         let mut env =
             Env { command, container_id: String::new(), netns: None, ifname: String::new(), args: CniArgs::default() };
         if matches!(command, Command::Add | Command::Del | Command::Check) {

@@ -90,7 +90,7 @@ pub fn build(cni_version: &str, prev: Option<&Value>, add: &Additions) -> Result
 }
 
 /// A previous result must be an object whose `interfaces` and `ips`, when present, are arrays.
-pub fn check_prev(prev: &Value, field: &str) -> Result<()> {
+pub(crate) fn check_prev(prev: &Value, field: &str) -> Result<()> {
     let obj = prev
         .as_object()
         .ok_or_else(|| Error::config(format!("{field}: must be a JSON object (the previous plugin's result)")))?;

@@ -74,14 +74,14 @@ pub(crate) fn key(env: &Env, envelope: &Envelope) -> Key {
 
 /// DEL's and GC's teardown: a sidecar serving the router namespace first closes the attachment's BGP sessions
 /// (at most `drainTimeoutSeconds`; see src/drain.rs), then the attachment is removed.
-pub fn drain_and_remove(state: &StateDir, rec: &Record, envelope: &Envelope) -> Result<()> {
+pub(crate) fn drain_and_remove(state: &StateDir, rec: &Record, envelope: &Envelope) -> Result<()> {
     crate::drain::close_sessions(state, rec, envelope.settings.drain_timeout);
     remove_attachment(state, rec)
 }
 
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
 /// the record stays, so the next DEL can finish the job.
-pub fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
+pub(crate) fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
     // What delegated plugins made (CNIDevice) goes first: ADD made it last.
     delegate::del(rec)?;
     datapath::teardown(rec)?;

@@ -21,14 +21,14 @@ use crate::limits::{self, HostLimits};
 use crate::log::Level;
 use crate::{log_debug, log_info};
 
-pub use schema::{DEFAULT_RESTART_TIME, DEFAULT_STALE_PATH_TIME};
+pub(crate) use schema::{DEFAULT_RESTART_TIME, DEFAULT_STALE_PATH_TIME};
 pub(crate) use values::valid_password;
 pub use values::{valid_ifname, ASN_MAX};
 pub(crate) use values::{Text, PASSWORD_RULE};
 
 pub const DEFAULT_STATE_DIR: &str = "/run/openpe-passthrough";
-pub const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 2;
-pub const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
+pub(crate) const DEFAULT_DRAIN_TIMEOUT_SECONDS: u64 = 2;
+pub(crate) const DEFAULT_ROUTER_ID_CIDR: &str = "10.0.0.0/24";
 pub const ROUTER_IFNAME: &str = "pt-ns";
 pub const HOST_IFNAME: &str = "pt-host";
 
@@ -116,7 +116,7 @@ impl Underlay {
     }
 
     /// The field that named `nics[i]`, for messages.
-    pub fn nic_field(&self, i: usize) -> String {
+    pub(crate) fn nic_field(&self, i: usize) -> String {
         match self.nics_from {
             DeviceList::Nics => format!("underlay.nics[{i}]"),
             DeviceList::Interfaces => format!("underlay.interfaces[{i}].networkDevice.interfaceName"),

@@ -318,8 +318,8 @@ pub(super) const MAX_TTL: u8 = 255;
 /// Upstream's limit on `neighbors`.
 const MAX_NEIGHBORS: usize = 128;
 /// FRR's (and upstream's) graceful restart defaults.
-pub const DEFAULT_RESTART_TIME: u16 = 120;
-pub const DEFAULT_STALE_PATH_TIME: u16 = 360;
+pub(crate) const DEFAULT_RESTART_TIME: u16 = 120;
+pub(crate) const DEFAULT_STALE_PATH_TIME: u16 = 360;
 /// Upstream's default cluster id (TEST-NET-1: never a node's router id).
 const DEFAULT_CLUSTER_ID: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
 

@@ -96,12 +96,12 @@ validated!(
 
 /// A TCP-MD5 password: 1 to 80 printable ASCII characters, no spaces (TCP_MD5SIG_MAXKEYLEN is 80; FRR reads
 /// the password as one word). The sidecar applies the same rule to a password read from a Secret.
-pub fn valid_password(s: &str) -> bool {
+pub(crate) fn valid_password(s: &str) -> bool {
     !s.is_empty() && s.len() <= 80 && s.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// Why [`valid_password`] refuses a password (never quoting it).
-pub const PASSWORD_RULE: &str =
+pub(crate) const PASSWORD_RULE: &str =
     "must be 1 to 80 printable ASCII characters without spaces (the kernel's TCP-MD5 key limit; FRR reads it as \
      one word)";
 

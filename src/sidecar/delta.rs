@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 /// A route-map created and deleted in every transaction that adds peers: creating a route-map starts bgpd's
 /// route-map update timer (`bgp route-map delay-timer 1`), and while it runs bgpd does not hold the new peers
 /// for a second after the transaction (docs/sidecar.md). The deletion in the same transaction leaves nothing.
-pub const START_ROUTE_MAP: &str = "openpe-sidecar-start";
+pub(crate) const START_ROUTE_MAP: &str = "openpe-sidecar-start";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
@@ -249,7 +249,7 @@ fn bgp_lines(text: &str) -> BTreeSet<String> {
 /// already holds are not repeated, so nothing that runs is touched. This repairs what frr-reload.py leaves
 /// out: after bgpd alone restarted, vtysh's merged running configuration still shows zebra's copy of a
 /// route-map, so frr-reload.py does not give it to bgpd again.
-pub fn repair(meant: &str, running: &str) -> Option<String> {
+pub(crate) fn repair(meant: &str, running: &str) -> Option<String> {
     let have = bgp_lines(running);
     fn keep(n: &Node, prefix: &str, have: &BTreeSet<String>) -> Option<Node> {
         let q = if prefix.is_empty() { n.line.clone() } else { format!("{prefix} > {}", n.line) };

@@ -30,7 +30,7 @@ const TERM_WAIT: Duration = Duration::from_secs(5);
 
 /// Every BGP neighbor the sidecar configures for `rec`: the underlay neighbors and the host session of each
 /// family the host session has.
-pub fn neighbors_of(rec: &Record) -> Vec<String> {
+pub(crate) fn neighbors_of(rec: &Record) -> Vec<String> {
     let mut out: Vec<String> = rec.bgp_settings().0.peer_names();
     for h in &rec.addresses.host {
         let wanted = match h {
@@ -143,7 +143,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// The watch loop's part: holds the sidecar's presence, drains what DEL marks, and notices SIGTERM.
-pub struct Drainer {
+pub(crate) struct Drainer {
     cookie: u64,
     presence: Option<Presence>,
     warned: bool,
@@ -216,18 +216,18 @@ impl Drainer {
     }
 
     /// Whether SIGTERM (or SIGINT) arrived.
-    pub fn terminating(&self) -> bool {
+    pub(crate) fn terminating(&self) -> bool {
         TERMINATING.load(Ordering::SeqCst)
     }
 
     /// SIGTERM: close the attachment's sessions, then return so that the sidecar exits.
-    pub fn terminate(&self, sc: &Sidecar) -> Result<()> {
+    pub(crate) fn terminate(&self, sc: &Sidecar) -> Result<()> {
         log_info!("SIGTERM: closing the BGP sessions before exiting");
         drain_namespace(&sc.options().frr, &sc.options().state_dir, TERM_WAIT).map(|_| ())
     }
 }
 
 /// The signal mask to wait with (SIGTERM and SIGINT let through), once a [`Drainer`] handles them.
-pub fn wait_mask() -> Option<SigSet> {
+pub(crate) fn wait_mask() -> Option<SigSet> {
     HANDLED.get().copied()
 }

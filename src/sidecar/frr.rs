@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-pub const RELOAD_SCRIPT: &str = "/usr/lib/frr/frr-reload.py";
-pub const CONF_ROOT: &str = "/etc/frr";
-pub const RUN_ROOT: &str = "/var/run/frr";
+pub(crate) const RELOAD_SCRIPT: &str = "/usr/lib/frr/frr-reload.py";
+pub(crate) const CONF_ROOT: &str = "/etc/frr";
+pub(crate) const RUN_ROOT: &str = "/var/run/frr";
 
 /// The daemons whose restart loses the BGP configuration.
 const WATCHED_DAEMONS: [&str; 2] = ["zebra", "bgpd"];
@@ -29,7 +29,7 @@ pub struct Frr {
 }
 
 /// A pathspace becomes a path component and a command-line argument: keep it to a plain name.
-pub fn valid_pathspace(s: &str) -> bool {
+pub(crate) fn valid_pathspace(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s != "."
@@ -185,7 +185,7 @@ impl Frr {
     /// bgpd's running configuration (`router bgp`, route-maps, `bgp ...`: the BGP contexts the sidecar
     /// checks), read from bgpd's vty socket as vtysh does, without a vtysh process (about 0.5 ms instead of
     /// 40 ms of CPU). Falls back to vtysh when the socket does not answer as expected.
-    pub fn bgpd_running_config(&self) -> Result<String> {
+    pub(crate) fn bgpd_running_config(&self) -> Result<String> {
         match self.ask_bgpd(&["enable", "write terminal"]) {
             Ok(mut answers) => Ok(answers.pop().unwrap_or_default()),
             Err(e) => {
@@ -254,7 +254,7 @@ impl Frr {
     /// Identifies the running daemons, to notice a restart: per watched daemon, its pid file's content and its
     /// vty socket's inode and change time (a restarted daemon makes a new socket; the inode alone can be
     /// reused). None while any of them is missing (FRR is down or starting).
-    pub fn generation(&self) -> Option<Vec<Generation>> {
+    pub(crate) fn generation(&self) -> Option<Vec<Generation>> {
         let dir = self.rundir();
         WATCHED_DAEMONS
             .iter()
@@ -342,7 +342,7 @@ pub(crate) fn refused_lines(text: &str) -> Vec<String> {
 
 /// One daemon's identity; see [`Frr::generation`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generation {
+pub(crate) struct Generation {
     pid: String,
     ino: u64,
     ctime: (i64, i64),
@@ -377,7 +377,7 @@ impl NeighborStatus {
 
 /// The neighbors of `show bgp summary json` (one object per address family, each with `peers`), merged per
 /// neighbor address in order of first appearance.
-pub fn neighbors_from_summary(v: &Value) -> Vec<NeighborStatus> {
+pub(crate) fn neighbors_from_summary(v: &Value) -> Vec<NeighborStatus> {
     let mut out: Vec<NeighborStatus> = Vec::new();
     let Some(families) = v.as_object() else {
         return out;

@@ -203,7 +203,7 @@ impl Sidecar {
     }
 
     /// [`Sidecar::sync`] with the input already read.
-    pub fn sync_input(&mut self, input: Input, force: bool) -> Result<Option<Path>> {
+    pub(crate) fn sync_input(&mut self, input: Input, force: bool) -> Result<Option<Path>> {
         let Some(bgp) = input.want.bgp() else {
             return Ok(None);
         };

@@ -34,10 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub(crate) use record::bgp_from_config;
-pub use record::{
-    BgpHostSession, BgpNeighbor, BgpUnderlay, Delegate, IndexSource, Key, NicState, PeerAs, Phase, Record,
-    FORMAT_VERSION,
-};
+pub(crate) use record::{BgpNeighbor, Delegate, IndexSource, Key, NicState, Phase, Record, FORMAT_VERSION};
 
 use crate::error::{Error, IoContext, Result};
 use crate::netns::NsId;
@@ -77,7 +74,7 @@ pub struct StateDir {
 /// lock once a listing found none), so that finding an attachment never needs to list the records.
 const FORMAT_MARKER: &str = "records-format";
 
-pub fn current_boot_id() -> Result<String> {
+pub(crate) fn current_boot_id() -> Result<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
         .io_ctx(|| "reading /proc/sys/kernel/random/boot_id".into())
@@ -124,7 +121,7 @@ fn ensure_dir(path: &Path) -> Result<()> {
 
 impl StateDir {
     /// Open (creating it 0700 if needed), check and lock the state directory for one whole operation.
-    pub fn open_locked(root: &Path) -> Result<StateDir> {
+    pub(crate) fn open_locked(root: &Path) -> Result<StateDir> {
         if let Some(parent) = root.parent() {
             if !parent.exists() {
                 fs::DirBuilder::new()
@@ -252,7 +249,7 @@ impl StateDir {
 
     /// The record in file `stem`, if any. A record of another boot reads as none (and is dropped under the
     /// lock; a reader without the lock leaves it).
-    pub fn load_stem(&self, stem: &str) -> Result<Option<Record>> {
+    pub(crate) fn load_stem(&self, stem: &str) -> Result<Option<Record>> {
         let Some(rec) = self.read_stem(stem)? else {
             return Ok(None);
         };
@@ -291,7 +288,7 @@ impl StateDir {
         Ok(Some(rec))
     }
 
-    pub fn save(&self, rec: &Record) -> Result<()> {
+    pub(crate) fn save(&self, rec: &Record) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(rec).map_err(|e| Error::io(format!("encoding record: {e}")))?;
         text.push(b'\n');
         self.write_atomic(&self.record_path(&rec.stem), &text)?;
@@ -309,7 +306,7 @@ impl StateDir {
     }
 
     /// The stems of every record, sorted. No records directory (a state directory nobody used yet) is none.
-    pub fn stems(&self) -> Result<Vec<String>> {
+    pub(crate) fn stems(&self) -> Result<Vec<String>> {
         let dir = self.root.join("attachments");
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
@@ -429,7 +426,7 @@ impl StateDir {
     }
 
     /// Drop a claim whose holder has no record (only possible after tampering: see the module comment).
-    pub fn drop_orphan(&self, kind: Claim, name: &str) {
+    pub(crate) fn drop_orphan(&self, kind: Claim, name: &str) {
         let _ = fs::remove_file(self.claim_path(kind, name));
     }
 
@@ -455,7 +452,7 @@ impl StateDir {
     }
 
     /// The lowest node index nobody claims. Every index below the hint is claimed, so the search starts there.
-    pub fn lowest_free_index(&self) -> Result<u32> {
+    pub(crate) fn lowest_free_index(&self) -> Result<u32> {
         let mut n = self.hint();
         loop {
             if self.holder(Claim::Index, &n.to_string())?.is_none() {
@@ -468,7 +465,7 @@ impl StateDir {
     /// After claiming `n` from [`Self::lowest_free_index`], everything up to it is claimed.
     /// (The search checked every index from the hint up to `n`.)
     /// Best effort: a hint left lower is still true.
-    pub fn advance_hint(&self, n: u32) {
+    pub(crate) fn advance_hint(&self, n: u32) {
         if let Err(e) = self.write_atomic(&self.root.join("index.hint"), n.saturating_add(1).to_string().as_bytes()) {
             log_warn!("cannot advance the index hint ({}); the next allocation searches from the old one", e.msg);
         }

@@ -28,7 +28,7 @@ use crate::netlink::{Address, Neighbour, Route};
 use crate::netns::NsId;
 
 /// The format this release writes. Bumped on any change an earlier release could not read.
-pub const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 /// The attachment as the runtime names it. The identity is the network, the container id and the router
 /// namespace (whose claim is keyed by its cookie); `ifname` is what CNI_IFNAME said at ADD, kept for people.
@@ -420,7 +420,7 @@ impl Record {
 
     /// The alias put on both veth ends: it marks them as this attachment's, so cleanup never removes a link
     /// someone else made with the same name. At most 220 bytes, inside the kernel's 255-byte alias limit.
-    pub fn veth_alias(&self) -> String {
+    pub(crate) fn veth_alias(&self) -> String {
         format!("openpe-passthrough:{}", self.stem)
     }
 
@@ -536,7 +536,7 @@ mod v1 {
 
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
-    pub struct Record {
+    pub(crate) struct Record {
         pub boot_id: String,
         pub phase: Phase,
         pub key: Key,
@@ -554,7 +554,7 @@ mod v1 {
     }
 
     #[derive(Deserialize)]
-    pub struct NsIdV1 {
+    pub(crate) struct NsIdV1 {
         pub path: std::path::PathBuf,
         pub dev: u64,
         pub ino: u64,
