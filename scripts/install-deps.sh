@@ -8,17 +8,9 @@ packages=(
   containernetworking-plugins golang-go golang-github-appc-cni-dev
   build-essential pkg-config ca-certificates curl python3 python3-yaml
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # The frr package starts its service where systemd runs; the tests run their own instances instead.
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+install_missing "${packages[@]}"
 # The container runtimes the runtime tests drive (podman, containerd and what they need).
 "$(dirname "$0")/install-runtime-deps.sh"
 # What the router image is built with (debootstrap, podman).

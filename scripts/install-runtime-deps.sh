@@ -14,16 +14,9 @@ packages=(
   containernetworking-plugins iproute2 util-linux procps coreutils
   python3 python3-grpcio python3-protobuf protobuf-compiler
 )
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "installing: ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=lib/apt.sh
+. "$(dirname "$0")/lib/apt.sh"
+install_missing "${packages[@]}"
 # The tests start private containerd instances; never leave the distribution's own running.
 if command -v systemctl >/dev/null && systemctl is-system-running >/dev/null 2>&1; then
   systemctl disable --now containerd >/dev/null 2>&1 || true

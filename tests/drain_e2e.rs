@@ -4,11 +4,13 @@
 //! sidecar that is not there.
 //!
 //! The lab is tests/bgp_e2e.rs's (the ToR runs FRR as the fabric switch, AS 64512 at 192.168.11.2; the router
-//! namespace runs FRR configured by openpe-sidecar; the host namespace runs FRR or GoBGP, AS 64515); its FRR,
-//! sidecar and GoBGP helpers are copied here so that the two files can change independently. Every daemon has
+//! namespace runs FRR configured by openpe-sidecar; the host namespace runs FRR or GoBGP, AS 64515); its
+//! FRR, sidecar and GoBGP helpers are its own (the daemon and pid helpers come from tests/common/bgp.rs). Every daemon has
 //! its own pathspace or directory and is stopped by pid by a guard, even when a test fails. Waiting uses
 //! generous timeouts; the few time bounds asserted are loose (the tight numbers are in scripts/bench-drain.sh).
 
+#[path = "common/bgp.rs"]
+mod bgp;
 mod common;
 
 use std::fs;
@@ -16,36 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bgp::{sidecar_bin, stop_pid};
 use common::*;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn sidecar_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_openpe-sidecar"))
-}
-
-fn pid_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
-}
-
-/// Stop a daemon by pid: SIGTERM, then SIGKILL if it lingers.
-fn stop_pid(pid: i32) {
-    // SAFETY: kill(2) with a pid this test started; no memory is involved.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if pid_alive(pid) {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        while pid_alive(pid) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// One FRR instance (zebra and bgpd) with its own pathspace, running inside a namespace.
 struct Frr {
