@@ -18,7 +18,7 @@ pub enum Entry {
 pub(crate) fn mask_secrets(rec: &mut Record) {
     for n in &mut rec.underlay.neighbors {
         if n.password.is_some() {
-            n.password = Some("********".into());
+            n.password = Some(crate::bgp::render::MASK.into());
         }
     }
 }

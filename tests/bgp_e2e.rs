@@ -30,15 +30,13 @@ fn pid_alive(pid: i32) -> bool {
 
 /// Stop a daemon by pid: SIGTERM, then SIGKILL if it lingers.
 fn stop_pid(pid: i32) {
-    // SAFETY: kill(2) with a pid this test started; no memory is involved.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(5);
     while pid_alive(pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     if pid_alive(pid) {
-        // SAFETY: as above.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         while pid_alive(pid) {
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -560,8 +560,8 @@ impl Drop for Podman {
                 break;
             }
             for pid in left {
-                // SAFETY: kill(2) on a process of this test's podman; no memory is involved.
-                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
             }
             std::thread::sleep(Duration::from_millis(100));
         }

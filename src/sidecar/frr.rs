@@ -92,7 +92,7 @@ impl Frr {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("frr.conf");
         let tmp = dir.join(format!(".{name}.openpe-sidecar.{}", std::process::id()));
         let owner = nix::unistd::User::from_name("frr").ok().flatten();
-        // The config is synced before the rename: FRR reads it again after a restart, maybe a crash.
+        // Renamed into place whole, then synced (the file; FRR reads it again after a restart, maybe a crash).
         let owner = owner.map(|u| (u.uid.as_raw(), u.gid.as_raw()));
         crate::fsutil::write_atomically(&tmp, path, text.as_bytes(), owner)
             .and_then(|()| fs::File::open(path)?.sync_all())

@@ -418,8 +418,9 @@ impl Record {
         }
     }
 
-    /// The alias put on both veth ends: it marks them as this attachment's, so cleanup never removes a link
-    /// someone else made with the same name. At most 220 bytes, inside the kernel's 255-byte alias limit.
+    /// The alias put on both veth ends: it names the attachment, for people and for CHECK. What keeps cleanup
+    /// from removing a link someone else made is the link group (`datapath::VETH_GROUP`), set at creation. At
+    /// most 220 bytes, inside the kernel's 255-byte alias limit.
     pub(crate) fn veth_alias(&self) -> String {
         format!("openpe-passthrough:{}", self.stem)
     }
