@@ -276,6 +276,274 @@ fn after_the_startup_window_one_underlay_session_makes_the_router_ready() {
     lab.del(&conf);
 }
 
+const RANGE: &str = "192.168.11.0/24";
+
+/// How many prefixes FRR's `peer` says it sent to `to` in `afi` (`ipv4Unicast`, `ipv6Unicast`).
+fn sent(frr: &Frr, to: &str, afi: &str) -> Result<f64, String> {
+    let v = frr.neighbor(to)?;
+    v["addressFamilyInfo"][afi]["sentPrefixCounter"]
+        .as_f64()
+        .ok_or(format!("{} has no {afi} sentPrefixCounter: {v}", frr.name))
+}
+
+/// A ToR connecting into the router's listen range: while none has, the range is reported by itself at 0 and
+/// the router is not ready; once the ToR's session is Established its gauge appears under its address, with
+/// its prefix counts, and the router is ready. When the ToR's bgpd stops, FRR deletes the dynamic peer: its
+/// series is gone from the next scrape, the range's own series at 0 is back, and the router is not ready.
+#[test]
+#[ignore = "needs root"]
+fn a_listen_range_reports_its_dynamic_peer_and_gates_readiness() {
+    let lab = Lab::new("ml");
+    let conf = lab.conf("1.0.0", json!({"underlay": {"neighbors": [{"type": "External", "listenRange": RANGE}]}}));
+    lab.add(&conf);
+    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
+    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
+    let bird = start_host_bird(&lab);
+    let ctx = || {
+        format!(
+            "router:\n{}\nsidecar log:\n{}\nbird:\n{}\n/readyz: {:?}",
+            router.vtysh("show bgp summary"),
+            sidecar.log(),
+            bird.birdc("show protocols"),
+            get(&lab, "/readyz")
+        )
+    };
+    let no_tor = [(RANGE, "underlay", 0.0), (HOST4, "host", 1.0), (HOST6, "host", 1.0)];
+    // Once applied (the sessions can be up a moment before the sidecar has recorded its apply), the range alone
+    // keeps the router from being ready.
+    let body = wait_for(
+        "the host sessions up, the range by itself at 0, not ready for it",
+        || {
+            sessions_are(&scrape(&lab), &no_tor)?;
+            match expect_code(&lab, "/readyz", 503)? {
+                b if b.contains("not applied yet") => Err(b),
+                b => Ok(b),
+            }
+        },
+        ctx,
+    );
+    assert!(
+        body.starts_with("not ready: waiting for every session")
+            && body.ends_with(
+                "2 of 3 sessions Established; not Established: listen range 192.168.11.0/24 (underlay) no dynamic peer\n"
+            ),
+        "{body}"
+    );
+
+    let mut tor = start_tor(&lab);
+    let with_tor = || format!("{}\ntor:\n{}", ctx(), tor.vtysh("show bgp summary"));
+    let body = wait_for("/readyz 200 once the ToR connected", || expect_code(&lab, "/readyz", 200), with_tor);
+    assert_eq!(body, "ready: all 3 sessions Established\n");
+    sessions_are(&scrape(&lab), &[(TOR, "underlay", 1.0), (HOST4, "host", 1.0), (HOST6, "host", 1.0)])
+        .unwrap_or_else(|e| panic!("{e}\n{}", with_tor()));
+    // It is a dynamic peer of the range indeed, not a configured neighbor.
+    let n = router.neighbor(TOR).unwrap();
+    assert_eq!(n["peerGroup"], "range-192-168-11-0-24", "{n}");
+    assert_eq!(n["peerSubnetRangeGroup"], RANGE, "{n}");
+    assert!(!router.vtysh("show running-config").contains(&format!("neighbor {TOR} ")));
+    // Its prefix counts, under its address: what the ToR says it sent, what the router's FRR says it sent.
+    wait_for(
+        "the dynamic peer's prefix counts",
+        || {
+            let ex = scrape(&lab);
+            for (afi, key) in [("ipv4", "ipv4Unicast"), ("ipv6", "ipv6Unicast")] {
+                let received = value(&ex, "openpe_bgp_prefixes_received", &[("peer", TOR), ("afi", afi)])?;
+                let advertised = value(&ex, "openpe_bgp_prefixes_advertised", &[("peer", TOR), ("afi", afi)])?;
+                let (by_tor, by_router) = (sent(&tor, "192.168.11.3", key)?, sent(&router, TOR, key)?);
+                if received != by_tor || advertised != by_router || received < 1.0 || advertised < 2.0 {
+                    return Err(format!(
+                        "{afi}: received {received} (the ToR sent {by_tor}), advertised {advertised} (FRR: {by_router})"
+                    ));
+                }
+            }
+            Ok(())
+        },
+        with_tor,
+    );
+
+    tor.stop_daemon("bgpd");
+    wait_for(
+        "the router's FRR to delete the dynamic peer",
+        || {
+            let v = router.json("show bgp vrf default neighbors json");
+            match v.as_object() {
+                Some(m) if !m.contains_key(TOR) => Ok(()),
+                Some(_) => Err(format!("FRR still lists {TOR}: {}", v[TOR]["bgpState"])),
+                None => Err(format!("not an object: {v}")),
+            }
+        },
+        ctx,
+    );
+    sessions_are(&scrape(&lab), &no_tor).unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+    let ex = scrape(&lab);
+    assert!(ex.all("openpe_bgp_prefixes_received").iter().all(|s| s.labels["peer"] != TOR), "stale counts");
+    let body = expect_code(&lab, "/readyz", 503).unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+    assert!(body.ends_with("not Established: listen range 192.168.11.0/24 (underlay) no dynamic peer\n"), "{body}");
+    lab.del(&conf);
+}
+
+/// An unnumbered neighbor (IPv6 link-local, `interface: toswitch`) is reported by its interface, the name the
+/// operator configured (FRR keys it so; its link-local address is FRR's `bgpNeighborAddr`), and counts for
+/// readiness like any underlay session.
+#[test]
+#[ignore = "needs root"]
+fn an_unnumbered_neighbor_is_reported_by_its_interface() {
+    let lab = Lab::new("mu");
+    unnumbered_uplink(&lab);
+    let conf = lab.conf(
+        "1.0.0",
+        json!({"underlay": {"neighbors": [{"type": "External", "interface": "toswitch"}]},
+               "l3passthrough": {"hostsession": {"localcidr": {"ipv6": null}}}}),
+    );
+    lab.add(&conf);
+    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
+    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
+    let bird = start_host_bird_v4_kernel(&lab);
+    let ctx = || {
+        format!(
+            "router:\n{}\nsidecar log:\n{}\nbird:\n{}\n/readyz: {:?}",
+            router.vtysh("show bgp summary"),
+            sidecar.log(),
+            bird.birdc("show protocols"),
+            get(&lab, "/readyz")
+        )
+    };
+    let body = wait_for(
+        "the host session up, the unnumbered one down, not ready for it",
+        || {
+            sessions_are(&scrape(&lab), &[("toswitch", "underlay", 0.0), (HOST4, "host", 1.0)])?;
+            match expect_code(&lab, "/readyz", 503)? {
+                b if b.contains("not applied yet") => Err(b),
+                b => Ok(b),
+            }
+        },
+        ctx,
+    );
+    assert!(body.contains("1 of 2 sessions Established; not Established: toswitch (underlay) "), "{body}");
+
+    let mut tor = start_unnumbered_tor(&lab);
+    let with_tor = || format!("{}\ntor:\n{}", ctx(), tor.vtysh("show bgp summary"));
+    let body = wait_for("/readyz 200 with the unnumbered session", || expect_code(&lab, "/readyz", 200), with_tor);
+    assert_eq!(body, "ready: all 2 sessions Established\n");
+    sessions_are(&scrape(&lab), &[("toswitch", "underlay", 1.0), (HOST4, "host", 1.0)])
+        .unwrap_or_else(|e| panic!("{e}\n{}", with_tor()));
+    let n = router.neighbor("toswitch").unwrap();
+    assert!(n["bgpNeighborAddr"].as_str().is_some_and(|a| a.starts_with("fe80:")), "not over link-local: {n}");
+    wait_for(
+        "the unnumbered peer's prefix counts",
+        || {
+            let ex = scrape(&lab);
+            let received = value(&ex, "openpe_bgp_prefixes_received", &[("peer", "toswitch"), ("afi", "ipv4")])?;
+            let advertised = value(&ex, "openpe_bgp_prefixes_advertised", &[("peer", "toswitch"), ("afi", "ipv4")])?;
+            let (by_tor, by_router) =
+                (sent(&tor, "tor-side", "ipv4Unicast")?, sent(&router, "toswitch", "ipv4Unicast")?);
+            match received == by_tor && advertised == by_router && received >= 1.0 && advertised >= 1.0 {
+                true => Ok(()),
+                false => Err(format!(
+                    "received {received} (the ToR sent {by_tor}), advertised {advertised} (FRR: {by_router})"
+                )),
+            }
+        },
+        with_tor,
+    );
+
+    tor.stop_daemon("bgpd");
+    wait_for(
+        "the router's FRR to see the unnumbered session down",
+        || match router.neighbor("toswitch")?["bgpState"].as_str() {
+            Some("Established") => Err("still Established".into()),
+            Some(_) => Ok(()),
+            None => Err("no state".into()),
+        },
+        ctx,
+    );
+    sessions_are(&scrape(&lab), &[("toswitch", "underlay", 0.0), (HOST4, "host", 1.0)])
+        .unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+    let body = expect_code(&lab, "/readyz", 503).unwrap_or_else(|e| panic!("{e}\n{}", ctx()));
+    assert!(body.contains("not Established: toswitch (underlay) "), "{body}");
+    lab.del(&conf);
+}
+
+/// BFD and `maxPrefixes` configured: the ToR's BFD session Up gives `openpe_bfd_session_up` 1, and 0 once the
+/// ToR's bfdd stops; a host announcing three IPv4 prefixes against `maxPrefixes: 2` has its IPv4 session closed
+/// by FRR, which `openpe_bgp_max_prefix_exceeded` says (1 for it, 0 for the IPv6 session under the limit).
+#[test]
+#[ignore = "needs root"]
+fn bfd_and_an_exceeded_prefix_limit_show_in_their_gauges() {
+    let lab = Lab::new("mb");
+    let conf = lab.conf(
+        "1.0.0",
+        json!({"underlay": {"neighbors": [{"asn": 64512, "address": TOR, "bfd": {}}]},
+               "l3passthrough": {"hostsession": {"maxPrefixes": 2}}}),
+    );
+    let mut tor = start_tor_with(&lab, &["bfdd"], " neighbor 192.168.11.3 bfd\n");
+    lab.add(&conf);
+    let router = Frr::start_with(&lab.router, "rtr", "! configured by openpe-sidecar\n", &["bfdd"], "");
+    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
+    let bird = Bird::start(
+        &lab.host,
+        "router id 192.169.10.2;\nprotocol device {}\n\
+         protocol static { ipv4; route 172.31.0.0/24 blackhole; route 172.31.1.0/24 blackhole;\n\
+         route 172.31.2.0/24 blackhole; }\n\
+         protocol static { ipv6; route 2001:db8:88::/64 blackhole; }\n\
+         protocol bgp openpe4 { local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
+         ipv4 { import all; export where source = RTS_STATIC; }; }\n\
+         protocol bgp openpe6 { local as 64515; neighbor 2001:db8:10::1 as 64514; connect retry time 2;\n\
+         ipv6 { import all; export where source = RTS_STATIC; }; }\n",
+    );
+    let ctx = || {
+        format!(
+            "router:\n{}\nrouter bfd:\n{}\nsidecar log:\n{}\nbird:\n{}",
+            router.vtysh("show bgp summary"),
+            router.vtysh("show bfd peers"),
+            sidecar.log(),
+            bird.birdc("show protocols")
+        )
+    };
+    let series = |ex: &prom::Exposition, name: &str| -> Vec<(String, f64)> {
+        let mut v: Vec<(String, f64)> = ex.all(name).iter().map(|s| (s.labels["peer"].clone(), s.value)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    wait_for(
+        "BFD up, the IPv4 host session closed for its prefixes",
+        || {
+            let ex = scrape(&lab);
+            sessions_are(&ex, &[(TOR, "underlay", 1.0), (HOST4, "host", 0.0), (HOST6, "host", 1.0)])?;
+            let bfd = series(&ex, "openpe_bfd_session_up");
+            let exceeded = series(&ex, "openpe_bgp_max_prefix_exceeded");
+            match (bfd.as_slice(), exceeded.as_slice()) {
+                ([(p, b)], [(p4, e4), (p6, e6)])
+                    if p == TOR && *b == 1.0 && p4 == HOST4 && *e4 == 1.0 && p6 == HOST6 && *e6 == 0.0 =>
+                {
+                    Ok(())
+                }
+                _ => Err(format!("openpe_bfd_session_up {bfd:?}, openpe_bgp_max_prefix_exceeded {exceeded:?}")),
+            }
+        },
+        ctx,
+    );
+    let n = router.neighbor(HOST4).unwrap();
+    assert_eq!(
+        n["lastNotificationReason"], "Cease/Maximum Number of Prefixes Reached",
+        "FRR closed the host session for another reason: {n}"
+    );
+
+    tor.stop_daemon("bfdd");
+    wait_for(
+        "the router's bgpd to see BFD down",
+        || match router.neighbor(TOR)?["peerBfdInfo"]["status"].as_str() {
+            Some("Up") => Err("BFD still Up".into()),
+            Some(_) => Ok(()),
+            None => Err("no BFD status".into()),
+        },
+        ctx,
+    );
+    let ex = scrape(&lab);
+    assert_eq!(value(&ex, "openpe_bfd_session_up", &[("peer", TOR)]), Ok(0.0), "{}", ctx());
+    lab.del(&conf);
+}
+
 /// The parser the test above relies on fails on what it does not understand (a negative control).
 #[test]
 fn the_text_format_parser_rejects_what_it_does_not_understand() {

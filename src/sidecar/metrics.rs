@@ -9,6 +9,13 @@
 //! Which sessions there are, and whether each is `underlay` or `host`, comes from the attachment record that
 //! holds this namespace (its underlay neighbors, and its host addresses for the families the host session
 //! has); what state each is in comes from FRR, with one vtysh process per scrape.
+//!
+//! An underlay neighbor is reported by what the operator configured: an address neighbor by its address, an
+//! unnumbered one by its interface name (FRR's key for it; its link-local address changes with the peer's MAC).
+//! A listen range is reported by its dynamic peers, each by its address: FRR creates one when a peer of the
+//! range connects and deletes it when the session closes, so a range whose peers are all gone is reported by the
+//! range itself (`peer` its CIDR), not Established — the gauge of a ToR that went away disappears, and the
+//! range's series at 0 takes its place.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -28,9 +35,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::frr::Frr;
+use crate::config::Peer;
 use crate::error::{Error, Result};
 use crate::netns::NsId;
-use crate::state::{BgpNeighbor, Phase, StateDir};
+use crate::state::{Phase, StateDir};
 
 /// The command whose JSON holds every neighbor's state, prefix counts, BFD status and prefix limit.
 const NEIGHBORS_COMMAND: &str = "show bgp vrf default neighbors json";
@@ -63,7 +71,10 @@ impl SessionKind {
 /// A session the attachment asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Expected {
-    peer: IpAddr,
+    peer: Peer,
+    /// How FRR's configuration names it (`neighbor NAME ...`; a listen range's peer group), as the apply loop
+    /// names the neighbors it left out.
+    name: String,
     kind: SessionKind,
 }
 
@@ -91,13 +102,15 @@ fn attachment(state_dir: &std::path::Path, me: &NsId) -> Result<Attachment> {
     if rec.phase != Phase::Complete {
         return Ok(Attachment::Pending { stem });
     }
-    let mut sessions: Vec<Expected> = (rec.underlay.neighbors.iter().filter_map(BgpNeighbor::address))
-        .map(|peer| Expected { peer, kind: SessionKind::Underlay })
+    let (underlay, _) = rec.bgp_settings();
+    let mut sessions: Vec<Expected> = (underlay.neighbors.iter())
+        .map(|n| Expected { peer: n.peer.clone(), name: n.peer_name(), kind: SessionKind::Underlay })
         .collect();
     // The host session of a family exists when the host session has that family (as the renderer decides).
     for (configured, v4) in [(rec.host_session.ipv4.is_some(), true), (rec.host_session.ipv6.is_some(), false)] {
         if let Some(h) = rec.addresses.host.iter().find(|n| is_v4(n) == v4).filter(|_| configured) {
-            sessions.push(Expected { peer: h.addr(), kind: SessionKind::Host });
+            let peer = h.addr();
+            sessions.push(Expected { peer: Peer::Address(peer), name: peer.to_string(), kind: SessionKind::Host });
         }
     }
     Ok(Attachment::Sessions { stem, sessions })
@@ -117,9 +130,12 @@ struct FamilyCounts {
 /// One neighbor of [`NEIGHBORS_COMMAND`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Neighbor {
-    /// FRR's key: an address (or an interface name for unnumbered peers, which this project does not render).
+    /// FRR's key: an address, or the interface name of an unnumbered neighbor.
     key: String,
     state: String,
+    /// The listen range a dynamic peer was accepted by (FRR's `peerSubnetRangeGroup`); None for a neighbor the
+    /// configuration names.
+    range: Option<IpNet>,
     families: Vec<FamilyCounts>,
     /// The BFD session's status (`Up`, `Down`, ...) where BFD is configured for this neighbor.
     bfd: Option<String>,
@@ -131,8 +147,17 @@ impl Neighbor {
     fn established(&self) -> bool {
         self.state == "Established"
     }
-    fn is(&self, peer: &IpAddr) -> bool {
-        self.key.parse::<IpAddr>().is_ok_and(|a| &a == peer)
+    /// Whether this is the neighbor `peer` configures; a listen range has none of its own (see [`Self::of`]).
+    fn is(&self, peer: &Peer) -> bool {
+        match peer {
+            Peer::Address(a) => self.range.is_none() && self.key.parse::<IpAddr>().is_ok_and(|k| &k == a),
+            Peer::Interface(name) => self.range.is_none() && &self.key == name,
+            Peer::ListenRange(_) => false,
+        }
+    }
+    /// Whether this is a dynamic peer of listen range `range`.
+    fn of(&self, range: &IpNet) -> bool {
+        self.range.is_some_and(|r| r.trunc() == range.trunc())
     }
     fn max_prefix_configured(&self) -> bool {
         self.families.iter().any(|f| f.max_prefixes.is_some())
@@ -195,7 +220,16 @@ fn parse_neighbors(text: &str) -> Result<Vec<Neighbor>> {
             None => false,
             Some(b) => b.as_bool().ok_or_else(|| bad(format!("{key}: prefixesConfigExceedMax is {b}")))?,
         };
-        out.push(Neighbor { key: key.clone(), state, families, bfd, max_prefix_exceeded });
+        // FRR 8.4 writes it for dynamic peers only (bgp_show_peer), with the range as `%pFX`.
+        let range = match n.get("peerSubnetRangeGroup") {
+            None => None,
+            Some(r) => Some(
+                r.as_str()
+                    .and_then(|r| r.parse::<IpNet>().ok())
+                    .ok_or_else(|| bad(format!("{key}: peerSubnetRangeGroup is {r}, not a network")))?,
+            ),
+        };
+        out.push(Neighbor { key: key.clone(), state, range, families, bfd, max_prefix_exceeded });
     }
     Ok(out)
 }
@@ -204,11 +238,20 @@ fn parse_neighbors(text: &str) -> Result<Vec<Neighbor>> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionReport {
-    pub peer: IpAddr,
+    /// The `peer` label: an address, an unnumbered neighbor's interface, a listen range's dynamic peer's
+    /// address, or the range itself (its CIDR) while it has no dynamic peer.
+    pub peer: String,
     pub session: SessionKind,
-    /// FRR's state, `not configured` when FRR does not have the neighbor, `unknown` when FRR does not answer.
+    /// FRR's state, `not configured` when FRR does not have the neighbor, `no dynamic peer` for a listen range
+    /// without one, `unknown` when FRR does not answer.
     pub state: String,
+    /// The listen range this row belongs to (a dynamic peer, or the range's own row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_range: Option<IpNet>,
 }
+
+/// What a listen range without a dynamic peer says as its state.
+const NO_DYNAMIC_PEER: &str = "no dynamic peer";
 
 impl SessionReport {
     fn established(&self) -> bool {
@@ -383,6 +426,10 @@ impl Health {
         *self.left_out.lock().unwrap_or_else(|p| p.into_inner()) = left_out;
     }
 
+    fn left_out(&self) -> Vec<super::secrets::LeftOut> {
+        self.left_out.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// `/healthz`: whether FRR answers in the pathspace, with zebra and bgpd. Apply failures do not count.
     pub(crate) fn liveness(&self) -> std::result::Result<String, String> {
         match self.frr.vtysh("show daemons") {
@@ -430,9 +477,9 @@ impl Health {
 
     fn report_from(&self, att: &Result<Attachment>, frr: &Result<Vec<Neighbor>>) -> Report {
         let a = self.applies();
-        let sessions = match att {
+        let sessions: Vec<SessionReport> = match att {
             Ok(Attachment::Sessions { sessions, .. }) => {
-                sessions_of(sessions, frr, &self.left_out.lock().unwrap_or_else(|p| p.into_inner()))
+                sessions_of(sessions, frr, &self.left_out()).into_iter().map(|(s, _)| s).collect()
             }
             _ => Vec::new(),
         };
@@ -469,12 +516,10 @@ impl Health {
         let advertised = Family::<FamilyLabels, Gauge>::default();
         let bfd_up = Family::<PeerLabel, Gauge>::default();
         let exceeded = Family::<PeerLabel, Gauge>::default();
-        let neighbors: &[Neighbor] = frr.as_deref().unwrap_or(&[]);
-        for s in sessions {
-            let peer = s.peer.to_string();
-            let n = neighbors.iter().find(|n| n.is(&s.peer));
+        for (s, n) in sessions_of(sessions, frr, &self.left_out()) {
+            let peer = s.peer;
             let established = n.is_some_and(Neighbor::established);
-            up.get_or_create(&SessionLabels { peer: peer.clone(), session: s.kind.label() }).set(established as i64);
+            up.get_or_create(&SessionLabels { peer: peer.clone(), session: s.session.label() }).set(established as i64);
             let Some(n) = n else { continue };
             for f in &n.families {
                 let l = FamilyLabels { peer: peer.clone(), afi: f.afi };
@@ -532,30 +577,97 @@ impl Health {
     }
 }
 
-fn sessions_of(
+/// The sessions of `expected` as FRR has them, each with the neighbor it is in FRR (if any): one row per
+/// configured session, except a listen range, which has one row per dynamic peer FRR lists for it, or one row of
+/// its own while there is none.
+fn sessions_of<'a>(
     expected: &[Expected],
-    frr: &Result<Vec<Neighbor>>,
+    frr: &'a Result<Vec<Neighbor>>,
     left_out: &[super::secrets::LeftOut],
-) -> Vec<SessionReport> {
-    expected
-        .iter()
-        .map(|s| SessionReport {
-            peer: s.peer,
-            session: s.kind,
-            state: match frr {
-                _ if s.kind == SessionKind::Underlay && left_out.iter().any(|l| l.peer == s.peer.to_string()) => {
-                    let l = left_out.iter().find(|l| l.peer == s.peer.to_string()).expect("checked");
-                    format!("left out: {}", l.reason)
+) -> Vec<(SessionReport, Option<&'a Neighbor>)> {
+    let neighbors: &[Neighbor] = frr.as_deref().unwrap_or(&[]);
+    let mut out = Vec::new();
+    for s in expected {
+        let range = match &s.peer {
+            Peer::ListenRange(r) => Some(*r),
+            _ => None,
+        };
+        let label = match &s.peer {
+            Peer::Address(a) => a.to_string(),
+            Peer::Interface(name) => name.clone(),
+            Peer::ListenRange(r) => r.to_string(),
+        };
+        let row = |peer: String, state: String| SessionReport { peer, session: s.kind, state, listen_range: range };
+        let left = left_out.iter().find(|l| s.kind == SessionKind::Underlay && l.peer == s.name);
+        if let Some(l) = left {
+            out.push((row(label, format!("left out: {}", l.reason)), None));
+            continue;
+        }
+        if frr.is_err() {
+            out.push((row(label, "unknown".into()), None));
+            continue;
+        }
+        match range {
+            Some(r) => {
+                let before = out.len();
+                for n in neighbors.iter().filter(|n| n.of(&r)) {
+                    out.push((row(n.key.clone(), n.state.clone()), Some(n)));
                 }
-                Ok(ns) => ns.iter().find(|n| n.is(&s.peer)).map(|n| n.state.clone()).unwrap_or("not configured".into()),
-                Err(_) => "unknown".into(),
+                if out.len() == before {
+                    out.push((row(label, NO_DYNAMIC_PEER.into()), None));
+                }
+            }
+            None => match neighbors.iter().find(|n| n.is(&s.peer)) {
+                Some(n) => out.push((row(label, n.state.clone()), Some(n))),
+                None => out.push((row(label, "not configured".into()), None)),
             },
-        })
-        .collect()
+        }
+    }
+    out
 }
 
-/// `/readyz`: ready once every session is Established, or, after the startup window, once one underlay session
-/// is; never while the last apply failed. The reason is one line either way.
+/// A session as readiness counts it: a configured neighbor or host session, or a listen range, which is
+/// Established when at least one of its dynamic peers is.
+struct Counted {
+    kind: SessionKind,
+    established: bool,
+    /// What it is and its state, for the reason (`192.168.11.2 (underlay) Active`).
+    shown: String,
+}
+
+fn counted(sessions: &[SessionReport]) -> Vec<Counted> {
+    let mut out = Vec::new();
+    let mut ranges: Vec<IpNet> = Vec::new();
+    for s in sessions {
+        let Some(r) = s.listen_range else {
+            out.push(Counted {
+                kind: s.session,
+                established: s.established(),
+                shown: format!("{} ({}) {}", s.peer, s.session.label(), s.state),
+            });
+            continue;
+        };
+        if ranges.contains(&r) {
+            continue;
+        }
+        ranges.push(r);
+        let members: Vec<&SessionReport> = sessions.iter().filter(|m| m.listen_range == Some(r)).collect();
+        let shown = match members.as_slice() {
+            [own] if own.peer == r.to_string() => format!("listen range {r} ({}) {}", s.session.label(), own.state),
+            _ => format!(
+                "listen range {r} ({}): {}",
+                s.session.label(),
+                members.iter().map(|m| format!("{} {}", m.peer, m.state)).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        out.push(Counted { kind: s.session, established: members.iter().any(|m| m.established()), shown });
+    }
+    out
+}
+
+/// `/readyz`: ready once every session is Established (a listen range: one of its dynamic peers), or, after the
+/// startup window, once one underlay session is; never while the last apply failed. The reason is one line
+/// either way.
 fn readiness(
     att: &Result<Attachment>,
     frr: &Result<Vec<Neighbor>>,
@@ -579,16 +691,13 @@ fn readiness(
     if let Err(e) = frr {
         return (false, format!("FRR does not answer: {}", one_line(&e.msg)));
     }
-    let up = sessions.iter().filter(|s| s.established()).count();
-    let down: Vec<String> = sessions
-        .iter()
-        .filter(|s| !s.established())
-        .map(|s| format!("{} ({}) {}", s.peer, s.session.label(), s.state))
-        .collect();
+    let sessions = counted(sessions);
+    let up = sessions.iter().filter(|s| s.established).count();
+    let down: Vec<&str> = sessions.iter().filter(|s| !s.established).map(|s| s.shown.as_str()).collect();
     if down.is_empty() {
         return (true, format!("all {} sessions Established", sessions.len()));
     }
-    let underlay_up = sessions.iter().filter(|s| s.session == SessionKind::Underlay && s.established()).count();
+    let underlay_up = sessions.iter().filter(|s| s.kind == SessionKind::Underlay && s.established).count();
     let summary = format!("{up} of {} sessions Established; not Established: {}", sessions.len(), down.join(", "));
     if uptime >= window && underlay_up > 0 {
         (
@@ -616,7 +725,11 @@ fn readiness(
 pub fn report_table(r: &Report) -> String {
     let mut out = format!("ready: {} ({})\n", if r.ready { "yes" } else { "no" }, r.reason);
     for s in &r.sessions {
-        out.push_str(&format!("  {:<40} {:<9} {}\n", s.peer.to_string(), s.session.label(), s.state));
+        out.push_str(&format!("  {:<40} {:<9} {}", s.peer, s.session.label(), s.state));
+        match s.listen_range {
+            Some(range) if s.peer != range.to_string() => out.push_str(&format!(" (listen range {range})\n")),
+            _ => out.push('\n'),
+        }
     }
     out.push_str(&format!("applies: {} ok, {} failed", r.applies_ok, r.applies_failed));
     if let Some(t) = r.last_apply_success_unix {
@@ -647,7 +760,21 @@ mod tests {
     fn sessions(list: &[(&str, SessionKind)]) -> Result<Attachment> {
         Ok(Attachment::Sessions {
             stem: "openpe@c1@net1".into(),
-            sessions: list.iter().map(|(p, kind)| Expected { peer: p.parse().unwrap(), kind: *kind }).collect(),
+            sessions: list
+                .iter()
+                .map(|(p, kind)| {
+                    let peer = match (p.parse::<IpAddr>(), p.parse::<IpNet>()) {
+                        (Ok(a), _) => Peer::Address(a),
+                        (_, Ok(r)) => Peer::ListenRange(r),
+                        _ => Peer::Interface(p.to_string()),
+                    };
+                    let name = match &peer {
+                        Peer::ListenRange(r) => format!("range-{}", r.to_string().replace(['.', '/', ':'], "-")),
+                        _ => p.to_string(),
+                    };
+                    Expected { peer, name, kind: *kind }
+                })
+                .collect(),
         })
     }
 
@@ -668,6 +795,135 @@ mod tests {
         assert_eq!(b.families, vec![FamilyCounts { afi: "ipv4", received: 0, advertised: 0, max_prefixes: Some(2) }]);
     }
 
+    /// Captured from FRR 8.4 in three test namespaces: `bgp listen range 10.77.0.0/24 peer-group
+    /// range-10-77-0-0-24` (with `bfd` and `maximum-prefix 5` on the group) and a peer that connected into it
+    /// (10.77.0.2, BFD Up), and the unnumbered `neighbor ua interface remote-as external`, both Established.
+    const LISTEN_UNNUMBERED: &str = include_str!("testdata/frr84-neighbors-listen-range-unnumbered.json");
+
+    #[test]
+    fn parses_frr_84_dynamic_and_unnumbered_peers() {
+        let n = parse_neighbors(LISTEN_UNNUMBERED).unwrap();
+        assert_eq!(n.len(), 2);
+        let d = n.iter().find(|n| n.key == "10.77.0.2").unwrap();
+        assert!(d.established());
+        assert_eq!(d.range, Some("10.77.0.0/24".parse().unwrap()));
+        assert!(d.of(&"10.77.0.0/24".parse().unwrap()) && !d.of(&"10.77.0.0/16".parse().unwrap()));
+        assert!(!d.is(&Peer::Address("10.77.0.2".parse().unwrap())), "a dynamic peer is not a configured one");
+        assert_eq!(d.bfd.as_deref(), Some("Up"));
+        assert_eq!(d.families, vec![FamilyCounts { afi: "ipv4", received: 1, advertised: 2, max_prefixes: Some(5) }]);
+        let u = n.iter().find(|n| n.key == "ua").unwrap();
+        assert!(u.established() && u.range.is_none() && u.is(&Peer::Interface("ua".into())));
+        assert!(!u.is(&Peer::Interface("ub".into())));
+        assert_eq!(u.families, vec![FamilyCounts { afi: "ipv4", received: 1, advertised: 2, max_prefixes: None }]);
+    }
+
+    /// The sample with a second dynamic peer of the range, `state` (a peer that is still connecting).
+    fn with_second_dynamic_peer(state: &str) -> String {
+        let mut v: Value = serde_json::from_str(LISTEN_UNNUMBERED).unwrap();
+        let mut second = v["10.77.0.2"].clone();
+        second["bgpState"] = state.into();
+        v["10.77.0.3"] = second;
+        v.to_string()
+    }
+
+    #[test]
+    fn a_listen_range_reports_its_dynamic_peers_or_itself_and_unnumbered_peers_their_interface() {
+        let h = health(DEFAULT_STARTUP_WINDOW);
+        let att = sessions(&[
+            ("10.77.0.0/24", SessionKind::Underlay),
+            ("10.88.0.0/24", SessionKind::Underlay),
+            ("ua", SessionKind::Underlay),
+            ("ub", SessionKind::Underlay),
+        ]);
+        let text = h.metrics_from(&att, &parse_neighbors(&with_second_dynamic_peer("OpenSent")));
+        let mut ex: Vec<&str> = text.lines().filter(|l| l.starts_with("openpe_bgp_session_up{")).collect();
+        ex.sort();
+        assert_eq!(
+            ex,
+            [
+                r#"openpe_bgp_session_up{peer="10.77.0.2",session="underlay"} 1"#,
+                r#"openpe_bgp_session_up{peer="10.77.0.3",session="underlay"} 0"#,
+                r#"openpe_bgp_session_up{peer="10.88.0.0/24",session="underlay"} 0"#,
+                r#"openpe_bgp_session_up{peer="ua",session="underlay"} 1"#,
+                r#"openpe_bgp_session_up{peer="ub",session="underlay"} 0"#,
+            ],
+            "{text}"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            r#"openpe_bgp_prefixes_received{peer="10.77.0.2",afi="ipv4"} 1"#,
+            r#"openpe_bgp_prefixes_advertised{peer="10.77.0.2",afi="ipv4"} 2"#,
+            r#"openpe_bgp_prefixes_received{peer="ua",afi="ipv4"} 1"#,
+            r#"openpe_bfd_session_up{peer="10.77.0.2"} 1"#,
+            r#"openpe_bgp_max_prefix_exceeded{peer="10.77.0.2"} 0"#,
+        ] {
+            assert!(lines.contains(&want), "no line {want:?} in\n{text}");
+        }
+        assert!(!text.contains("10.77.0.0/24"), "a range with dynamic peers has no series of its own:\n{text}");
+        // FRR silent: each range by itself, at 0.
+        let text = h.metrics_from(&att, &Err(Error::io("vtysh: bgpd is not running")));
+        assert!(text.lines().any(|l| l == r#"openpe_bgp_session_up{peer="10.77.0.0/24",session="underlay"} 0"#));
+        assert!(text.lines().any(|l| l == r#"openpe_bgp_session_up{peer="ua",session="underlay"} 0"#));
+        // Left out for its passwordSecret: the range's own row says why.
+        h.set_left_out(vec![super::super::secrets::LeftOut {
+            peer: "range-10-88-0-0-24".into(),
+            reason: "passwordSecret s/k: missing".into(),
+        }]);
+        let r = h.report_from(&att, &parse_neighbors(LISTEN_UNNUMBERED));
+        let row = r.sessions.iter().find(|s| s.peer == "10.88.0.0/24").unwrap();
+        assert_eq!(row.state, "left out: passwordSecret s/k: missing");
+        assert_eq!(row.listen_range, Some("10.88.0.0/24".parse().unwrap()));
+        let table = report_table(&r);
+        assert!(table.contains("underlay  Established (listen range 10.77.0.0/24)\n"), "{table}");
+        assert!(table.lines().any(|l| l.trim_start().starts_with("ua ") && l.ends_with("underlay  Established")));
+    }
+
+    #[test]
+    fn a_listen_range_is_ready_with_one_established_dynamic_peer() {
+        let h = health(Duration::from_secs(3600));
+        h.record_sync(&Ok(Some(())), Duration::from_millis(10));
+        let att = sessions(&[("10.77.0.0/24", SessionKind::Underlay), ("ua", SessionKind::Underlay)]);
+        // One dynamic peer Established is enough, another still connecting does not count against it.
+        for frr in [LISTEN_UNNUMBERED.to_string(), with_second_dynamic_peer("OpenSent")] {
+            let r = h.report_from(&att, &parse_neighbors(&frr));
+            assert_eq!((r.ready, r.reason.as_str()), (true, "all 2 sessions Established"));
+        }
+        // Only a peer that is connecting: not yet.
+        let mut v: Value = serde_json::from_str(&with_second_dynamic_peer("OpenSent")).unwrap();
+        v.as_object_mut().unwrap().remove("10.77.0.2");
+        let r = h.report_from(&att, &parse_neighbors(&v.to_string()));
+        assert!(!r.ready);
+        assert_eq!(
+            r.reason,
+            "waiting for every session (3599 s of the 3600 s startup window left); 1 of 2 sessions Established; \
+             not Established: listen range 10.77.0.0/24 (underlay): 10.77.0.3 OpenSent"
+        );
+        // No dynamic peer at all (FRR deleted it when its session closed).
+        v.as_object_mut().unwrap().remove("10.77.0.3");
+        let r = h.report_from(&att, &parse_neighbors(&v.to_string()));
+        assert!(!r.ready);
+        assert!(
+            r.reason.ends_with("not Established: listen range 10.77.0.0/24 (underlay) no dynamic peer"),
+            "{}",
+            r.reason
+        );
+        // The unnumbered neighbor down: named by its interface.
+        let mut v: Value = serde_json::from_str(LISTEN_UNNUMBERED).unwrap();
+        v["ua"]["bgpState"] = "Idle".into();
+        let r = h.report_from(&att, &parse_neighbors(&v.to_string()));
+        assert!(!r.ready);
+        assert!(r.reason.ends_with("not Established: ua (underlay) Idle"), "{}", r.reason);
+        // After the window, a range with an Established dynamic peer is an underlay session up.
+        let h0 = health(Duration::ZERO);
+        h0.record_sync(&Ok(Some(())), Duration::from_millis(10));
+        let r = h0.report_from(&att, &parse_neighbors(&v.to_string()));
+        assert!(
+            r.ready && r.reason.starts_with("startup window of 0 s over and 1 underlay session(s) up"),
+            "{}",
+            r.reason
+        );
+    }
+
     #[test]
     fn output_it_does_not_understand_is_an_error() {
         assert_eq!(parse_neighbors("{}").unwrap(), vec![]);
@@ -678,6 +934,7 @@ mod tests {
             r#"{"10.0.0.1": {"bgpState": "Active", "addressFamilyInfo": {"ipv4Unicast": {}}}}"#,
             r#"{"10.0.0.1": {"bgpState": "Active", "peerBfdInfo": {"type": "single hop"}}}"#,
             r#"{"10.0.0.1": {"bgpState": "Active", "prefixesConfigExceedMax": "yes"}}"#,
+            r#"{"10.0.0.1": {"bgpState": "Active", "peerSubnetRangeGroup": "range-10-0-0-0-24"}}"#,
         ] {
             assert!(parse_neighbors(bad).is_err(), "accepted {bad}");
         }

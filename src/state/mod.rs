@@ -34,7 +34,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 pub(crate) use record::bgp_from_config;
-pub(crate) use record::{BgpNeighbor, Delegate, IndexSource, Key, NicState, Phase, Record, FORMAT_VERSION};
+pub(crate) use record::{Delegate, IndexSource, Key, NicState, Phase, Record, FORMAT_VERSION};
 
 use crate::error::{Error, IoContext, Result};
 use crate::netns::NsId;

@@ -209,16 +209,6 @@ pub struct BgpNeighbor {
     pub address_families: Option<Vec<BgpFamily>>,
 }
 
-impl BgpNeighbor {
-    /// The neighbor's address, for an address neighbor.
-    pub(crate) fn address(&self) -> Option<IpAddr> {
-        match self.peer {
-            BgpPeer::Address(a) => Some(a),
-            _ => None,
-        }
-    }
-}
-
 /// Who a neighbor is, as recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -223,8 +223,15 @@ pub fn wait_for<T>(what: &str, check: impl Fn() -> Result<T, String>, context: i
 /// The fabric switch of tests/bgp_e2e.rs: FRR, AS 64512 at 192.168.11.2 (2001:db8:11::2), advertising
 /// 172.30.0.0/24 and 2001:db8:99::/64 to the router (192.168.11.3), with a one-second keepalive.
 pub fn start_tor(lab: &Lab) -> Frr {
+    start_tor_with(lab, &[], "")
+}
+
+/// As [`start_tor`], with more daemons (such as `bfdd`) and more lines for the router's neighbor (such as
+/// ` neighbor 192.168.11.3 bfd\n`).
+pub fn start_tor_with(lab: &Lab, daemons: &[&str], neighbor_lines: &str) -> Frr {
     lab.tor.ip("addr add 2001:db8:11::2/64 dev tor-side nodad");
-    let conf = "\
+    let conf = format!(
+        "\
 router bgp 64512
  bgp router-id 192.168.11.2
  no bgp ebgp-requires-policy
@@ -233,13 +240,44 @@ router bgp 64512
  neighbor 192.168.11.3 remote-as 64514
  neighbor 192.168.11.3 timers connect 2
  neighbor 192.168.11.3 timers 1 3
- address-family ipv4 unicast
+{neighbor_lines} address-family ipv4 unicast
   network 172.30.0.0/24
   neighbor 192.168.11.3 activate
  exit-address-family
  address-family ipv6 unicast
   network 2001:db8:99::/64
   neighbor 192.168.11.3 activate
+ exit-address-family
+exit
+"
+    );
+    Frr::start_with(&lab.tor, "tor", &conf, daemons, "")
+}
+
+/// Makes the lab's uplink unnumbered: no IPv4 and no global IPv6 address on either side (IPv6 link-local only),
+/// and without the host's IPv6 route through the ToR, whose gateway is then unreachable (DEL could not restore
+/// it). Call before the ADD.
+pub fn unnumbered_uplink(lab: &Lab) {
+    lab.host.ip("addr flush dev toswitch scope global");
+    lab.host.ip("-6 route del 2001:db8:99::/64");
+    lab.tor.ip("addr flush dev tor-side scope global");
+}
+
+/// The ToR of an [`unnumbered_uplink`]: FRR, AS 64512, `neighbor tor-side interface remote-as external` with a
+/// one-second keepalive, advertising 172.30.0.0/24 in IPv4 (with IPv6 next hops).
+pub fn start_unnumbered_tor(lab: &Lab) -> Frr {
+    let conf = "\
+router bgp 64512
+ bgp router-id 172.30.0.1
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+ no bgp network import-check
+ neighbor tor-side interface remote-as external
+ neighbor tor-side timers 1 3
+ neighbor tor-side timers connect 1
+ address-family ipv4 unicast
+  network 172.30.0.0/24
+  neighbor tor-side activate
  exit-address-family
 exit
 ";
