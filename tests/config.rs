@@ -106,7 +106,9 @@ fn upstream_interfaces_and_properties() {
     v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice"});
     let e = err(v.clone());
     assert_eq!(e.msg, "underlay.interfaces[0].cniDevice: is required");
-    let conflist = json!({"cniVersion": "1.0.0", "name": "under", "plugins": [{"type": "macvlan", "master": "eth1"}]});
+    // A null inside rawConfig is the delegated plugin's to read: kept.
+    let conflist = json!({"cniVersion": "1.0.0", "name": "under",
+        "plugins": [{"type": "macvlan", "master": "eth1", "mac": null}]});
     v["underlay"]["interfaces"][0] = json!({"type": "CNIDevice", "cniDevice": {"type": "RawConfig",
         "rawConfig": conflist, "runtimeConfig": {"mac": "02:00:00:00:00:01"}}});
     let p = Passthrough::parse(&v).unwrap();

@@ -1,8 +1,10 @@
 //! The passthrough configuration (`underlay`, `l3passthrough`, ...) and the plugin's own settings, from the
-//! network configuration's JSON; the CNI envelope around them is `cni::envelope`'s. One schema on serde
-//! (`schema.rs`), validated values (`values.rs`): every error names its field (`underlay.neighbors[1].asn: ...`),
-//! every spelling users copy is accepted, unknown fields are logged at debug level, and every upstream field is
-//! used, refused saying why, or ignored saying why. docs/configuration.md is the field reference.
+//! network configuration's JSON; the CNI envelope around them is `cni::envelope`'s. One schema on serde: the
+//! types here, most read by serde straight from their object; `schema.rs` for the objects whose fields combine
+//! (exactly one of two keys, `nics` or `interfaces`) and the rules between fields; validated values in
+//! `values.rs`. Every error names its field (`underlay.neighbors[1].asn: ...`), every spelling users copy is
+//! accepted, unknown fields are logged at debug level, and every upstream field is used, refused saying why, or
+//! ignored saying why. docs/configuration.md is the field reference.
 
 mod schema;
 mod values;
