@@ -198,10 +198,6 @@ fn check_passthrough(p: &Passthrough) {
     if let Some(ns) = &p.host_netns {
         clean_path(ns, "hostNetns");
     }
-    // The parsed settings are stored in records: they must survive serialization.
-    let json = serde_json::to_string(p).expect("Passthrough serializes");
-    let back: Passthrough = serde_json::from_str(&json).expect("Passthrough deserializes");
-    assert_eq!(&back, p, "Passthrough does not survive a JSON round trip");
 }
 
 fn cidrs_of(hs: &HostSession) -> Vec<IpNet> {

@@ -1,8 +1,10 @@
 //! The passthrough configuration (`underlay`, `l3passthrough`, ...) and the plugin's own settings, from the
-//! network configuration's JSON; the CNI envelope around them is `cni::envelope`'s. One schema on serde
-//! (`schema.rs`), validated values (`values.rs`): every error names its field (`underlay.neighbors[1].asn: ...`),
-//! every spelling users copy is accepted, unknown fields are logged at debug level, and every upstream field is
-//! used, refused saying why, or ignored saying why. docs/configuration.md is the field reference.
+//! network configuration's JSON; the CNI envelope around them is `cni::envelope`'s. One schema on serde: the
+//! types here, most read by serde straight from their object; `schema.rs` for the objects whose fields combine
+//! (exactly one of two keys, `nics` or `interfaces`) and the rules between fields; validated values in
+//! `values.rs`. Every error names its field (`underlay.neighbors[1].asn: ...`), every spelling users copy is
+//! accepted, unknown fields are logged at debug level, and every upstream field is used, refused saying why, or
+//! ignored saying why. docs/configuration.md is the field reference.
 
 mod schema;
 mod values;
@@ -10,10 +12,11 @@ mod values;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Kind, Result};
@@ -23,6 +26,7 @@ use crate::{log_debug, log_info};
 
 pub(crate) use schema::{DEFAULT_RESTART_TIME, DEFAULT_STALE_PATH_TIME};
 pub(crate) use values::valid_password;
+use values::{opt, via, AbsPath, Bounded, Cidr, IfName, Ipv4, LogLevel, SessionMode};
 pub use values::{valid_ifname, ASN_MAX};
 pub(crate) use values::{Text, PASSWORD_RULE};
 
@@ -35,24 +39,41 @@ pub const HOST_IFNAME: &str = "pt-host";
 /// The plugin's own top-level settings, which every verb needs (DEL, GC and STATUS need nothing else: teardown
 /// works from the record, so it still works after the passthrough settings changed). Read leniently: the rest
 /// of the object is the CNI envelope's and the passthrough's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", expecting = "a JSON object")]
 pub struct Settings {
+    #[serde(default = "default_state_dir", deserialize_with = "via::<AbsPath, _, _>")]
     pub state_dir: PathBuf,
+    #[serde(default, deserialize_with = "opt::<AbsPath, _, _>")]
     pub log_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "opt::<LogLevel, _, _>")]
     pub log_level: Option<Level>,
-    /// `drainTimeoutSeconds`: how long DEL waits for a sidecar to close the BGP sessions (0: no drain).
-    pub drain_timeout: std::time::Duration,
+    /// `drainTimeoutSeconds`: how long DEL waits for a sidecar to close the BGP sessions (docs/draining.md; 0:
+    /// no drain).
+    #[serde(
+        rename = "drainTimeoutSeconds",
+        default = "default_drain",
+        deserialize_with = "via::<Bounded<0, 3600>, _, _>"
+    )]
+    pub drain_timeout: Duration,
+}
+
+fn default_state_dir() -> PathBuf {
+    DEFAULT_STATE_DIR.into()
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECONDS)
 }
 
 impl Settings {
     pub fn parse(v: &Value) -> Result<Settings> {
-        schema::settings(v)
+        lenient(&without_nulls(v), "")
     }
 }
 
 /// The passthrough settings, needed by ADD, CHECK and `render`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Passthrough {
     pub underlay: Underlay,
     pub host_session: HostSession,
@@ -62,46 +83,62 @@ pub struct Passthrough {
     pub mtu: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl Passthrough {
+    /// Parse from a whole configuration object (the plugin configuration on stdin, or a sample file).
+    pub fn parse(v: &Value) -> Result<Passthrough> {
+        schema::passthrough(&without_nulls(v))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Underlay {
     pub asn: u32,
     /// The devices moved into the router, from `nics` or upstream's `interfaces`.
     pub nics: Vec<String>,
     /// Which of the two listed them, so that errors about a device name the field the user wrote.
-    #[serde(default)]
     pub nics_from: DeviceList,
     /// The underlay interfaces made by delegation (`interfaces[].type: CNIDevice`): another CNI plugin chain
     /// creates each in the router namespace. Empty when `nics` lists the devices.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cni_devices: Vec<CniDevice>,
     pub neighbors: Vec<Neighbor>,
-    #[serde(rename = "routerIDCIDR")]
     pub router_id_cidr: Ipv4Net,
     /// `bgp graceful-restart`; None disables it.
-    #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
     /// `bgp cluster-id`; None: the router reflects nothing.
-    #[serde(default)]
     pub route_reflector: Option<RouteReflector>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// `gracefulRestart`; `{}` is FRR's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", default, expecting = "a JSON object")]
 pub struct GracefulRestart {
+    #[serde(deserialize_with = "via::<Bounded<1, 4095>, _, _>")]
     pub restart_time_seconds: u16,
+    #[serde(deserialize_with = "via::<Bounded<1, 4095>, _, _>")]
     pub stale_path_time_seconds: u16,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl Default for GracefulRestart {
+    fn default() -> Self {
+        GracefulRestart { restart_time_seconds: DEFAULT_RESTART_TIME, stale_path_time_seconds: DEFAULT_STALE_PATH_TIME }
+    }
+}
+
+/// `routeReflector`; `{}` is upstream's default cluster id (TEST-NET-1: never a node's router id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, expecting = "a JSON object")]
 pub struct RouteReflector {
-    #[serde(rename = "clusterID")]
+    #[serde(rename = "clusterID", alias = "clusterId", deserialize_with = "via::<Ipv4, _, _>")]
     pub cluster_id: Ipv4Addr,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+impl Default for RouteReflector {
+    fn default() -> Self {
+        RouteReflector { cluster_id: Ipv4Addr::new(192, 0, 2, 1) }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum DeviceList {
     #[default]
     Nics,
@@ -127,8 +164,7 @@ impl Underlay {
 /// Upstream's `cniDevice` of type `RawConfig`: a CNI configuration list (cniVersion 1.0.0 or later) whose
 /// plugins, found in CNI_PATH, create `interface_name` in the router namespace; `runtime_config` gives the
 /// capability arguments of the plugins that declare them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CniDevice {
     pub conflist: Value,
     pub interface_name: String,
@@ -139,8 +175,7 @@ pub struct CniDevice {
 pub(crate) const DEFAULT_CNI_DEVICE_IFNAME: &str = "net1";
 
 /// How a BGP peer's AS is given: a number, or FRR's `external` / `internal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RemoteAs {
     Asn(u32),
     External,
@@ -149,8 +184,7 @@ pub enum RemoteAs {
 
 /// Who a neighbor is: exactly one of an address, an interface (BGP unnumbered over IPv6 link-local), or a range
 /// of addresses the router accepts connections from (a peer group of its own).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Peer {
     Address(IpAddr),
     Interface(String),
@@ -158,11 +192,9 @@ pub enum Peer {
 }
 
 /// A unicast address family a neighbor is activated in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
-    #[serde(rename = "ipv4unicast")]
     Ipv4Unicast,
-    #[serde(rename = "ipv6unicast")]
     Ipv6Unicast,
 }
 
@@ -184,52 +216,49 @@ impl Family {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// An `addressFamilies` entry: a family by name (`"ipv4unicast"`), or upstream's object with its properties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
 pub struct AddressFamily {
     pub family: Family,
     /// `neighbor X route-reflector-client` in this family (Internal neighbors only).
-    #[serde(default)]
     pub route_reflector_client: bool,
 }
 
 /// A neighbor's BFD settings; None in a field is FRR's default (`bfd: {}` is all defaults).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "camelCase", default, expecting = "a JSON object")]
 pub struct Bfd {
+    #[serde(deserialize_with = "opt::<Bounded<10, 60000>, _, _>")]
     pub receive_interval: Option<u16>,
+    #[serde(deserialize_with = "opt::<Bounded<10, 60000>, _, _>")]
     pub transmit_interval: Option<u16>,
+    #[serde(deserialize_with = "opt::<Bounded<2, 255>, _, _>")]
     pub detect_multiplier: Option<u8>,
     /// sessionMode Passive: `passive-mode`.
+    #[serde(rename = "sessionMode", deserialize_with = "via::<SessionMode, _, _>")]
     pub passive: bool,
     /// `minimum-ttl` (multihop sessions only).
-    #[serde(rename = "minimumTTL")]
+    #[serde(rename = "minimumTTL", alias = "minimumTtl", deserialize_with = "opt::<Bounded<1, 254>, _, _>")]
     pub minimum_ttl: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Neighbor {
-    /// Stored flat: records written before `interface` and `listenRange` hold `"address": ...`, which is this.
-    #[serde(flatten)]
     pub peer: Peer,
     pub remote_as: RemoteAs,
     pub port: Option<u16>,
     pub password: Option<String>,
     /// A Kubernetes Secret holding the password, read by openpe-sidecar when it renders (`--secrets-dir`): the
     /// plugin and its record hold the reference only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret: Option<SecretRef>,
     pub hold_time_seconds: Option<u16>,
     pub keepalive_time_seconds: Option<u16>,
     pub connect_time_seconds: Option<u16>,
     /// `ebgp-multihop TTL` (the older boolean `ebgpMultiHop: true` gives 255).
-    #[serde(deserialize_with = "ttl_or_bool")]
     pub ebgp_multi_hop: Option<u8>,
-    #[serde(default)]
     pub bfd: Option<Bfd>,
     /// The families as configured; None: upstream's defaults ([`Neighbor::families`]).
-    #[serde(default)]
     pub address_families: Option<Vec<AddressFamily>>,
 }
 
@@ -253,11 +282,7 @@ impl Neighbor {
 
     /// Whether the router reflects routes to this neighbor in any family.
     pub fn is_rr_client(&self) -> bool {
-        self.families_given().iter().any(|f| f.route_reflector_client)
-    }
-
-    fn families_given(&self) -> &[AddressFamily] {
-        self.address_families.as_deref().unwrap_or(&[])
+        self.address_families.iter().flatten().any(|f| f.route_reflector_client)
     }
 
     /// The families this neighbor is activated in, as configured or by upstream's defaults: unnumbered and IPv4
@@ -291,23 +316,10 @@ fn listen_group(net: &IpNet) -> String {
     format!("range-{word}")
 }
 
-/// Records written before the TTL held a boolean here: read them as they meant it (true was TTL 255).
-fn ttl_or_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u8>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Stored {
-        Ttl(Option<u8>),
-        Flag(bool),
-    }
-    Ok(match Stored::deserialize(d)? {
-        Stored::Ttl(ttl) => ttl,
-        Stored::Flag(on) => on.then_some(schema::MAX_TTL),
-    })
-}
-
 /// Upstream's `passwordSecret`: the Secret `name` and the `key` inside it (`password` when only a name is given),
 /// both validated as Kubernetes validates them, so that each is one plain path component.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "Value")]
 pub struct SecretRef {
     pub name: String,
     pub key: String,
@@ -316,21 +328,22 @@ pub struct SecretRef {
 /// The key of a `passwordSecret` given as a bare name.
 pub(crate) const DEFAULT_SECRET_KEY: &str = "password";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostSession {
     pub asn: u32,
     pub host_as: RemoteAs,
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Option<Ipv6Net>,
     /// `allowedPrefixes`, `maxPrefixes`, `maxPrefixesRestartMinutes` (this project's, not upstream's).
-    #[serde(default)]
     pub limits: HostLimits,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a JSON object")]
 pub struct NodeIndexFrom {
+    #[serde(deserialize_with = "via::<IfName, _, _>")]
     pub interface: String,
+    #[serde(deserialize_with = "via::<Cidr, _, _>")]
     pub cidr: IpNet,
 }
 
@@ -377,13 +390,6 @@ const SPELLINGS: [&[&str]; 16] = [
     &["maxPrefixes", "maxprefixes"],
     &["maxPrefixesRestartMinutes", "maxprefixesrestartminutes"],
 ];
-
-impl Passthrough {
-    /// Parse from a whole configuration object (the plugin configuration on stdin, or a sample file).
-    pub fn parse(v: &Value) -> Result<Passthrough> {
-        schema::passthrough(v)
-    }
-}
 
 /// Parse stdin's bytes into JSON: malformed JSON is a decode error. One key, one meaning: a key given twice in
 /// one object, or two spellings of one field, is refused as invalid configuration (parsers differ in which one
@@ -484,15 +490,13 @@ pub(crate) fn lenient<T: DeserializeOwned>(v: &Value, base: &str) -> Result<T> {
 }
 
 /// `v` as a `T`; the fields `T` does not know meet their fate in `fates` (paths relative to `v`, `[]` for any
-/// index), or are logged at debug level: not errors, but a typo should be findable. A null counts as absent,
-/// as everywhere.
+/// index), or are logged at debug level: not errors, but a typo should be findable.
 fn strict<T: DeserializeOwned>(v: &Value, base: &str, fates: &[(&str, Fate)]) -> Result<T> {
     let mut unknown = Vec::new();
     let t = deserialize(v, base, |p| unknown.push(ignored_path(&p)))?;
-    for Ignored { path, shape, pointer } in unknown {
+    for (path, shape) in unknown {
         let field = clean(&join(base, &path));
         match fates.iter().find(|(f, _)| *f == shape).map(|(_, fate)| *fate) {
-            _ if v.pointer(&pointer).is_none_or(Value::is_null) => {}
             Some(Fate::Theirs) => {}
             Some(Fate::Refused(why)) => return Err(Error::config(format!("{field}: {why}"))),
             Some(Fate::Ignored(why)) => log_info!("{field}: accepted and ignored: {why}"),
@@ -502,39 +506,41 @@ fn strict<T: DeserializeOwned>(v: &Value, base: &str, fates: &[(&str, Fate)]) ->
     Ok(t)
 }
 
-/// A field serde skipped: its path as messages show it (`neighbors[1].bfd`), its shape as the fate tables name
-/// it (`neighbors[].bfd`), and its JSON pointer (`/neighbors/1/bfd`).
-#[derive(Default)]
-struct Ignored {
-    path: String,
-    shape: String,
-    pointer: String,
-}
-
-fn ignored_path(p: &serde_ignored::Path) -> Ignored {
+/// A field serde skipped: its path as messages show it (`neighbors[1].bfd`) and its shape as the fate tables name
+/// it (`neighbors[].bfd`).
+fn ignored_path(p: &serde_ignored::Path) -> (String, String) {
     use serde_ignored::Path as P;
     match p {
-        P::Root => Ignored::default(),
+        P::Root => Default::default(),
         P::Seq { parent, index } => {
-            let i = ignored_path(parent);
-            Ignored {
-                path: format!("{}[{index}]", i.path),
-                shape: format!("{}[]", i.shape),
-                pointer: format!("{}/{index}", i.pointer),
-            }
+            let (path, shape) = ignored_path(parent);
+            (format!("{path}[{index}]"), format!("{shape}[]"))
         }
         P::Map { parent, key } => {
-            let i = ignored_path(parent);
-            let escaped = key.replace('~', "~0").replace('/', "~1");
-            Ignored {
-                path: join(&i.path, key),
-                shape: join(&i.shape, key),
-                pointer: format!("{}/{escaped}", i.pointer),
-            }
+            let (path, shape) = ignored_path(parent);
+            (join(&path, key), join(&shape, key))
         }
         P::Some { parent } | P::NewtypeStruct { parent } | P::NewtypeVariant { parent } => ignored_path(parent),
     }
 }
+
+/// `v` without the object entries that are null: a null counts as absent, everywhere. The configuration lists
+/// handed to other plugins (`rawConfig`, `runtimeConfig`) are theirs, and keep their nulls.
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, x)| !x.is_null())
+                .map(|(k, x)| (k.clone(), if OPAQUE.contains(&k.as_str()) { x.clone() } else { without_nulls(x) }))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_nulls).collect()),
+        _ => v.clone(),
+    }
+}
+
+/// The fields whose values are passed on as given.
+const OPAQUE: [&str; 2] = ["rawConfig", "runtimeConfig"];
 
 #[cfg(test)]
 mod tests {

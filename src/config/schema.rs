@@ -2,36 +2,12 @@
 //! `alias`), what becomes of the upstream fields this project does not use (`Fate` tables), and the rules
 //! between fields that types cannot say. Values arrive validated (`values.rs`).
 
-use std::path::PathBuf;
-
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::values::*;
 use super::*;
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "a JSON object")]
-struct SettingsWire {
-    state_dir: Option<AbsPath>,
-    log_file: Option<AbsPath>,
-    log_level: Option<LogLevel>,
-    /// How long DEL waits for a sidecar to close the BGP sessions (docs/draining.md); 0 turns the drain off.
-    drain_timeout_seconds: Option<Bounded<0, 3600>>,
-}
-
-pub(super) fn settings(v: &Value) -> Result<Settings> {
-    let w: SettingsWire = lenient(v, "")?;
-    Ok(Settings {
-        state_dir: w.state_dir.map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |p| p.0),
-        log_file: w.log_file.map(|p| p.0),
-        log_level: w.log_level.map(|l| l.0),
-        drain_timeout: std::time::Duration::from_secs(
-            w.drain_timeout_seconds.map_or(super::DEFAULT_DRAIN_TIMEOUT_SECONDS, |s| s.0),
-        ),
-    })
-}
 
 /// The passthrough's part of the plugin configuration.
 #[derive(Deserialize)]
@@ -42,16 +18,9 @@ struct Netconf {
     #[serde(alias = "l3Passthrough")]
     l3passthrough: Option<Value>,
     node_index: Option<u32>,
-    node_index_from: Option<NodeIndexFromWire>,
+    node_index_from: Option<NodeIndexFrom>,
     host_netns: Option<AbsPath>,
     mtu: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(expecting = "a JSON object")]
-struct NodeIndexFromWire {
-    interface: IfName,
-    cidr: Cidr,
 }
 
 /// A Kubernetes resource pasted whole: only its `spec` matters, and its `kind`, if given, must be right.
@@ -70,22 +39,8 @@ struct UnderlayWire {
     neighbors: Option<Vec<NeighborWire>>,
     #[serde(rename = "routerIDCIDR", alias = "routerIdCidr", alias = "routeridcidr")]
     router_id_cidr: Option<RouterIdCidr>,
-    graceful_restart: Option<GracefulRestartWire>,
-    route_reflector: Option<RouteReflectorWire>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "a JSON object")]
-struct GracefulRestartWire {
-    restart_time_seconds: Option<Bounded<1, 4095>>,
-    stale_path_time_seconds: Option<Bounded<1, 4095>>,
-}
-
-#[derive(Deserialize)]
-#[serde(expecting = "a JSON object")]
-struct RouteReflectorWire {
-    #[serde(rename = "clusterID", alias = "clusterId")]
-    cluster_id: Option<Ipv4>,
+    graceful_restart: Option<GracefulRestart>,
+    route_reflector: Option<RouteReflector>,
 }
 
 #[derive(Deserialize)]
@@ -131,14 +86,14 @@ struct NeighborWire {
     address: Option<NeighborAddress>,
     interface: Option<IfName>,
     listen_range: Option<Cidr>,
-    bfd: Option<BfdWire>,
-    address_families: Option<Vec<AddressFamilyWire>>,
+    bfd: Option<Bfd>,
+    address_families: Option<Vec<AddressFamily>>,
     asn: Option<Asn>,
     #[serde(rename = "type")]
     peer_type: Option<PeerType>,
     port: Option<Bounded<1, 65535>>,
     password: Option<Password>,
-    password_secret: Option<SecretRefWire>,
+    password_secret: Option<SecretRef>,
     #[serde(alias = "holdTime")]
     hold_time_seconds: Option<Seconds>,
     #[serde(alias = "keepaliveTime")]
@@ -151,72 +106,44 @@ struct NeighborWire {
 }
 
 /// Upstream's `passwordSecret`: a Secret's name (its key `password`), or `{"name": N, "key": K}`.
-#[derive(Deserialize)]
-#[serde(try_from = "Value")]
-enum SecretRefWire {
-    Name(SecretName),
-    Object(SecretObjectWire),
-}
-
-impl TryFrom<Value> for SecretRefWire {
+impl TryFrom<Value> for SecretRef {
     type Error = String;
     fn try_from(v: Value) -> std::result::Result<Self, String> {
-        match v {
-            Value::String(s) => SecretName::try_from(s).map(SecretRefWire::Name),
-            Value::Object(_) => serde_json::from_value(v).map(SecretRefWire::Object).map_err(|e| e.to_string()),
-            _ => Err("must be a Secret name or {\"name\": ..., \"key\": ...}".into()),
-        }
+        let (name, key) = match v {
+            Value::String(s) => (SecretName::try_from(s)?, None),
+            Value::Object(_) => {
+                let o: SecretObject = serde_json::from_value(v).map_err(|e| e.to_string())?;
+                (o.name, o.key)
+            }
+            _ => return Err("must be a Secret name or {\"name\": ..., \"key\": ...}".into()),
+        };
+        Ok(SecretRef { name: name.0, key: key.map_or_else(|| DEFAULT_SECRET_KEY.to_string(), |k| k.0) })
     }
 }
 
 /// Refuses other fields (such as a `namespace`): the Secret is the one mounted in the router pod.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object")]
-struct SecretObjectWire {
+struct SecretObject {
     name: SecretName,
     key: Option<SecretKey>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", expecting = "a JSON object")]
-struct BfdWire {
-    receive_interval: Option<Bounded<10, 60000>>,
-    transmit_interval: Option<Bounded<10, 60000>>,
-    detect_multiplier: Option<Bounded<2, 255>>,
-    session_mode: Option<SessionMode>,
-    #[serde(rename = "minimumTTL", alias = "minimumTtl")]
-    minimum_ttl: Option<Bounded<1, 254>>,
-}
-
-#[derive(Deserialize, PartialEq)]
-enum SessionMode {
-    Active,
-    Passive,
-}
-
-/// A family by name (`"ipv4unicast"`), or upstream's object with its properties. Read by hand rather than as an
-/// untagged enum, which would lose the reason a name is refused.
-#[derive(Deserialize)]
-#[serde(try_from = "Value")]
-struct AddressFamilyWire {
-    family: Family,
-    client: bool,
-}
-
-impl TryFrom<Value> for AddressFamilyWire {
+/// Read by hand rather than as an untagged enum, which would lose the reason a name is refused.
+impl TryFrom<Value> for AddressFamily {
     type Error = String;
     fn try_from(v: Value) -> Result<Self, String> {
-        match v {
-            Value::String(s) => {
-                let FamilyName(family) = Text::try_from(s).and_then(FamilyName::try_from)?;
-                Ok(AddressFamilyWire { family, client: false })
-            }
+        let (FamilyName(family), properties) = match v {
+            Value::String(s) => (Text::try_from(s).and_then(FamilyName::try_from)?, None),
             Value::Object(_) => {
                 let o: AddressFamilyObject = serde_json::from_value(v).map_err(|e| e.to_string())?;
-                Ok(AddressFamilyWire { family: o.family.0, client: o.properties.is_some_and(|ps| !ps.is_empty()) })
+                (o.family, o.properties)
             }
-            _ => Err("must be a family name (ipv4unicast, ipv6unicast) or an object {family, properties}".into()),
-        }
+            _ => {
+                return Err("must be a family name (ipv4unicast, ipv6unicast) or an object {family, properties}".into())
+            }
+        };
+        Ok(AddressFamily { family, route_reflector_client: properties.is_some_and(|ps| !ps.is_empty()) })
     }
 }
 
@@ -320,8 +247,6 @@ const MAX_NEIGHBORS: usize = 128;
 /// FRR's (and upstream's) graceful restart defaults.
 pub(crate) const DEFAULT_RESTART_TIME: u16 = 120;
 pub(crate) const DEFAULT_STALE_PATH_TIME: u16 = 360;
-/// Upstream's default cluster id (TEST-NET-1: never a node's router id).
-const DEFAULT_CLUSTER_ID: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 1);
 
 fn fail<T>(msg: String) -> Result<T> {
     Err(Error::config(msg))
@@ -334,7 +259,7 @@ fn required<T>(v: Option<T>, path: &str, name: &str) -> Result<T> {
 /// `asn` (a number) or `type` (External/Internal): exactly one of the two.
 fn remote_as(asn: Option<Asn>, kind: Option<PeerType>, p: &str, [a, t]: [&str; 2]) -> Result<RemoteAs> {
     match (asn, kind) {
-        (Some(n), None) => Ok(RemoteAs::Asn(n.u32())),
+        (Some(n), None) => Ok(RemoteAs::Asn(n.into())),
         (None, Some(k)) => Ok(k.0),
         (Some(_), Some(_)) => fail(format!("{p}.{a} and {p}.{t}: give exactly one of the two")),
         (None, None) => fail(format!("{p}: one of {p}.{a} or {p}.{t} is required")),
@@ -366,7 +291,7 @@ pub(super) fn passthrough(v: &Value) -> Result<Passthrough> {
         underlay,
         host_session,
         node_index: n.node_index,
-        node_index_from: n.node_index_from.map(|f| NodeIndexFrom { interface: f.interface.0, cidr: f.cidr.0 }),
+        node_index_from: n.node_index_from,
         host_netns: n.host_netns.map(|p| p.0),
         mtu: n.mtu,
     })
@@ -384,7 +309,7 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
     if list.len() > MAX_NEIGHBORS {
         return fail(format!("{p}.neighbors: at most {MAX_NEIGHBORS} neighbors, got {}", list.len()));
     }
-    let asn = required(u.asn, p, "asn")?.u32();
+    let asn = required(u.asn, p, "asn")?.into();
     let mut neighbors: Vec<Neighbor> = Vec::new();
     for (i, n) in list.into_iter().enumerate() {
         let at = format!("{p}.neighbors[{i}]");
@@ -417,23 +342,13 @@ fn underlay(v: &Value, hs: &HostSession) -> Result<Underlay> {
         neighbors.push(n);
     }
     let router_id_cidr = u.router_id_cidr.map_or_else(|| DEFAULT_ROUTER_ID_CIDR.parse().expect("constant"), |c| c.0);
-    let graceful_restart = u.graceful_restart.map(|g| GracefulRestart {
-        restart_time_seconds: g.restart_time_seconds.map_or(DEFAULT_RESTART_TIME, Bounded::u16),
-        stale_path_time_seconds: g.stale_path_time_seconds.map_or(DEFAULT_STALE_PATH_TIME, Bounded::u16),
-    });
-    let route_reflector = match u.route_reflector {
-        None => None,
-        Some(r) => {
-            let cluster_id = r.cluster_id.map_or(DEFAULT_CLUSTER_ID, |c| c.0);
-            if router_id_cidr.contains(&cluster_id) {
-                return fail(format!(
-                    "{p}.routeReflector.clusterID: {cluster_id} lies inside {p}.routerIDCIDR ({router_id_cidr}), \
-                     where it could equal a node's router id"
-                ));
-            }
-            Some(RouteReflector { cluster_id })
-        }
-    };
+    if let Some(RouteReflector { cluster_id }) = u.route_reflector.filter(|r| router_id_cidr.contains(&r.cluster_id)) {
+        return fail(format!(
+            "{p}.routeReflector.clusterID: {cluster_id} lies inside {p}.routerIDCIDR ({router_id_cidr}), where it \
+             could equal a node's router id"
+        ));
+    }
+    let (graceful_restart, route_reflector) = (u.graceful_restart, u.route_reflector);
     Ok(Underlay { asn, nics, nics_from, cni_devices, neighbors, router_id_cidr, graceful_restart, route_reflector })
 }
 
@@ -615,7 +530,7 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession, local_asn: u32) -> Resul
                 h.0, k.0
             ))
         }
-        (Some(h), Some(k)) => (Some(h.u16()), Some(k.u16())),
+        (Some(h), Some(k)) => (Some(h.into()), Some(k.into())),
         (h, _) => {
             let given = if h.is_some() { "holdTimeSeconds" } else { "keepaliveTimeSeconds" };
             return fail(format!("{p}.{given}: holdTimeSeconds and keepaliveTimeSeconds must be set together"));
@@ -633,20 +548,18 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession, local_asn: u32) -> Resul
         (None, Some([_, _, ..])) => return fail(format!("{p}.properties: at most one property (ebgpMultiHop)")),
         (None, Some([]) | None) => None,
     };
-    let password_secret = match (&n.password, n.password_secret) {
-        (Some(_), Some(_)) => {
-            return fail(format!(
-                "{p}.password and {p}.passwordSecret: give one of the two (an inline password or the Secret that \
-                 holds it)"
-            ))
-        }
-        (_, None) => None,
-        (None, Some(SecretRefWire::Name(name))) => Some(SecretRef { name: name.0, key: DEFAULT_SECRET_KEY.into() }),
-        (None, Some(SecretRefWire::Object(o))) => {
-            Some(SecretRef { name: o.name.0, key: o.key.map_or_else(|| DEFAULT_SECRET_KEY.to_string(), |k| k.0) })
-        }
-    };
-    let bfd = n.bfd.map(|b| bfd(b, p, ebgp_multi_hop)).transpose()?;
+    if n.password.is_some() && n.password_secret.is_some() {
+        return fail(format!(
+            "{p}.password and {p}.passwordSecret: give one of the two (an inline password or the Secret that holds \
+             it)"
+        ));
+    }
+    if n.bfd.is_some_and(|b| b.minimum_ttl.is_some()) && ebgp_multi_hop.is_none_or(|ttl| ttl <= 1) {
+        return fail(format!(
+            "{p}.bfd.minimumTTL: applies to multihop BFD sessions only; this neighbor has no ebgpMultiHop property \
+             with a TTL above 1"
+        ));
+    }
     let internal = match remote_as {
         RemoteAs::Internal => true,
         RemoteAs::External => false,
@@ -656,35 +569,19 @@ fn neighbor(n: NeighborWire, p: &str, hs: &HostSession, local_asn: u32) -> Resul
     Ok(Neighbor {
         peer,
         remote_as,
-        port: n.port.map(Bounded::u16),
+        port: n.port.map(Into::into),
         password: n.password.map(|s| s.0),
-        password_secret,
+        password_secret: n.password_secret,
         hold_time_seconds: hold,
         keepalive_time_seconds: keepalive,
-        connect_time_seconds: n.connect_time_seconds.map(Bounded::u16),
+        connect_time_seconds: n.connect_time_seconds.map(Into::into),
         ebgp_multi_hop,
-        bfd,
+        bfd: n.bfd,
         address_families,
     })
 }
 
-fn bfd(b: BfdWire, p: &str, multihop: Option<u8>) -> Result<Bfd> {
-    if b.minimum_ttl.is_some() && multihop.is_none_or(|ttl| ttl <= 1) {
-        return fail(format!(
-            "{p}.bfd.minimumTTL: applies to multihop BFD sessions only; this neighbor has no ebgpMultiHop property \
-             with a TTL above 1"
-        ));
-    }
-    Ok(Bfd {
-        receive_interval: b.receive_interval.map(Bounded::u16),
-        transmit_interval: b.transmit_interval.map(Bounded::u16),
-        detect_multiplier: b.detect_multiplier.map(|m| m.0 as u8),
-        passive: b.session_mode == Some(SessionMode::Passive),
-        minimum_ttl: b.minimum_ttl.map(|t| t.0 as u8),
-    })
-}
-
-fn families(list: Vec<AddressFamilyWire>, p: &str, internal: bool) -> Result<Vec<AddressFamily>> {
+fn families(list: Vec<AddressFamily>, p: &str, internal: bool) -> Result<Vec<AddressFamily>> {
     if list.is_empty() {
         return fail(format!(
             "{p}.addressFamilies: lists no family; leave the field out for the defaults, or name ipv4unicast or \
@@ -693,17 +590,16 @@ fn families(list: Vec<AddressFamilyWire>, p: &str, internal: bool) -> Result<Vec
     }
     let mut out: Vec<AddressFamily> = Vec::new();
     for (i, f) in list.into_iter().enumerate() {
-        let AddressFamilyWire { family, client } = f;
-        if out.iter().any(|f| f.family == family) {
-            return fail(format!("{p}.addressFamilies[{i}]: {} is listed twice", family.name()));
+        if out.iter().any(|o| o.family == f.family) {
+            return fail(format!("{p}.addressFamilies[{i}]: {} is listed twice", f.family.name()));
         }
-        if client && !internal {
+        if f.route_reflector_client && !internal {
             return fail(format!(
                 "{p}.addressFamilies[{i}].properties: routeReflectorClient is for Internal neighbors only (route \
                  reflection is iBGP's)"
             ));
         }
-        out.push(AddressFamily { family, route_reflector_client: client });
+        out.push(f);
     }
     out.sort_by_key(|f| f.family);
     Ok(out)
@@ -727,11 +623,11 @@ fn host_session(v: &Value) -> Result<HostSession> {
         )?),
         None => None,
     };
-    let max_prefixes = hs.max_prefixes.map(Bounded::u32);
-    let restart = hs.max_prefixes_restart_minutes.map(|m| (m.u16(), format!("{p}.maxPrefixesRestartMinutes")));
+    let max_prefixes = hs.max_prefixes.map(Into::into);
+    let restart = hs.max_prefixes_restart_minutes.map(|m| (m.into(), format!("{p}.maxPrefixesRestartMinutes")));
     let max_prefixes_restart_minutes = limits::restart_minutes(restart, max_prefixes)?;
     Ok(HostSession {
-        asn: required(hs.asn, &p, "asn")?.u32(),
+        asn: required(hs.asn, &p, "asn")?.into(),
         host_as: remote_as(hs.hostasn, hs.host_type, &p, ["hostasn", "hostType"])?,
         ipv4,
         ipv6,

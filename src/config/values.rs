@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::{Family, RemoteAs, HOST_IFNAME, ROUTER_IFNAME};
 use crate::log::Level;
@@ -27,7 +27,23 @@ macro_rules! validated {
                 rule(v).map($name)
             }
         }
+
+        impl From<$name> for $inner {
+            fn from(v: $name) -> $inner {
+                v.0
+            }
+        }
     };
+}
+
+/// A field read as `W`, which validates it, and kept as what `W` holds.
+pub(super) fn via<'de, W: Deserialize<'de> + Into<T>, T, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    W::deserialize(d).map(Into::into)
+}
+
+/// [`via`] for an optional field.
+pub(super) fn opt<'de, W: Deserialize<'de> + Into<T>, T, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Option::<W>::deserialize(d).map(|w| w.map(Into::into))
 }
 
 /// A whole number from `MIN` to `MAX`.
@@ -45,13 +61,21 @@ impl<const MIN: u64, const MAX: u64> TryFrom<u64> for Bounded<MIN, MAX> {
     }
 }
 
-impl<const MIN: u64, const MAX: u64> Bounded<MIN, MAX> {
-    // Every use has a MAX that fits the type it asks for.
-    pub fn u32(self) -> u32 {
-        self.0 as u32
-    }
-    pub fn u16(self) -> u16 {
-        self.0 as u16
+/// What a `Bounded` is kept as; every use has a MAX that fits the type it asks for.
+macro_rules! bounded_into {
+    ($($t:ty),*) => {$(
+        impl<const MIN: u64, const MAX: u64> From<Bounded<MIN, MAX>> for $t {
+            fn from(b: Bounded<MIN, MAX>) -> $t {
+                b.0 as $t
+            }
+        }
+    )*};
+}
+bounded_into!(u8, u16, u32);
+
+impl<const MIN: u64, const MAX: u64> From<Bounded<MIN, MAX>> for std::time::Duration {
+    fn from(b: Bounded<MIN, MAX>) -> Self {
+        std::time::Duration::from_secs(b.0)
     }
 }
 
@@ -168,6 +192,16 @@ validated!(
         "external" => Ok(RemoteAs::External),
         "internal" => Ok(RemoteAs::Internal),
         _ => Err(format!("{s:?} must be External or Internal")),
+    }
+);
+
+validated!(
+    /// BFD's `sessionMode`: whether the session is passive.
+    SessionMode(bool) from Text = "Text",
+    |Text(s)| match s.as_str() {
+        "Active" => Ok(false),
+        "Passive" => Ok(true),
+        _ => Err(format!("unknown variant `{s}`, expected `Active` or `Passive`")),
     }
 );
 

@@ -733,6 +733,33 @@ mod tests {
         assert_eq!(text, want);
     }
 
+    /// The fabric fields (issue 13) survive the record: configuration, record, its JSON, and back.
+    #[test]
+    fn fabric_fields_survive_the_record() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../../netconf/10-openpe-dualstack.conf")).unwrap();
+        v["underlay"]["nics"] = serde_json::json!(["eth1"]);
+        v["underlay"]["gracefulRestart"] = serde_json::json!({"restartTimeSeconds": 30});
+        v["underlay"]["routeReflector"] = serde_json::json!({});
+        v["underlay"]["neighbors"] = serde_json::json!([
+            {"type": "External", "interface": "eth1", "bfd": {"receiveInterval": 100, "sessionMode": "Passive"}},
+            {"type": "Internal", "listenRange": "192.168.40.7/24", "passwordSecret": "s",
+             "addressFamilies": [{"family": "ipv4unicast", "properties": [{"type": "routeReflectorClient"}]}]},
+            {"asn": 64512, "address": "2001:db8:11::2", "addressFamilies": ["ipv6unicast", "ipv4unicast"]}]);
+        let pt = crate::config::Passthrough::parse(&v).unwrap();
+        let (u, h) = bgp_from_config(&pt.underlay, &pt.host_session);
+        let mut rec = Record::parse(&golden_v1()).unwrap();
+        (rec.underlay, rec.host_session) = (u, h);
+        rec.nics.truncate(0);
+        let back = Record::parse(&serde_json::to_string(&rec).unwrap()).unwrap();
+        let (u, h) = back.bgp_settings();
+        assert_eq!((u.neighbors, u.graceful_restart, u.route_reflector), {
+            let w = pt.underlay;
+            (w.neighbors, w.graceful_restart, w.route_reflector)
+        });
+        assert_eq!(h, pt.host_session);
+    }
+
     /// Format 2 round-trips; a later release's extra fields are ignored; the enums keep their strings.
     #[test]
     fn format_2_round_trips_and_tolerates_additions() {
