@@ -873,3 +873,86 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
         ctx,
     );
 }
+
+/// The sidecar's own transaction on the daemons' vty sockets does what `vtysh -f` of the same text does, to
+/// every daemon: for every golden case without BFD (this FRR has no bfdd), nothing → the case, a neighbor
+/// removed, added back, the case → nothing, first all with `vtysh -f`, then all on the sockets, from the
+/// same start, and after each step the whole merged running configuration (`show running-config`) and
+/// zebra's own (route-maps and prefix-lists live there too) are the same text.
+#[test]
+#[ignore = "needs root"]
+fn transaction_on_vty_sockets_equals_vtysh_f() {
+    use openpe::sidecar::delta::plan;
+    let ns = Ns::new("bv");
+    let frr = Frr::start(&ns, "sock", "! empty\n", "");
+    let f = openpe::sidecar::Frr::new(Some(frr.name.clone()), None).unwrap();
+    let nothing = openpe::bgp::unconfigured();
+    let reset = || {
+        f.write_config(&nothing).unwrap();
+        f.reload().unwrap_or_else(|e| panic!("frr-reload.py: {}", e.msg));
+    };
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<String> = fs::read_dir(&golden)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".frr").map(str::to_string))
+        .filter(|n| !n.ends_with(".masked"))
+        .collect();
+    cases.sort();
+    let mut compared = 0;
+    for case in &cases {
+        let text = fs::read_to_string(golden.join(format!("{case}.frr"))).unwrap();
+        if text.contains("bfd") {
+            continue;
+        }
+        let who = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(" neighbor "))
+            .find(|l| l.contains(" remote-as "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .unwrap();
+        let rest = without_neighbor(&text, &who);
+        let steps = [(&nothing, &text), (&text, &rest), (&rest, &text), (&text, &nothing)];
+        let run = |sockets: bool| -> Vec<(String, String)> {
+            reset();
+            steps
+                .iter()
+                .map(|(from, to)| {
+                    let t = plan(from, to).unwrap_or_else(|| panic!("{case}: no delta from\n{from}\nto\n{to}"));
+                    let applied = if sockets { f.apply_on_sockets(&t) } else { f.apply_with_vtysh(&t) };
+                    applied.unwrap_or_else(|e| panic!("{case} (sockets: {sockets}): {}\n{t}", e.msg));
+                    (
+                        frr.vtysh("show running-config"),
+                        sh(&format!("vtysh -N {} -d zebra -c 'show running-config'", frr.name)),
+                    )
+                })
+                .collect()
+        };
+        let by_vtysh = run(false);
+        let by_sockets = run(true);
+        for (i, (a, b)) in by_vtysh.iter().zip(&by_sockets).enumerate() {
+            assert_eq!(a.0, b.0, "{case}, step {i}: merged running configuration, vtysh -f then sockets");
+            assert_eq!(a.1, b.1, "{case}, step {i}: zebra's running configuration, vtysh -f then sockets");
+        }
+        assert!(by_sockets[0].1.contains("route-map allowall permit 1"), "{case}: zebra has the route-map");
+        assert!(by_sockets[0].0.contains("router bgp"), "{case}: BGP configured");
+        assert!(!by_sockets[3].0.contains("router bgp"), "{case}: BGP removed");
+        compared += 1;
+    }
+    assert!(compared >= 10, "golden cases compared: {compared}");
+    // A refused line is reported as vtysh reports it, with bgpd's reason, and the rest is still applied.
+    reset();
+    let e = f
+        .apply_on_sockets("router bgp 64514\n neighbor 192.168.11.2 timers connect 9\n bgp router-id 10.9.9.9\nexit\n")
+        .unwrap_err();
+    assert!(e.msg.contains("line 2: Failure to communicate[13] to bgpd"), "{}", e.msg);
+    assert!(e.msg.contains("% Specify remote-as or peer-group commands first"), "{}", e.msg);
+    assert!(frr.vtysh("show running-config").contains(" bgp router-id 10.9.9.9"));
+    // A line the sidecar does not know the daemons of is not sent: vtysh -f applies that transaction.
+    reset();
+    assert!(f.apply_on_sockets("interface lo\n description x\nexit\n").is_err());
+    assert!(!frr.vtysh("show running-config").contains("description x"));
+    f.apply_transaction("interface lo\n description x\nexit\n").unwrap();
+    assert!(frr.vtysh("show running-config").contains(" description x"));
+    reset();
+}
