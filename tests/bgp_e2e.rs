@@ -477,9 +477,9 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     );
     assert_eq!(kernel_route(&lab.host, "172.30.0.0/24"), Ok(false));
     // Attachment → nothing is one transaction of the sidecar's own delta.
-    wait_logged(&sidecar, &["the configuration for no attachment", "by one vtysh -f transaction"]);
+    wait_logged(&sidecar, &["the configuration for no attachment", "by one configuration transaction"]);
     let log = sidecar.log();
-    let deltas = log.matches("by one vtysh -f transaction").count();
+    let deltas = log.matches("by one configuration transaction").count();
 
     // ADD again with a second underlay neighbor: a second fabric switch (BIRD, AS 64513) two hops away at
     // 192.168.12.2, behind the ToR, so an ebgp-multihop session. FRR and the sidecar keep running.
@@ -528,7 +528,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     // Nothing → the attachment with its second neighbor: a delta too, and FRR's running configuration is the
     // sidecar's rendering.
-    assert_eq!(sidecar.log().matches("by one vtysh -f transaction").count(), deltas + 1, "{}", sidecar.log());
+    assert_eq!(sidecar.log().matches("by one configuration transaction").count(), deltas + 1, "{}", sidecar.log());
     // The checks read bgpd's vty socket, not a vtysh process.
     assert!(!sidecar.log().contains("bgpd's vty socket:"), "{}", sidecar.log());
     assert_sidecars_file(&router);
@@ -729,7 +729,7 @@ fn without_neighbor(text: &str, who: &str) -> String {
 }
 
 /// For every golden case, FRR ends up with the same running configuration whether the sidecar's delta
-/// (one `vtysh -f` transaction) or `frr-reload.py --reload` of the whole file took it there: nothing → the
+/// (one configuration transaction, on the daemons' vty sockets) or `frr-reload.py --reload` of the whole file took it there: nothing → the
 /// case, the case → nothing, and each of its neighbors added to or removed from the rest. And that running
 /// configuration is the rendering.
 #[test]
@@ -748,7 +748,7 @@ fn delta_and_frr_reload_give_the_same_running_configuration() {
     };
     let delta = |from: &str, to: &str| {
         let t = plan(from, to).unwrap_or_else(|| panic!("no delta from\n{from}\nto\n{to}"));
-        f.apply_transaction(&t).unwrap_or_else(|e| panic!("vtysh -f: {}\n{t}", e.msg));
+        f.apply_transaction(&t).unwrap_or_else(|e| panic!("the delta: {}\n{t}", e.msg));
         running()
     };
     let same = |what: &str, a: &str, b: &str| {

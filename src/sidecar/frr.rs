@@ -1,4 +1,4 @@
-//! One FRR instance as the sidecar sees it: its configuration file, `vtysh -f` to apply a delta in one
+//! One FRR instance as the sidecar sees it: its configuration file, its daemons' vty sockets (or `vtysh -f`) to apply a delta in one
 //! transaction, `frr-reload.py` to apply a whole file, `vtysh` to ask it questions, and the identity of its
 //! daemons' vty sockets to notice that it restarted.
 
