@@ -875,7 +875,7 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
 }
 
 /// The sidecar's own transaction on the daemons' vty sockets does what `vtysh -f` of the same text does, to
-/// every daemon: for every golden case without BFD (this FRR has no bfdd), nothing → the case, a neighbor
+/// every daemon (zebra, bgpd, bfdd): for every golden case, nothing → the case, a neighbor
 /// removed, added back, the case → nothing, first all with `vtysh -f`, then all on the sockets, from the
 /// same start, and after each step the whole merged running configuration (`show running-config`) and
 /// zebra's own (route-maps and prefix-lists live there too) are the same text.
@@ -884,7 +884,9 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
 fn transaction_on_vty_sockets_equals_vtysh_f() {
     use openpe::sidecar::delta::plan;
     let ns = Ns::new("bv");
-    let frr = Frr::start(&ns, "sock", "! empty\n", "");
+    let mut frr = Frr::start(&ns, "sock", "! empty\n", "");
+    frr.start_daemon("bfdd", "");
+    let frr = frr;
     let f = openpe::sidecar::Frr::new(Some(frr.name.clone()), None).unwrap();
     let nothing = openpe::bgp::unconfigured();
     let reset = || {
@@ -902,9 +904,6 @@ fn transaction_on_vty_sockets_equals_vtysh_f() {
     let mut compared = 0;
     for case in &cases {
         let text = fs::read_to_string(golden.join(format!("{case}.frr"))).unwrap();
-        if text.contains("bfd") {
-            continue;
-        }
         let who = text
             .lines()
             .filter_map(|l| l.strip_prefix(" neighbor "))
@@ -913,7 +912,7 @@ fn transaction_on_vty_sockets_equals_vtysh_f() {
             .unwrap();
         let rest = without_neighbor(&text, &who);
         let steps = [(&nothing, &text), (&text, &rest), (&rest, &text), (&text, &nothing)];
-        let run = |sockets: bool| -> Vec<(String, String)> {
+        let run = |sockets: bool| -> Vec<(String, String, String)> {
             reset();
             steps
                 .iter()
@@ -921,10 +920,8 @@ fn transaction_on_vty_sockets_equals_vtysh_f() {
                     let t = plan(from, to).unwrap_or_else(|| panic!("{case}: no delta from\n{from}\nto\n{to}"));
                     let applied = if sockets { f.apply_on_sockets(&t) } else { f.apply_with_vtysh(&t) };
                     applied.unwrap_or_else(|e| panic!("{case} (sockets: {sockets}): {}\n{t}", e.msg));
-                    (
-                        frr.vtysh("show running-config"),
-                        sh(&format!("vtysh -N {} -d zebra -c 'show running-config'", frr.name)),
-                    )
+                    let of = |d: &str| sh(&format!("vtysh -N {} -d {d} -c 'show running-config'", frr.name));
+                    (frr.vtysh("show running-config"), of("zebra"), of("bfdd"))
                 })
                 .collect()
         };
@@ -933,13 +930,17 @@ fn transaction_on_vty_sockets_equals_vtysh_f() {
         for (i, (a, b)) in by_vtysh.iter().zip(&by_sockets).enumerate() {
             assert_eq!(a.0, b.0, "{case}, step {i}: merged running configuration, vtysh -f then sockets");
             assert_eq!(a.1, b.1, "{case}, step {i}: zebra's running configuration, vtysh -f then sockets");
+            assert_eq!(a.2, b.2, "{case}, step {i}: bfdd's running configuration, vtysh -f then sockets");
+        }
+        if text.contains("\nbfd\n") {
+            assert!(by_sockets[0].2.contains(" profile openpe-bfd\n"), "{case}: bfdd has the profiles");
         }
         assert!(by_sockets[0].1.contains("route-map allowall permit 1"), "{case}: zebra has the route-map");
         assert!(by_sockets[0].0.contains("router bgp"), "{case}: BGP configured");
         assert!(!by_sockets[3].0.contains("router bgp"), "{case}: BGP removed");
         compared += 1;
     }
-    assert!(compared >= 10, "golden cases compared: {compared}");
+    assert!(compared >= 20, "golden cases compared: {compared}");
     // A refused line is reported as vtysh reports it, with bgpd's reason, and the rest is still applied.
     reset();
     let e = f

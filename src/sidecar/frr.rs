@@ -452,8 +452,25 @@ enum VtyNode {
 
 /// The daemons vtysh 8.4 sends `line` (trimmed) to at `node`, and the node it leads to; None for a line
 /// outside what the sidecar's transactions hold (vtysh -f then applies the transaction: it knows every
-/// command's daemons).
+/// command's daemons). A line that is no command of its node is tried in the node above, and so on up to the top, as vtysh (and
+/// each daemon, for the lines it receives) does: `router bgp` right after a `bfd` block's last profile.
 fn route(node: VtyNode, line: &str) -> Option<(&'static [&'static str], VtyNode)> {
+    let mut at = node;
+    loop {
+        if let Some(r) = route_at(at, line) {
+            return Some(r);
+        }
+        at = match at {
+            VtyNode::Config => return None,
+            VtyNode::RouteMap | VtyNode::Bgp | VtyNode::Bfd => VtyNode::Config,
+            VtyNode::BgpFamily => VtyNode::Bgp,
+            VtyNode::BfdProfile => VtyNode::Bfd,
+        };
+    }
+}
+
+/// [`route`] at `node` alone.
+fn route_at(node: VtyNode, line: &str) -> Option<(&'static [&'static str], VtyNode)> {
     use VtyNode::*;
     let starts = |prefixes: &[&str]| prefixes.iter().any(|p| line.starts_with(p));
     Some(match node {
@@ -691,6 +708,54 @@ pub fn status_table(st: &Status) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every line of every transaction the delta makes of a golden case (nothing → the case, the case →
+    /// nothing) has its daemons in [`route`]: the sidecar's own renderings never need a vtysh process.
+    #[test]
+    fn every_rendered_transaction_routes() {
+        let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+        let nothing = crate::bgp::unconfigured();
+        let mut lines = 0;
+        for entry in fs::read_dir(&golden).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "frr") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).unwrap();
+            for (from, to) in [(&nothing, &text), (&text, &nothing)] {
+                let t = super::super::delta::plan(from, to).unwrap();
+                let mut node = VtyNode::Config;
+                for l in t.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('!')) {
+                    let (_, next) = route(node, l).unwrap_or_else(|| panic!("{}: {l:?} at {node:?}", path.display()));
+                    node = next;
+                    lines += 1;
+                }
+                assert_eq!(node, VtyNode::Config, "{}: the transaction ends at the top", path.display());
+            }
+        }
+        assert!(lines > 1000, "{lines}");
+    }
+
+    #[test]
+    fn routes_as_vtysh_does() {
+        let (d, n) = route(VtyNode::Config, "route-map allowall permit 1").unwrap();
+        assert!(d.contains(&"zebra") && d.contains(&"bgpd") && !d.contains(&"bfdd"));
+        assert_eq!(n, VtyNode::RouteMap);
+        assert_eq!(route(VtyNode::RouteMap, "set large-community 1:2:3 additive").unwrap().0, BGPD);
+        assert_eq!(route(VtyNode::RouteMap, "exit").unwrap(), (RMAP, VtyNode::Config));
+        assert_eq!(route(VtyNode::Bgp, "exit").unwrap(), (BGPD, VtyNode::Config));
+        assert_eq!(route(VtyNode::Config, "bfd").unwrap(), (BFDD, VtyNode::Bfd));
+        assert_eq!(route(VtyNode::Config, "ip prefix-list p seq 5 permit 10.0.0.0/8").unwrap().0, ACL);
+        // Outside the table: left to vtysh -f.
+        assert!(route(VtyNode::Config, "interface lo").is_none());
+        assert!(route(VtyNode::Config, "exit").is_none());
+        assert!(route(VtyNode::RouteMap, "set metric 7").is_none());
+        assert!(route(VtyNode::Bgp, "interface lo").is_none());
+        // A command of the node above: tried there, as vtysh does.
+        assert_eq!(route(VtyNode::BfdProfile, "profile b").unwrap(), (BFDD, VtyNode::BfdProfile));
+        assert_eq!(route(VtyNode::Bfd, "router bgp 64514").unwrap(), (BGPD, VtyNode::Bgp));
+        assert_eq!(route(VtyNode::BgpFamily, "route-map x permit 1").unwrap(), (RMAP, VtyNode::RouteMap));
+    }
 
     #[test]
     fn summary_merges_families() {
