@@ -205,22 +205,28 @@ impl Frr {
     /// vtysh: connect to every daemon's vty socket that answers, in vtysh's order; `enable` and `configure
     /// terminal` to each; `XFRR_start_configuration` to each but watchfrr; every line, as read (indentation
     /// and newline included), to the daemons vtysh sends it to ([`route`]), in order, a line a daemon refuses
-    /// reported as vtysh reports it and the rest still sent; then `XFRR_end_configuration`, `end`, `disable`.
+    /// reported as vtysh reports it and the rest still sent (vtysh's node moving only with a line every
+    /// daemon accepted); then `XFRR_end_configuration`, `end`, `disable`.
     /// bgpd therefore sees the same file transaction (and the same hold of new peers after it) as from
     /// `vtysh -f`. [`Transact::Unusable`] before anything was sent: a line [`route`] does not know, or bgpd's
     /// socket not answering.
     fn transact(&self, transaction: &str) -> std::result::Result<(), Transact> {
+        let lines: Vec<(usize, &str)> = transaction
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l))
+            .filter(|(_, l)| {
+                let t = l.trim();
+                !(t.is_empty() || t.starts_with('!') || t.starts_with('#') || t == "end")
+            })
+            .collect();
+        // Every line must route, each accepted, before anything is sent.
         let mut node = VtyNode::Config;
-        let mut plan = Vec::new();
-        for (i, line) in transaction.lines().enumerate() {
+        for (lineno, line) in &lines {
             let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('!') || trimmed.starts_with('#') || trimmed == "end" {
-                continue;
-            }
-            let (daemons, next) = route(node, trimmed).ok_or_else(|| {
-                Transact::Unusable(format!("line {}: the daemons of {trimmed:?} are vtysh's to know", i + 1))
+            let (_, next) = route(node, trimmed).ok_or_else(|| {
+                Transact::Unusable(format!("line {lineno}: the daemons of {trimmed:?} are vtysh's to know"))
             })?;
-            plan.push((i + 1, line, daemons));
             node = next;
         }
         let dir = self.rundir();
@@ -244,9 +250,18 @@ impl Frr {
             v.ask("XFRR_start_configuration").map_err(failed)?;
         }
         let mut report = String::new();
-        for (lineno, line, daemons) in plan {
+        let mut node = VtyNode::Config;
+        for (lineno, line) in lines {
+            // Routed again from the node vtysh is in now: it stays where it was when a daemon did not accept
+            // a line (a `router bgp` refused is not entered), and reports a line it then does not know.
+            let Some((daemons, next)) = route(node, line.trim()) else {
+                report.push_str(&format!("line {lineno}: % Unknown command[{node:?}]: {line}\n"));
+                continue;
+            };
+            let mut accepted = true;
             for v in vtys.iter_mut().filter(|v| daemons.contains(&v.daemon)) {
                 let (status, text) = v.ask(&format!("{line}\n")).map_err(failed)?;
+                accepted &= status == 0;
                 // CMD_WARNING (1) is a line already entered: vtysh goes on with the other daemons.
                 if status > 1 {
                     report.push_str(&format!(
@@ -256,6 +271,9 @@ impl Frr {
                     ));
                     break;
                 }
+            }
+            if accepted {
+                node = next;
             }
         }
         for v in vtys.iter_mut().filter(|v| v.daemon != "watchfrr") {
