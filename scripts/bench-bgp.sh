@@ -12,7 +12,8 @@
 # returned: no polling error. FRR and BIRD keep running through the rounds (repeated DEL/ADD cycles); GoBGP is
 # started afresh for each round (its repeated cycles need DEL to close the session first: issue 18).
 # CPU per apply: user + system time of the sidecar and its reaped children (vtysh, frr-reload.py and its vtysh
-# processes) from /proc/<pid>/stat over all rounds, divided by the applies (two per round), idle ticks included.
+# processes) from /proc/<pid>/stat over all rounds, divided by the applies (two per round), idle ticks and the
+# drain DEL asks for (shutting the attachment's neighbors down before it goes) included.
 #
 # stdout: "<median s> <p90 s> <rounds>" of FRR with the delta path (scripts/bench.sh's summary line).
 # BENCH_BGP_TABLE (a file): the markdown table of every speaker and path, and the rounds.
@@ -232,8 +233,8 @@ for speaker in $speakers; do
     done
     cpu1=$(cpu_ticks "$sidecar_pid")
     kill "$sidecar_pid"; wait "$sidecar_pid" 2>/dev/null || true; sidecar_pid=""
-    grep -q 'by one vtysh -f transaction' "$work/sidecar.log" && used=delta || used=full
-    [ "$path" = full ] && grep -q 'by one vtysh -f transaction' "$work/sidecar.log" && used="delta (unexpected)"
+    grep -q 'by one configuration transaction' "$work/sidecar.log" && used=delta || used=full
+    [ "$path" = full ] && grep -q 'by one configuration transaction' "$work/sidecar.log" && used="delta (unexpected)"
     # Every apply after start-up took the path asked for (frr-reload.py when a delta falls back: counted).
     fallbacks=$(grep -c 'applying the whole file with frr-reload.py instead' "$work/sidecar.log" || true)
     read -r med p90 < <(printf '%s\n' "${times[@]}" | stats)
@@ -253,6 +254,9 @@ done
   echo "| host speaker | path | ADD returned → both host sessions Established, median / p90 of $rounds | the sidecar's apply, median / p90 | CPU per apply (sidecar + children) | fallbacks to frr-reload.py | target (≤ 0.1 / 0.2 s, CPU ≤ 0.1 s) |"
   echo "|---|---|---|---|---|---|---|"
   printf '%s\n' "${rows[@]}"
+  echo
+  echo "FRR and BIRD as the host speaker: repeated DEL/ADD cycles, the host speaker running through all $rounds rounds;"
+  echo "GoBGP: started afresh for each round (its repeated cycles depend on DEL closing the host session first)."
   echo
   echo '```text'
   cat "$rounds_log"

@@ -477,9 +477,9 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     );
     assert_eq!(kernel_route(&lab.host, "172.30.0.0/24"), Ok(false));
     // Attachment → nothing is one transaction of the sidecar's own delta.
-    wait_logged(&sidecar, &["the configuration for no attachment", "by one vtysh -f transaction"]);
+    wait_logged(&sidecar, &["the configuration for no attachment", "by one configuration transaction"]);
     let log = sidecar.log();
-    let deltas = log.matches("by one vtysh -f transaction").count();
+    let deltas = log.matches("by one configuration transaction").count();
 
     // ADD again with a second underlay neighbor: a second fabric switch (BIRD, AS 64513) two hops away at
     // 192.168.12.2, behind the ToR, so an ebgp-multihop session. FRR and the sidecar keep running.
@@ -528,7 +528,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     // Nothing → the attachment with its second neighbor: a delta too, and FRR's running configuration is the
     // sidecar's rendering.
-    assert_eq!(sidecar.log().matches("by one vtysh -f transaction").count(), deltas + 1, "{}", sidecar.log());
+    assert_eq!(sidecar.log().matches("by one configuration transaction").count(), deltas + 1, "{}", sidecar.log());
     // The checks read bgpd's vty socket, not a vtysh process.
     assert!(!sidecar.log().contains("bgpd's vty socket:"), "{}", sidecar.log());
     assert_sidecars_file(&router);
@@ -729,7 +729,7 @@ fn without_neighbor(text: &str, who: &str) -> String {
 }
 
 /// For every golden case, FRR ends up with the same running configuration whether the sidecar's delta
-/// (one `vtysh -f` transaction) or `frr-reload.py --reload` of the whole file took it there: nothing → the
+/// (one configuration transaction, on the daemons' vty sockets) or `frr-reload.py --reload` of the whole file took it there: nothing → the
 /// case, the case → nothing, and each of its neighbors added to or removed from the rest. And that running
 /// configuration is the rendering.
 #[test]
@@ -748,7 +748,7 @@ fn delta_and_frr_reload_give_the_same_running_configuration() {
     };
     let delta = |from: &str, to: &str| {
         let t = plan(from, to).unwrap_or_else(|| panic!("no delta from\n{from}\nto\n{to}"));
-        f.apply_transaction(&t).unwrap_or_else(|e| panic!("vtysh -f: {}\n{t}", e.msg));
+        f.apply_transaction(&t).unwrap_or_else(|e| panic!("the delta: {}\n{t}", e.msg));
         running()
     };
     let same = |what: &str, a: &str, b: &str| {
@@ -872,4 +872,88 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
         },
         ctx,
     );
+}
+
+/// The sidecar's own transaction on the daemons' vty sockets does what `vtysh -f` of the same text does, to
+/// every daemon (zebra, bgpd, bfdd): for every golden case, nothing → the case, a neighbor
+/// removed, added back, the case → nothing, first all with `vtysh -f`, then all on the sockets, from the
+/// same start, and after each step the whole merged running configuration (`show running-config`) and
+/// zebra's own (route-maps and prefix-lists live there too) are the same text.
+#[test]
+#[ignore = "needs root"]
+fn transaction_on_vty_sockets_equals_vtysh_f() {
+    use openpe::sidecar::delta::plan;
+    let ns = Ns::new("bv");
+    let mut frr = Frr::start(&ns, "sock", "! empty\n", "");
+    frr.start_daemon("bfdd", "");
+    let frr = frr;
+    let f = openpe::sidecar::Frr::new(Some(frr.name.clone()), None).unwrap();
+    let nothing = openpe::bgp::unconfigured();
+    let reset = || {
+        f.write_config(&nothing).unwrap();
+        f.reload().unwrap_or_else(|e| panic!("frr-reload.py: {}", e.msg));
+    };
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut cases: Vec<String> = fs::read_dir(&golden)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".frr").map(str::to_string))
+        .filter(|n| !n.ends_with(".masked"))
+        .collect();
+    cases.sort();
+    let mut compared = 0;
+    for case in &cases {
+        let text = fs::read_to_string(golden.join(format!("{case}.frr"))).unwrap();
+        let who = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(" neighbor "))
+            .find(|l| l.contains(" remote-as "))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .unwrap();
+        let rest = without_neighbor(&text, &who);
+        let steps = [(&nothing, &text), (&text, &rest), (&rest, &text), (&text, &nothing)];
+        let run = |sockets: bool| -> Vec<(String, String, String)> {
+            reset();
+            steps
+                .iter()
+                .map(|(from, to)| {
+                    let t = plan(from, to).unwrap_or_else(|| panic!("{case}: no delta from\n{from}\nto\n{to}"));
+                    let applied = if sockets { f.apply_on_sockets(&t) } else { f.apply_with_vtysh(&t) };
+                    applied.unwrap_or_else(|e| panic!("{case} (sockets: {sockets}): {}\n{t}", e.msg));
+                    let of = |d: &str| sh(&format!("vtysh -N {} -d {d} -c 'show running-config'", frr.name));
+                    (frr.vtysh("show running-config"), of("zebra"), of("bfdd"))
+                })
+                .collect()
+        };
+        let by_vtysh = run(false);
+        let by_sockets = run(true);
+        for (i, (a, b)) in by_vtysh.iter().zip(&by_sockets).enumerate() {
+            assert_eq!(a.0, b.0, "{case}, step {i}: merged running configuration, vtysh -f then sockets");
+            assert_eq!(a.1, b.1, "{case}, step {i}: zebra's running configuration, vtysh -f then sockets");
+            assert_eq!(a.2, b.2, "{case}, step {i}: bfdd's running configuration, vtysh -f then sockets");
+        }
+        if text.contains("\nbfd\n") {
+            assert!(by_sockets[0].2.contains(" profile openpe-bfd\n"), "{case}: bfdd has the profiles");
+        }
+        assert!(by_sockets[0].1.contains("route-map allowall permit 1"), "{case}: zebra has the route-map");
+        assert!(by_sockets[0].0.contains("router bgp"), "{case}: BGP configured");
+        assert!(!by_sockets[3].0.contains("router bgp"), "{case}: BGP removed");
+        compared += 1;
+    }
+    assert!(compared >= 20, "golden cases compared: {compared}");
+    // A refused line is reported as vtysh reports it, with bgpd's reason, and the rest is still applied.
+    reset();
+    let e = f
+        .apply_on_sockets("router bgp 64514\n neighbor 192.168.11.2 timers connect 9\n bgp router-id 10.9.9.9\nexit\n")
+        .unwrap_err();
+    assert!(e.msg.contains("line 2: Failure to communicate[13] to bgpd"), "{}", e.msg);
+    assert!(e.msg.contains("% Specify remote-as or peer-group commands first"), "{}", e.msg);
+    assert!(frr.vtysh("show running-config").contains(" bgp router-id 10.9.9.9"));
+    // A line the sidecar does not know the daemons of is not sent: vtysh -f applies that transaction.
+    reset();
+    assert!(f.apply_on_sockets("interface lo\n description x\nexit\n").is_err());
+    assert!(!frr.vtysh("show running-config").contains("description x"));
+    f.apply_transaction("interface lo\n description x\nexit\n").unwrap();
+    assert!(frr.vtysh("show running-config").contains(" description x"));
+    reset();
 }

@@ -23,7 +23,8 @@ Usage:
       Run inside the router namespace, next to FRR. Renders the BGP configuration of the attachment whose
       router namespace is this one, appends --frr-extra verbatim, writes it atomically to --frr-config
       (default /etc/frr[/NAME]/frr.conf) and applies it: a change it knows how to express (an attachment
-      added or removed, neighbors added or removed) as one vtysh -f transaction of the difference, anything
+      added or removed, neighbors added or removed) as one configuration transaction of the difference
+      (on the daemons' vty sockets, as vtysh -f sends it; vtysh -f when they do not answer), anything
       else (start-up, after an FRR restart or a failed apply) with frr-reload.py --reload; every apply is
       checked against FRR's running configuration. --full-reload always uses frr-reload.py.
       Without --once it watches the state directory and --frr-extra and re-applies on every change, removes

@@ -14,7 +14,9 @@ pub(crate) fn require_bfdd(frr: &Frr, underlay: &Underlay) -> Result<()> {
     if !uses_bfd(underlay) {
         return Ok(());
     }
-    let daemons = frr.vtysh("show daemons").map_err(|e| e.context("checking that bfdd runs"))?;
+    // The daemons whose vty sockets answer: what vtysh's `show daemons` lists, without a vtysh process on
+    // every pass.
+    let daemons = frr.daemons().join(" ");
     match bfdd_listed(&daemons) {
         true => Ok(()),
         false => Err(Error::io(format!(

@@ -1,5 +1,5 @@
 //! The sidecar's own delta: from the BGP configuration it applied last to the one wanted now, as one FRR
-//! configuration transaction (`vtysh -f`), when the change is one it can express safely: nothing → an
+//! configuration transaction (what `vtysh -f` makes of a file), when the change is one it can express safely: nothing → an
 //! attachment, an attachment → nothing, neighbors added or removed. Anything else is left to `frr-reload.py`.
 //! And the check after every apply: FRR's running BGP configuration against what was meant.
 //!

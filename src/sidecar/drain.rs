@@ -1,5 +1,5 @@
 //! Closing an attachment's BGP sessions before it goes away: `neighbor X shutdown` for every neighbor the
-//! sidecar configured, in one vtysh invocation. An administrative shutdown sends each peer a NOTIFICATION
+//! sidecar configured, on bgpd's vty socket (vtysh when it does not answer). An administrative shutdown sends each peer a NOTIFICATION
 //! (Cease, Administrative Shutdown), which is a hard reset: a graceful-restart peer flushes the routes at once
 //! instead of keeping them stale. Then FRR is asked until it reports every one of them down (Idle).
 //!
@@ -7,7 +7,6 @@
 //! and acknowledges), `openpe-sidecar drain` (a pod's preStop hook), and the sidecar itself on SIGTERM.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,32 +43,16 @@ pub(crate) fn neighbors_of(rec: &Record) -> Vec<String> {
     out
 }
 
-/// Shut down `neighbors` of `router bgp asn` in one vtysh invocation, then wait at most `timeout` until FRR
+/// Shut down `neighbors` of `router bgp asn` (bgpd's vty socket, or vtysh), then wait at most `timeout` until FRR
 /// reports each of them down.
 pub fn drain(frr: &Frr, neighbors: &[String], asn: u32, timeout: Duration) -> Result<()> {
     if neighbors.is_empty() {
         return Ok(());
     }
-    let mut cmd = Command::new("vtysh");
-    if let Some(p) = &frr.pathspace {
-        cmd.args(["-N", p]);
-    }
-    cmd.args(["-c", "configure terminal", "-c", &format!("router bgp {asn}")]);
-    for n in neighbors {
-        cmd.args(["-c", &format!("neighbor {n} shutdown")]);
-    }
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
-    if !out.status.success() {
-        return Err(Error::io(format!(
-            "vtysh could not shut down the BGP neighbors {}: {}{}",
-            neighbors.join(", "),
-            String::from_utf8_lossy(&out.stdout).trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    let mut commands = vec![format!("router bgp {asn}")];
+    commands.extend(neighbors.iter().map(|n| format!("neighbor {n} shutdown")));
+    frr.bgpd_configure(&commands)
+        .map_err(|e| Error::io(format!("could not shut down the BGP neighbors {}: {}", neighbors.join(", "), e.msg)))?;
     let deadline = Instant::now() + timeout;
     loop {
         let up = still_up(frr, neighbors)?;
@@ -89,7 +72,7 @@ pub fn drain(frr: &Frr, neighbors: &[String], asn: u32, timeout: Duration) -> Re
 
 /// The neighbors among `neighbors` that FRR does not report Idle. A neighbor FRR does not have has no session.
 fn still_up(frr: &Frr, neighbors: &[String]) -> Result<Vec<String>> {
-    let text = frr.vtysh("show bgp vrf default neighbors json")?;
+    let text = frr.bgpd_show("show bgp vrf default neighbors json")?;
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| Error::io(format!("vtysh's BGP neighbors are not JSON ({e}): {}", text.trim())))?;
     let all = v.as_object().ok_or_else(|| Error::io(format!("vtysh's BGP neighbors are not an object: {v}")))?;

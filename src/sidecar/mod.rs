@@ -2,7 +2,8 @@
 //! what the state directory says about the attachment that holds this namespace.
 //!
 //! One pass ([`Sidecar::sync`]) reads the state, renders the configuration, and applies it when it differs
-//! from what was last applied or FRR restarted since: as one `vtysh -f` transaction of the delta when the
+//! from what was last applied or FRR restarted since: as one configuration transaction of the delta (on the
+//! daemons' vty sockets, as `vtysh -f` would send it: [`frr::Frr::apply_transaction`]) when the
 //! change is one [`delta::plan`] expresses, else (start-up, FRR restarted, a failed apply, anything else)
 //! with `frr-reload.py --reload`. Every apply is checked against FRR's running configuration; a delta that
 //! did not land is followed by the full path. `--once` runs one pass; the watch loop ([`watch`]) runs a pass on
@@ -96,7 +97,7 @@ struct Applied {
 /// How a pass applied the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
-    /// One `vtysh -f` transaction of the delta.
+    /// One configuration transaction of the delta.
     Delta,
     /// `frr-reload.py --reload` of the whole file.
     Full,
@@ -263,7 +264,7 @@ impl Sidecar {
             input.want.describe(),
             self.opts.frr.config_path.display(),
             match path {
-                Path::Delta => "one vtysh -f transaction",
+                Path::Delta => "one configuration transaction",
                 Path::Full => "frr-reload.py",
             },
             started.elapsed().as_millis(),
