@@ -20,11 +20,7 @@ if [ "${LONG:-}" = 1 ]; then export OPENPE_LONG=1; fi
 # Root-only tests are marked #[ignore = "needs root"]: --include-ignored runs them here.
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-# graceful_restart_survives_a_bgpd_kill is skipped: in about half the runs FRR 8.4's restarted bgpd sends the host
-# an empty End-of-RIB and the host flushes its stale route (docs/testing.md, "Known flaky"); run it by hand with
-# `cargo test --test fabric_e2e -- --include-ignored graceful_restart`.
-cargo test --locked --no-fail-fast --features fault-injection -- --include-ignored \
-  --skip graceful_restart_survives_a_bgpd_kill 2>&1 | tee "$log"
+cargo test --locked --no-fail-fast --features fault-injection -- --include-ignored 2>&1 | tee "$log"
 
 # A short coverage-guided fuzzing run of the configuration parser (the long run is in fuzz/README.md).
 FUZZ_SECONDS="${FUZZ_SECONDS:-20}" scripts/fuzz-smoke.sh
