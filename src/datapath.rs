@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
 use crate::error::{Error, Input, Result};
 use crate::fault;
-use crate::netlink::{Address, Link, Netlink};
+use crate::netlink::{Address, DevConf, Link, Netlink};
 use crate::netns::Netns;
 use crate::state::{NicState, Record};
 use crate::{log_debug, log_info, log_warn};
@@ -45,7 +45,8 @@ impl Side {
     }
 }
 
-/// A device sysctl under `net/<family>/conf/<nic>/` whose value differed from `conf/default/`.
+/// A device sysctl under `net/<family>/conf/<nic>/` as the NIC had it at ADD (records of earlier releases hold
+/// only those that differed from `conf/default/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctl {
     /// "ipv4" or "ipv6".
@@ -115,56 +116,173 @@ pub(crate) fn refusal(nic: &Link, links: &[Link]) -> Option<String> {
     None
 }
 
-/// Read, in one visit of the namespace, each NIC's sysctls under `net/ipv4/conf/<nic>/` and
-/// `net/ipv6/conf/<nic>/` that differ from `conf/default/` (read-only and unreadable files left out).
-fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
-    use nix::fcntl::{openat, OFlag};
-    use nix::sys::stat::Mode;
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::PermissionsExt;
-    // One directory in one pass: list it, then open each entry relative to the directory and read it with one
-    // read (sysctl values are short), without the stat and extra reads of `read_to_string`.
-    let read_dir = |dir: &str| -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let (Ok(d), Ok(rd)) = (std::fs::File::open(dir), std::fs::read_dir(dir)) else { return out };
-        let mut buf = [0u8; 1024];
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Ok(fd) = openat(d.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
-                continue; // unreadable (ipv6 stable_secret while unset)
-            };
-            match nix::unistd::read(&fd, &mut buf) {
-                Ok(n) if n < buf.len() => {
-                    let v = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-                    out.push((name.to_string_lossy().into_owned(), v));
-                }
-                _ => {}
-            }
-        }
-        out
+/// The device sysctls a link message carries (IFLA_INET_CONF): the name under `net/ipv4/conf/<nic>/` of
+/// `IPV4_DEVCONF_*` number i + 1 (include/uapi/linux/ip.h).
+const IPV4_DEVCONF: [&str; 33] = [
+    "forwarding",
+    "mc_forwarding",
+    "proxy_arp",
+    "accept_redirects",
+    "secure_redirects",
+    "send_redirects",
+    "shared_media",
+    "rp_filter",
+    "accept_source_route",
+    "bootp_relay",
+    "log_martians",
+    "tag",
+    "arp_filter",
+    "medium_id",
+    "disable_xfrm",
+    "disable_policy",
+    "force_igmp_version",
+    "arp_announce",
+    "arp_ignore",
+    "promote_secondaries",
+    "arp_accept",
+    "arp_notify",
+    "accept_local",
+    "src_valid_mark",
+    "proxy_arp_pvlan",
+    "route_localnet",
+    "igmpv2_unsolicited_report_interval",
+    "igmpv3_unsolicited_report_interval",
+    "ignore_routes_with_linkdown",
+    "drop_unicast_in_l2_multicast",
+    "drop_gratuitous_arp",
+    "bc_forwarding",
+    "arp_evict_nocarrier",
+];
+
+/// The same for IFLA_INET6_CONF: the name under `net/ipv6/conf/<nic>/` of `DEVCONF_*` number i
+/// (include/uapi/linux/ipv6.h; `force_forwarding`, 59, is Linux 6.17's).
+const IPV6_DEVCONF: [&str; 60] = [
+    "forwarding",
+    "hop_limit",
+    "mtu",
+    "accept_ra",
+    "accept_redirects",
+    "autoconf",
+    "dad_transmits",
+    "router_solicitations",
+    "router_solicitation_interval",
+    "router_solicitation_delay",
+    "use_tempaddr",
+    "temp_valid_lft",
+    "temp_prefered_lft",
+    "regen_max_retry",
+    "max_desync_factor",
+    "max_addresses",
+    "force_mld_version",
+    "accept_ra_defrtr",
+    "accept_ra_pinfo",
+    "accept_ra_rtr_pref",
+    "router_probe_interval",
+    "accept_ra_rt_info_max_plen",
+    "proxy_ndp",
+    "optimistic_dad",
+    "accept_source_route",
+    "mc_forwarding",
+    "disable_ipv6",
+    "accept_dad",
+    "force_tllao",
+    "ndisc_notify",
+    "mldv1_unsolicited_report_interval",
+    "mldv2_unsolicited_report_interval",
+    "suppress_frag_ndisc",
+    "accept_ra_from_local",
+    "use_optimistic",
+    "accept_ra_mtu",
+    "stable_secret",
+    "use_oif_addrs_only",
+    "accept_ra_min_hop_limit",
+    "ignore_routes_with_linkdown",
+    "drop_unicast_in_l2_multicast",
+    "drop_unsolicited_na",
+    "keep_addr_on_down",
+    "router_solicitation_max_interval",
+    "seg6_enabled",
+    "seg6_require_hmac",
+    "enhanced_dad",
+    "addr_gen_mode",
+    "disable_policy",
+    "accept_ra_rt_info_min_plen",
+    "ndisc_tclass",
+    "rpl_seg_enabled",
+    "ra_defrtr_metric",
+    "ioam6_enabled",
+    "ioam6_id",
+    "ioam6_id_wide",
+    "ndisc_evict_nocarrier",
+    "accept_untracked_na",
+    "accept_ra_min_lft",
+    "force_forwarding",
+];
+
+/// Read-only device sysctls: never recorded, never written.
+const READ_ONLY_SYSCTLS: &[&str] = &["mc_forwarding"];
+
+/// The value of the device sysctl `family`/`key` as /proc/sys shows it, from the link message's devconf; None
+/// when the message does not carry it: a key this release does not know, one past what the running kernel
+/// sends, or `stable_secret`, whose place the kernel leaves 0 (those are read from /proc/sys).
+fn devconf_value(conf: &DevConf, family: &str, key: &str) -> Option<String> {
+    let (table, values): (&[&str], _) = match family {
+        "ipv4" => (&IPV4_DEVCONF, &conf.ipv4),
+        "ipv6" => (&IPV6_DEVCONF, &conf.ipv6),
+        _ => return None,
     };
+    if key == "stable_secret" {
+        return None;
+    }
+    let v = *values.get(table.iter().position(|k| *k == key)?)?;
+    Some(match key {
+        // Jiffies: netlink sends milliseconds, /proc/sys seconds (proc_dointvec_jiffies).
+        "router_solicitation_interval"
+        | "router_solicitation_delay"
+        | "router_solicitation_max_interval"
+        | "router_probe_interval" => (v / 1000).to_string(),
+        // Unsigned 32-bit values (proc_douintvec).
+        "ioam6_id" | "ioam6_id_wide" | "ra_defrtr_metric" => (v as u32).to_string(),
+        _ => v.to_string(),
+    })
+}
+
+/// The first line of a sysctl file, with one read (sysctl values are short); None when it cannot be read
+/// (`stable_secret` while unset).
+fn read_sysctl_file(path: &str) -> Option<(String, bool)> {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok().filter(|n| *n < buf.len())?;
+    let writable = f.metadata().is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
+    Some((String::from_utf8_lossy(&buf[..n]).trim_end().to_string(), writable))
+}
+
+/// Each NIC's writable device sysctls under `net/ipv4/conf/<nic>/` and `net/ipv6/conf/<nic>/`, as they are now,
+/// in one visit of the namespace: one listing of each directory; the values the link dump carries (`conf`) are
+/// taken from it, and only the few files it does not carry are read.
+fn device_sysctls(ns: &Netns, nics: &[(&str, &DevConf)]) -> Result<Vec<Vec<Sysctl>>> {
     ns.run(|| {
-        let mut defaults = Vec::new();
-        for family in ["ipv4", "ipv6"] {
-            let values: std::collections::HashMap<String, String> =
-                read_dir(&format!("/proc/sys/net/{family}/conf/default")).into_iter().collect();
-            defaults.push((family, values));
-        }
         nics.iter()
-            .map(|nic| {
+            .map(|(nic, conf)| {
                 let mut out = Vec::new();
-                for (family, default) in &defaults {
+                for family in ["ipv4", "ipv6"] {
                     let dir = format!("/proc/sys/net/{family}/conf/{nic}");
-                    for (key, value) in read_dir(&dir) {
-                        if default.get(&key) == Some(&value) {
+                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                    for e in entries.flatten() {
+                        let Ok(key) = e.file_name().into_string() else { continue };
+                        if READ_ONLY_SYSCTLS.contains(&key.as_str()) {
                             continue;
                         }
-                        // Only what can be written back (mc_forwarding, for one, is read-only).
-                        let writable = std::fs::metadata(format!("{dir}/{key}"))
-                            .is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
-                        if writable {
-                            out.push(Sysctl { family: family.to_string(), key, value });
-                        }
+                        let value = match devconf_value(conf, family, &key) {
+                            Some(v) => v,
+                            None => match read_sysctl_file(&format!("{dir}/{key}")) {
+                                Some((v, true)) => v,
+                                _ => continue, // unreadable (stable_secret while unset) or read-only
+                            },
+                        };
+                        out.push(Sysctl { family: family.to_string(), key, value });
                     }
                 }
                 out.sort_by(|a, b| (&a.family, &a.key).cmp(&(&b.family, &b.key)));
@@ -178,7 +296,8 @@ fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
 /// device sysctls), refusing up front a NIC that cannot move faithfully. `fields[i]` names NIC i's field.
 pub(crate) fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]) -> Result<Vec<(NicState, u32)>> {
     let path = host.path();
-    let links = host.nl.links()?;
+    let with_conf = host.nl.links_with_conf()?;
+    let links: Vec<Link> = with_conf.iter().map(|(l, _)| l.clone()).collect();
     let mut found = Vec::new();
     for (name, field) in names.iter().zip(fields) {
         let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
@@ -191,8 +310,14 @@ pub(crate) fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]
     }
     let moving: std::collections::HashMap<u32, String> = found.iter().map(|l| (l.index, l.name.clone())).collect();
     let now = boot_seconds();
-    let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
-    let sysctls = device_sysctls(&host.ns, &names_ref)?;
+    let confs: Vec<(&str, &DevConf)> = found
+        .iter()
+        .map(|l| {
+            let conf = with_conf.iter().find(|(w, _)| w.index == l.index).map(|(_, c)| c).expect("from this dump");
+            (l.name.as_str(), conf)
+        })
+        .collect();
+    let sysctls = device_sysctls(&host.ns, &confs)?;
     let mut out = Vec::new();
     for (link, sysctls) in found.into_iter().zip(sysctls) {
         let address_details = host.nl.address_details(link.index, now)?;
@@ -542,6 +667,73 @@ struct Home<'a> {
     expired: Vec<IpAddr>,
 }
 
+/// The device sysctls of the NICs that are home, in one visit of the host namespace. A device that changes
+/// namespace gets that namespace's `conf/default/` values, so what each NIC has now (its link message, and the
+/// files for the few keys it does not carry) is compared with the record and only what differs is written.
+/// Keys read from files go first: writing `stable_secret` also sets `addr_gen_mode`, which is then compared
+/// again. Returns every failure.
+fn restore_sysctls(host: &mut Side, homes: &[Home]) -> Vec<Error> {
+    if homes.iter().all(|h| h.nic.sysctls.is_empty()) {
+        return Vec::new();
+    }
+    let hpath = host.path();
+    let Side { ns, nl } = host;
+    let done = ns.run(|| {
+        let mut failed = Vec::new();
+        let write = |s: &Sysctl, nic: &str| -> Result<()> {
+            let key = format!("net/{}/conf/{nic}/{}", s.family, s.key);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/sys/{key}"))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, s.value.as_bytes()))
+                .map_err(|e| Error::kernel(format!("setting {key}={} in {hpath}: {e}", s.value)).with_source(e))
+        };
+        for h in homes.iter().filter(|h| !h.nic.sysctls.is_empty()) {
+            let name = &h.nic.name;
+            let conf = match nl.link_conf(h.index) {
+                Ok(Some(c)) => c,
+                Ok(None) => DevConf::default(),
+                Err(e) => {
+                    failed.push(Error::from(e).context(format!("reading the device sysctls of {name}")));
+                    continue;
+                }
+            };
+            let mut wrote = false;
+            for s in h.nic.sysctls.iter().filter(|s| devconf_value(&conf, &s.family, &s.key).is_none()) {
+                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key));
+                if now.map(|(v, _)| v).as_ref() != Some(&s.value) {
+                    match write(s, name) {
+                        Ok(()) => wrote = true,
+                        Err(e) => failed.push(e),
+                    }
+                }
+            }
+            let conf = match wrote {
+                true => match nl.link_conf(h.index) {
+                    Ok(c) => c.unwrap_or_default(),
+                    Err(e) => {
+                        failed.push(Error::from(e).context(format!("reading the device sysctls of {name}")));
+                        continue;
+                    }
+                },
+                false => conf,
+            };
+            for s in &h.nic.sysctls {
+                if let Some(now) = devconf_value(&conf, &s.family, &s.key) {
+                    if now != s.value {
+                        failed.extend(write(s, name).err());
+                    }
+                }
+            }
+        }
+        failed
+    });
+    match done {
+        Ok(f) => f,
+        Err(e) => vec![e],
+    }
+}
+
 /// Put every NIC back as recorded, in dependency order, trying everything: for all NICs the link (name, MAC,
 /// MTU), then the device sysctls, then the addresses, then the admin state; then the routes of all NICs (a route
 /// on one may use a source address or next hop of another); then the permanent neighbours. Every failure is
@@ -566,32 +758,7 @@ fn restore_nics(reach: &mut Reach, nics: &[NicState], errors: &mut Vec<Error>) {
     }
     let Opened::Open(host) = &mut reach.host else { unreachable!() };
     let hpath = host.path();
-    // Sysctls, in one visit of the namespace.
-    let writes: Vec<(String, String)> = homes
-        .iter()
-        .flat_map(|h| {
-            h.nic.sysctls.iter().map(|s| (format!("net/{}/conf/{}/{}", s.family, h.nic.name, s.key), s.value.clone()))
-        })
-        .collect();
-    if !writes.is_empty() {
-        let failed = host.ns.run(|| {
-            let mut failed = Vec::new();
-            for (key, value) in &writes {
-                let r = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(format!("/proc/sys/{key}"))
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
-                if let Err(e) = r {
-                    failed.push(Error::kernel(format!("setting {key}={value} in {hpath}: {e}")).with_source(e));
-                }
-            }
-            failed
-        });
-        match failed {
-            Ok(f) => errors.extend(f),
-            Err(e) => errors.push(e),
-        }
-    }
+    errors.extend(restore_sysctls(host, &homes));
     fault::point("del:sysctls-restored");
     let now = boot_seconds();
     for h in &mut homes {
