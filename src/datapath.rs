@@ -462,29 +462,12 @@ impl Opened {
         }
     }
 
-    /// Open the recorded namespace. Only ENOENT, or a path that now opens to another namespace (judged by
-    /// `NsId::is_alive` and the opened identity), count as gone.
+    /// Open the recorded namespace, with its netlink socket, in one visit. Only ENOENT, or a path that now
+    /// opens to something else or to another namespace (judged as `NsId::is_alive` does), count as gone.
     fn recorded(id: &crate::netns::NsId, what: &str) -> Opened {
-        if let Err(e) = std::fs::metadata(&id.path) {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                return Opened::Gone;
-            }
-            return Opened::Failed(
-                Error::kernel(format!("cannot look at the {what} {}: {e}", id.path.display())).with_source(e),
-            );
-        }
-        if !id.is_alive() {
-            return Opened::Gone;
-        }
-        let ns = match Netns::open(&id.path, Input::Runtime, what) {
-            Ok(ns) => ns,
-            Err(e) => return Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
-        };
-        if !ns.id.same_ns(id) {
-            return Opened::Gone;
-        }
-        match Side::open(ns) {
-            Ok(s) => Opened::Open(s),
+        match Netns::open_recorded(id, what) {
+            Ok(Some((ns, nl))) => Opened::Open(Side { ns, nl }),
+            Ok(None) => Opened::Gone,
             Err(e) => Opened::Failed(e),
         }
     }
@@ -503,32 +486,38 @@ pub(crate) struct Reach {
     pub host: Opened,
     pub router: Opened,
     /// The initial namespace, where the kernel returns physical NICs of a destroyed namespace (Gone when it is
-    /// the host namespace itself).
-    pub init: Opened,
+    /// the host namespace itself). Opened the first time a NIC is not found in the router or host namespace.
+    init: Option<Opened>,
 }
 
 impl Reach {
     pub fn open(rec: &Record) -> Reach {
         let host = Opened::recorded(&rec.host_netns, "host namespace");
         let router = Opened::recorded(&rec.netns, "router namespace");
-        let init = match Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace") {
-            Ok(ns) => {
-                let same_as_host = match &host {
-                    Opened::Open(h) => h.ns.id.same_ns(&ns.id),
-                    _ => false,
-                };
-                if same_as_host {
-                    Opened::Gone
-                } else {
-                    match Side::open(ns) {
-                        Ok(s) => Opened::Open(s),
-                        Err(e) => Opened::Failed(e),
+        Reach { host, router, init: None }
+    }
+
+    fn init(&mut self) -> &mut Opened {
+        let host = &self.host;
+        self.init.get_or_insert_with(|| {
+            match Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace") {
+                Ok(ns) => {
+                    let same_as_host = match host {
+                        Opened::Open(h) => h.ns.id.same_ns(&ns.id),
+                        _ => false,
+                    };
+                    if same_as_host {
+                        Opened::Gone
+                    } else {
+                        match Side::open(ns) {
+                            Ok(s) => Opened::Open(s),
+                            Err(e) => Opened::Failed(e),
+                        }
                     }
                 }
+                Err(e) => Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
             }
-            Err(e) => Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
-        };
-        Reach { host, router, init }
+        })
     }
 }
 
@@ -579,7 +568,8 @@ fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
             (None, c) => conflict = c.cloned(),
         }
     }
-    for (place, opened) in [(Place::Host, &mut reach.host), (Place::Init, &mut reach.init)] {
+    for place in [Place::Host, Place::Init] {
+        let opened = if place == Place::Host { &mut reach.host } else { reach.init() };
         let Some(side) = opened.side() else { continue };
         let links = side.nl.links()?;
         let hit = links.iter().find(|l| {
@@ -599,8 +589,9 @@ fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
     // Gone needs proof: the router namespace died (its NIC then died with it or went to the initial namespace,
     // searched when it can be opened), or the NIC is in none of the three namespaces.
     let router_died = matches!(reach.router, Opened::Gone);
-    for (what, opened) in [("router", &reach.router), ("initial", &reach.init)] {
-        if let Some(e) = opened.failure().filter(|_| !router_died) {
+    let init = reach.init().failure();
+    for (what, failure) in [("router", reach.router.failure()), ("initial", init)] {
+        if let Some(e) = failure.filter(|_| !router_died) {
             return Err(e.context(format!(
                 "{} was not found, and the {what} namespace could not be searched; keeping the record",
                 nic.name
@@ -618,11 +609,11 @@ fn bring_home(reach: &mut Reach, nic: &NicState) -> Result<Option<u32>> {
         log_warn!("{} ({}) is gone: it is in none of the router, host and initial namespaces", nic.name, nic.mac);
         return Ok(None);
     };
-    let Opened::Open(host) = &mut reach.host else { unreachable!("bring_home runs with the host namespace open") };
+    let Opened::Open(host) = &reach.host else { unreachable!("bring_home runs with the host namespace open") };
     let host_fd = host.ns.fd();
     let hpath = host.path();
     if place != Place::Host {
-        let away = if place == Place::Router { &mut reach.router } else { &mut reach.init };
+        let away = if place == Place::Router { &mut reach.router } else { reach.init() };
         let away = away.side().expect("located in an open namespace");
         // The MAC first, so that an interrupted DEL leaves the NIC findable by name and MAC at home. A device
         // that refuses a MAC change while up gets it at home instead.

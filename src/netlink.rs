@@ -355,6 +355,10 @@ impl Netlink {
         Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: vec![0; 64 * 1024] })
     }
 
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.socket)
+    }
+
     /// Send one request and collect the answers until the ack, the end of a dump, or an error.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, what: &str) -> NlResult<Vec<RouteNetlinkMessage>> {
         let mut answers = Vec::new();
