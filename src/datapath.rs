@@ -219,8 +219,11 @@ const IPV6_DEVCONF: [&str; 60] = [
     "force_forwarding",
 ];
 
-/// Read-only device sysctls: never recorded, never written.
-const READ_ONLY_SYSCTLS: &[&str] = &["mc_forwarding"];
+/// Device sysctls never recorded: read-only ones, and IPv6's `mtu`, which the kernel sets to the link's MTU
+/// whenever the link comes up with carrier (so it follows the link MTU, which is restored).
+fn not_recorded(family: &str, key: &str) -> bool {
+    key == "mc_forwarding" || (family == "ipv6" && key == "mtu")
+}
 
 /// The value of the device sysctl `family`/`key` as /proc/sys shows it, from the link message's devconf; None
 /// when the message does not carry it: a key this release does not know, one past what the running kernel
@@ -247,15 +250,15 @@ fn devconf_value(conf: &DevConf, family: &str, key: &str) -> Option<String> {
     })
 }
 
-/// The first line of a sysctl file, with one read (sysctl values are short); None when it cannot be read
-/// (`stable_secret` while unset).
-fn read_sysctl_file(path: &str) -> Option<(String, bool)> {
+/// A sysctl file's value, with one read (sysctl values are short), and when `ask_writable`, whether the
+/// file can be written (else true); None when it cannot be read (`stable_secret` while unset).
+fn read_sysctl_file(path: &str, ask_writable: bool) -> Option<(String, bool)> {
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let mut f = std::fs::File::open(path).ok()?;
     let mut buf = [0u8; 1024];
     let n = f.read(&mut buf).ok().filter(|n| *n < buf.len())?;
-    let writable = f.metadata().is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
+    let writable = !ask_writable || f.metadata().is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
     Some((String::from_utf8_lossy(&buf[..n]).trim_end().to_string(), writable))
 }
 
@@ -272,12 +275,12 @@ fn device_sysctls(ns: &Netns, nics: &[(&str, &DevConf)]) -> Result<Vec<Vec<Sysct
                     let Ok(entries) = std::fs::read_dir(&dir) else { continue };
                     for e in entries.flatten() {
                         let Ok(key) = e.file_name().into_string() else { continue };
-                        if READ_ONLY_SYSCTLS.contains(&key.as_str()) {
+                        if not_recorded(family, &key) {
                             continue;
                         }
                         let value = match devconf_value(conf, family, &key) {
                             Some(v) => v,
-                            None => match read_sysctl_file(&format!("{dir}/{key}")) {
+                            None => match read_sysctl_file(&format!("{dir}/{key}"), true) {
                                 Some((v, true)) => v,
                                 _ => continue, // unreadable (stable_secret while unset) or read-only
                             },
@@ -691,7 +694,7 @@ fn restore_sysctls(host: &mut Side, homes: &[Home]) -> Vec<Error> {
             };
             let mut wrote = false;
             for s in h.nic.sysctls.iter().filter(|s| devconf_value(&conf, &s.family, &s.key).is_none()) {
-                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key));
+                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key), false);
                 if now.map(|(v, _)| v).as_ref() != Some(&s.value) {
                     match write(s, name) {
                         Ok(()) => wrote = true,
