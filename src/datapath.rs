@@ -250,42 +250,49 @@ fn devconf_value(conf: &DevConf, family: &str, key: &str) -> Option<String> {
     })
 }
 
-/// A sysctl file's value, with one read (sysctl values are short), and when `ask_writable`, whether the
-/// file can be written (else true); None when it cannot be read (`stable_secret` while unset).
-fn read_sysctl_file(path: &str, ask_writable: bool) -> Option<(String, bool)> {
+/// A sysctl file's value, with one read (sysctl values are short); None when it cannot be read (absent, or
+/// `stable_secret` while unset).
+fn read_sysctl_file(path: &str) -> Option<String> {
     use std::io::Read;
-    use std::os::unix::fs::PermissionsExt;
     let mut f = std::fs::File::open(path).ok()?;
     let mut buf = [0u8; 1024];
     let n = f.read(&mut buf).ok().filter(|n| *n < buf.len())?;
-    let writable = !ask_writable || f.metadata().is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
-    Some((String::from_utf8_lossy(&buf[..n]).trim_end().to_string(), writable))
+    Some(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
 }
 
-/// Each NIC's writable device sysctls under `net/ipv4/conf/<nic>/` and `net/ipv6/conf/<nic>/`, as they are now,
-/// in one visit of the namespace: one listing of each directory; the values the link dump carries (`conf`) are
-/// taken from it, and only the few files it does not carry are read.
+/// Device sysctls that link messages do not carry, read from their files when the NIC has them: IPv6's
+/// `stable_secret` (whose place in the devconf the kernel leaves 0) and those Linux 6.8 and later added
+/// without a devconf number.
+const FILE_ONLY_SYSCTLS: [&str; 4] = ["stable_secret", "regen_min_advance", "ra_honor_pio_life", "ra_honor_pio_pflag"];
+
+/// Each NIC's writable device sysctls under `net/ipv4/conf/<nic>/` and `net/ipv6/conf/<nic>/`, as they are now:
+/// what the link dump carries (`conf`), named by the kernel's devconf numbers, and [`FILE_ONLY_SYSCTLS`] read
+/// from their files in one visit of the namespace. Devconf entries past what this release knows (a newer
+/// kernel's) cannot be named, so they are not recorded; that is logged.
 fn device_sysctls(ns: &Netns, nics: &[(&str, &DevConf)]) -> Result<Vec<Vec<Sysctl>>> {
     ns.run(|| {
         nics.iter()
             .map(|(nic, conf)| {
                 let mut out = Vec::new();
-                for family in ["ipv4", "ipv6"] {
-                    let dir = format!("/proc/sys/net/{family}/conf/{nic}");
-                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                    for e in entries.flatten() {
-                        let Ok(key) = e.file_name().into_string() else { continue };
-                        if not_recorded(family, &key) {
-                            continue;
+                for (family, table, values) in [("ipv4", &IPV4_DEVCONF[..], &conf.ipv4), ("ipv6", &IPV6_DEVCONF[..], &conf.ipv6)] {
+                    if values.len() > table.len() {
+                        log_debug!(
+                            "{nic}: the kernel reports {} {family} device settings this release cannot name; they are not recorded",
+                            values.len() - table.len()
+                        );
+                    }
+                    for key in table.iter().take(values.len()).filter(|k| !not_recorded(family, k)) {
+                        if let Some(value) = devconf_value(conf, family, key) {
+                            out.push(Sysctl { family: family.to_string(), key: key.to_string(), value });
                         }
-                        let value = match devconf_value(conf, family, &key) {
-                            Some(v) => v,
-                            None => match read_sysctl_file(&format!("{dir}/{key}"), true) {
-                                Some((v, true)) => v,
-                                _ => continue, // unreadable (stable_secret while unset) or read-only
-                            },
-                        };
-                        out.push(Sysctl { family: family.to_string(), key, value });
+                    }
+                }
+                if !conf.ipv6.is_empty() {
+                    for key in FILE_ONLY_SYSCTLS {
+                        // Absent on older kernels; unreadable: stable_secret while unset.
+                        if let Some(value) = read_sysctl_file(&format!("/proc/sys/net/ipv6/conf/{nic}/{key}")) {
+                            out.push(Sysctl { family: "ipv6".into(), key: key.to_string(), value });
+                        }
                     }
                 }
                 out.sort_by(|a, b| (&a.family, &a.key).cmp(&(&b.family, &b.key)));
@@ -633,13 +640,8 @@ fn bring_home(reach: &mut Reach, nic: &NicState) -> Result<Option<u32>> {
         )?;
     }
     let Opened::Open(host) = &mut reach.host else { unreachable!() };
-    let links = host.nl.links()?;
-    let here = if place == Place::Host {
-        links.iter().find(|l| l.index == link.index)
-    } else {
-        links.iter().find(|l| l.name == nic.name)
-    };
-    let here = here.cloned().ok_or_else(|| Error::kernel(format!("{} is not in {hpath} after the move", nic.name)))?;
+    let here = if place == Place::Host { host.nl.link_by_index(link.index)? } else { host.link(&nic.name)? };
+    let here = here.ok_or_else(|| Error::kernel(format!("{} is not in {hpath} after the move", nic.name)))?;
     if here.name != nic.name {
         // Found at home under another name (by its permanent address): renaming needs it down.
         host.nl.set_up(here.index, false)?;
@@ -694,8 +696,8 @@ fn restore_sysctls(host: &mut Side, homes: &[Home]) -> Vec<Error> {
             };
             let mut wrote = false;
             for s in h.nic.sysctls.iter().filter(|s| devconf_value(&conf, &s.family, &s.key).is_none()) {
-                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key), false);
-                if now.map(|(v, _)| v).as_ref() != Some(&s.value) {
+                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key));
+                if now.as_ref() != Some(&s.value) {
                     match write(s, name) {
                         Ok(()) => wrote = true,
                         Err(e) => failed.push(e),

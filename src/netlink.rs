@@ -352,7 +352,7 @@ impl Netlink {
         // Strict checking makes the kernel honour dump filters (an address dump by link, a route dump by table
         // and output device), so a host with a large routing table is not read whole.
         let _ = socket.set_netlink_get_strict_chk(true);
-        Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: vec![0; 64 * 1024] })
+        Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: Vec::with_capacity(64 * 1024) })
     }
 
     pub(crate) fn as_raw_fd(&self) -> RawFd {
@@ -387,9 +387,12 @@ impl Netlink {
         self.socket.send(&out, 0).map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         loop {
+            // Received into the buffer's spare capacity: never zeroed, so only the pages the kernel writes are
+            // touched.
+            self.buf.clear();
             let n = loop {
-                match self.socket.recv(&mut &mut self.buf[..], 0) {
-                    Ok(n) => break n,
+                match self.socket.recv(&mut self.buf, 0) {
+                    Ok(_) => break self.buf.len(),
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) => return Err(fail(e.raw_os_error().unwrap_or(libc::EIO))),
                 }
@@ -502,6 +505,19 @@ impl Netlink {
             }
         }) {
             Ok(()) => Ok(out),
+            Err(e) if e.not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link with ifindex `index`, or None when there is none.
+    pub(crate) fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
+        let msg = LinkUnspec::new_with_index(index).build();
+        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {index}")) {
+            Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
+                _ => None,
+            })),
             Err(e) if e.not_found() => Ok(None),
             Err(e) => Err(e),
         }
