@@ -963,6 +963,58 @@ mod tests {
         }
     }
 
+    /// An RTM_NEWLINK message as the kernel sends it: netlink header, ifinfomsg, then IFLA_AF_SPEC holding
+    /// AF_INET / IFLA_INET_CONF and AF_INET6 / IFLA_INET6_CONF (the latter with one entry more than this
+    /// release knows).
+    fn link_message(v4: &[i32], v6: &[i32]) -> Vec<u8> {
+        fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
+            let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+            a.extend(kind.to_ne_bytes());
+            a.extend(value);
+            a.resize((a.len() + 3) & !3, 0);
+            a
+        }
+        let ints = |v: &[i32]| v.iter().flat_map(|i| i.to_ne_bytes()).collect::<Vec<u8>>();
+        let inet = attr(libc::AF_INET as u16, &attr(1, &ints(v4)));
+        let inet6 = attr(libc::AF_INET6 as u16, &[attr(1, &[0; 4]), attr(0x8000 | 2, &ints(v6))].concat());
+        let mut msg = vec![0u8; 32];
+        msg.extend(attr(3, b"toswitch\0"));
+        msg.extend(attr(0x8000 | 26, &[inet, inet6].concat()));
+        msg
+    }
+
+    #[test]
+    fn devconf_values_are_named_by_the_kernels_numbers_in_proc_sys_units() {
+        let mut v4 = vec![0; IPV4_DEVCONF.len()];
+        v4[7] = 2; // IPV4_DEVCONF_RP_FILTER = 8
+        v4[26] = 777; // IPV4_DEVCONF_IGMPV2_UNSOLICITED_REPORT_INTERVAL = 27, milliseconds both ways
+        let mut v6 = vec![0; IPV6_DEVCONF.len() + 1];
+        v6[8] = 7000; // DEVCONF_RTR_SOLICIT_INTERVAL: milliseconds here, seconds in /proc/sys
+        v6[20] = 33000; // DEVCONF_RTR_PROBE_INTERVAL
+        v6[36] = 0; // DEVCONF_STABLE_SECRET: the kernel leaves it 0
+        v6[52] = -1; // DEVCONF_RA_DEFRTR_METRIC, unsigned
+        v6[59] = 1; // DEVCONF_FORCE_FORWARDING (Linux 6.17)
+        v6[60] = 5; // one this release cannot name
+        let conf = DevConf::of_link_message(&link_message(&v4, &v6));
+        assert_eq!((conf.ipv4.len(), conf.ipv6.len()), (33, 61));
+        let value = |f: &str, k: &str| devconf_value(&conf, f, k);
+        assert_eq!(value("ipv4", "rp_filter").as_deref(), Some("2"));
+        assert_eq!(value("ipv4", "igmpv2_unsolicited_report_interval").as_deref(), Some("777"));
+        assert_eq!(value("ipv6", "router_solicitation_interval").as_deref(), Some("7"));
+        assert_eq!(value("ipv6", "router_probe_interval").as_deref(), Some("33"));
+        assert_eq!(value("ipv6", "ra_defrtr_metric").as_deref(), Some("4294967295"));
+        assert_eq!(value("ipv6", "force_forwarding").as_deref(), Some("1"));
+        assert_eq!(value("ipv6", "stable_secret"), None);
+        assert_eq!(value("ipv6", "regen_min_advance"), None);
+        // A kernel that sends fewer entries: the missing ones are not guessed.
+        let old = DevConf::of_link_message(&link_message(&v4, &v6[..59]));
+        assert_eq!(devconf_value(&old, "ipv6", "force_forwarding"), None);
+        // A message without IFLA_AF_SPEC, or cut short, has none.
+        assert_eq!(DevConf::of_link_message(&[0u8; 32]), DevConf::default());
+        let whole = link_message(&v4, &v6);
+        assert!(DevConf::of_link_message(&whole[..whole.len() - 100]).ipv6.is_empty());
+    }
+
     #[test]
     fn a_port_of_any_master_is_refused() {
         for kind in ["bridge", "bond", "team", "vrf"] {
