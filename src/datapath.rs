@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{HOST_IFNAME, ROUTER_IFNAME};
 use crate::error::{Error, Input, Result};
 use crate::fault;
-use crate::netlink::{Address, Link, Netlink};
+use crate::netlink::{Address, DevConf, Link, Netlink};
 use crate::netns::Netns;
 use crate::state::{NicState, Record};
 use crate::{log_debug, log_info, log_warn};
@@ -45,7 +45,8 @@ impl Side {
     }
 }
 
-/// A device sysctl under `net/<family>/conf/<nic>/` whose value differed from `conf/default/`.
+/// A device sysctl under `net/<family>/conf/<nic>/` as the NIC had it at ADD (records of earlier releases hold
+/// only those that differed from `conf/default/`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sysctl {
     /// "ipv4" or "ipv6".
@@ -115,55 +116,182 @@ pub(crate) fn refusal(nic: &Link, links: &[Link]) -> Option<String> {
     None
 }
 
-/// Read, in one visit of the namespace, each NIC's sysctls under `net/ipv4/conf/<nic>/` and
-/// `net/ipv6/conf/<nic>/` that differ from `conf/default/` (read-only and unreadable files left out).
-fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
-    use nix::fcntl::{openat, OFlag};
-    use nix::sys::stat::Mode;
-    use std::os::fd::AsFd;
-    use std::os::unix::fs::PermissionsExt;
-    // One directory in one pass: list it, then open each entry relative to the directory and read it with one
-    // read (sysctl values are short), without the stat and extra reads of `read_to_string`.
-    let read_dir = |dir: &str| -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        let (Ok(d), Ok(rd)) = (std::fs::File::open(dir), std::fs::read_dir(dir)) else { return out };
-        let mut buf = [0u8; 1024];
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let Ok(fd) = openat(d.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()) else {
-                continue; // unreadable (ipv6 stable_secret while unset)
-            };
-            match nix::unistd::read(&fd, &mut buf) {
-                Ok(n) if n < buf.len() => {
-                    let v = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
-                    out.push((name.to_string_lossy().into_owned(), v));
-                }
-                _ => {}
-            }
-        }
-        out
+/// The device sysctls a link message carries (IFLA_INET_CONF): the name under `net/ipv4/conf/<nic>/` of
+/// `IPV4_DEVCONF_*` number i + 1 (include/uapi/linux/ip.h).
+const IPV4_DEVCONF: [&str; 33] = [
+    "forwarding",
+    "mc_forwarding",
+    "proxy_arp",
+    "accept_redirects",
+    "secure_redirects",
+    "send_redirects",
+    "shared_media",
+    "rp_filter",
+    "accept_source_route",
+    "bootp_relay",
+    "log_martians",
+    "tag",
+    "arp_filter",
+    "medium_id",
+    "disable_xfrm",
+    "disable_policy",
+    "force_igmp_version",
+    "arp_announce",
+    "arp_ignore",
+    "promote_secondaries",
+    "arp_accept",
+    "arp_notify",
+    "accept_local",
+    "src_valid_mark",
+    "proxy_arp_pvlan",
+    "route_localnet",
+    "igmpv2_unsolicited_report_interval",
+    "igmpv3_unsolicited_report_interval",
+    "ignore_routes_with_linkdown",
+    "drop_unicast_in_l2_multicast",
+    "drop_gratuitous_arp",
+    "bc_forwarding",
+    "arp_evict_nocarrier",
+];
+
+/// The same for IFLA_INET6_CONF: the name under `net/ipv6/conf/<nic>/` of `DEVCONF_*` number i
+/// (include/uapi/linux/ipv6.h; `force_forwarding`, 59, is Linux 6.17's).
+const IPV6_DEVCONF: [&str; 60] = [
+    "forwarding",
+    "hop_limit",
+    "mtu",
+    "accept_ra",
+    "accept_redirects",
+    "autoconf",
+    "dad_transmits",
+    "router_solicitations",
+    "router_solicitation_interval",
+    "router_solicitation_delay",
+    "use_tempaddr",
+    "temp_valid_lft",
+    "temp_prefered_lft",
+    "regen_max_retry",
+    "max_desync_factor",
+    "max_addresses",
+    "force_mld_version",
+    "accept_ra_defrtr",
+    "accept_ra_pinfo",
+    "accept_ra_rtr_pref",
+    "router_probe_interval",
+    "accept_ra_rt_info_max_plen",
+    "proxy_ndp",
+    "optimistic_dad",
+    "accept_source_route",
+    "mc_forwarding",
+    "disable_ipv6",
+    "accept_dad",
+    "force_tllao",
+    "ndisc_notify",
+    "mldv1_unsolicited_report_interval",
+    "mldv2_unsolicited_report_interval",
+    "suppress_frag_ndisc",
+    "accept_ra_from_local",
+    "use_optimistic",
+    "accept_ra_mtu",
+    "stable_secret",
+    "use_oif_addrs_only",
+    "accept_ra_min_hop_limit",
+    "ignore_routes_with_linkdown",
+    "drop_unicast_in_l2_multicast",
+    "drop_unsolicited_na",
+    "keep_addr_on_down",
+    "router_solicitation_max_interval",
+    "seg6_enabled",
+    "seg6_require_hmac",
+    "enhanced_dad",
+    "addr_gen_mode",
+    "disable_policy",
+    "accept_ra_rt_info_min_plen",
+    "ndisc_tclass",
+    "rpl_seg_enabled",
+    "ra_defrtr_metric",
+    "ioam6_enabled",
+    "ioam6_id",
+    "ioam6_id_wide",
+    "ndisc_evict_nocarrier",
+    "accept_untracked_na",
+    "accept_ra_min_lft",
+    "force_forwarding",
+];
+
+/// Device sysctls never recorded: read-only ones, and IPv6's `mtu`, which the kernel sets to the link's MTU
+/// whenever the link comes up with carrier (so it follows the link MTU, which is restored).
+fn not_recorded(family: &str, key: &str) -> bool {
+    key == "mc_forwarding" || (family == "ipv6" && key == "mtu")
+}
+
+/// The value of the device sysctl `family`/`key` as /proc/sys shows it, from the link message's devconf; None
+/// when the message does not carry it: a key this release does not know, one past what the running kernel
+/// sends, or `stable_secret`, whose place the kernel leaves 0 (those are read from /proc/sys).
+fn devconf_value(conf: &DevConf, family: &str, key: &str) -> Option<String> {
+    let (table, values): (&[&str], _) = match family {
+        "ipv4" => (&IPV4_DEVCONF, &conf.ipv4),
+        "ipv6" => (&IPV6_DEVCONF, &conf.ipv6),
+        _ => return None,
     };
+    if key == "stable_secret" {
+        return None;
+    }
+    let v = *values.get(table.iter().position(|k| *k == key)?)?;
+    Some(match key {
+        // Jiffies: netlink sends milliseconds, /proc/sys seconds (proc_dointvec_jiffies).
+        "router_solicitation_interval"
+        | "router_solicitation_delay"
+        | "router_solicitation_max_interval"
+        | "router_probe_interval" => (v / 1000).to_string(),
+        // Unsigned 32-bit values (proc_douintvec).
+        "ioam6_id" | "ioam6_id_wide" | "ra_defrtr_metric" => (v as u32).to_string(),
+        _ => v.to_string(),
+    })
+}
+
+/// A sysctl file's value, with one read (sysctl values are short); None when it cannot be read (absent, or
+/// `stable_secret` while unset).
+fn read_sysctl_file(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 1024];
+    let n = f.read(&mut buf).ok().filter(|n| *n < buf.len())?;
+    Some(String::from_utf8_lossy(&buf[..n]).trim_end().to_string())
+}
+
+/// Device sysctls that link messages do not carry, read from their files when the NIC has them: IPv6's
+/// `stable_secret` (whose place in the devconf the kernel leaves 0) and those Linux 6.8 and later added
+/// without a devconf number.
+const FILE_ONLY_SYSCTLS: [&str; 4] = ["stable_secret", "regen_min_advance", "ra_honor_pio_life", "ra_honor_pio_pflag"];
+
+/// Each NIC's writable device sysctls under `net/ipv4/conf/<nic>/` and `net/ipv6/conf/<nic>/`, as they are now:
+/// what the link dump carries (`conf`), named by the kernel's devconf numbers, and [`FILE_ONLY_SYSCTLS`] read
+/// from their files in one visit of the namespace. Devconf entries past what this release knows (a newer
+/// kernel's) cannot be named, so they are not recorded; that is logged.
+fn device_sysctls(ns: &Netns, nics: &[(&str, &DevConf)]) -> Result<Vec<Vec<Sysctl>>> {
     ns.run(|| {
-        let mut defaults = Vec::new();
-        for family in ["ipv4", "ipv6"] {
-            let values: std::collections::HashMap<String, String> =
-                read_dir(&format!("/proc/sys/net/{family}/conf/default")).into_iter().collect();
-            defaults.push((family, values));
-        }
         nics.iter()
-            .map(|nic| {
+            .map(|(nic, conf)| {
                 let mut out = Vec::new();
-                for (family, default) in &defaults {
-                    let dir = format!("/proc/sys/net/{family}/conf/{nic}");
-                    for (key, value) in read_dir(&dir) {
-                        if default.get(&key) == Some(&value) {
-                            continue;
+                for (family, table, values) in [("ipv4", &IPV4_DEVCONF[..], &conf.ipv4), ("ipv6", &IPV6_DEVCONF[..], &conf.ipv6)] {
+                    if values.len() > table.len() {
+                        log_debug!(
+                            "{nic}: the kernel reports {} {family} device settings this release cannot name; they are not recorded",
+                            values.len() - table.len()
+                        );
+                    }
+                    for key in table.iter().take(values.len()).filter(|k| !not_recorded(family, k)) {
+                        if let Some(value) = devconf_value(conf, family, key) {
+                            out.push(Sysctl { family: family.to_string(), key: key.to_string(), value });
                         }
-                        // Only what can be written back (mc_forwarding, for one, is read-only).
-                        let writable = std::fs::metadata(format!("{dir}/{key}"))
-                            .is_ok_and(|m| m.permissions().mode() & 0o200 != 0);
-                        if writable {
-                            out.push(Sysctl { family: family.to_string(), key, value });
+                    }
+                }
+                if !conf.ipv6.is_empty() {
+                    for key in FILE_ONLY_SYSCTLS {
+                        // Absent on older kernels; unreadable: stable_secret while unset.
+                        if let Some(value) = read_sysctl_file(&format!("/proc/sys/net/ipv6/conf/{nic}/{key}")) {
+                            out.push(Sysctl { family: "ipv6".into(), key: key.to_string(), value });
                         }
                     }
                 }
@@ -178,7 +306,8 @@ fn device_sysctls(ns: &Netns, nics: &[&str]) -> Result<Vec<Vec<Sysctl>>> {
 /// device sysctls), refusing up front a NIC that cannot move faithfully. `fields[i]` names NIC i's field.
 pub(crate) fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]) -> Result<Vec<(NicState, u32)>> {
     let path = host.path();
-    let links = host.nl.links()?;
+    let with_conf = host.nl.links_with_conf()?;
+    let links: Vec<Link> = with_conf.iter().map(|(l, _)| l.clone()).collect();
     let mut found = Vec::new();
     for (name, field) in names.iter().zip(fields) {
         let link = links.iter().find(|l| &l.name == name).ok_or_else(|| {
@@ -191,8 +320,14 @@ pub(crate) fn snapshot_nics(host: &mut Side, names: &[String], fields: &[String]
     }
     let moving: std::collections::HashMap<u32, String> = found.iter().map(|l| (l.index, l.name.clone())).collect();
     let now = boot_seconds();
-    let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
-    let sysctls = device_sysctls(&host.ns, &names_ref)?;
+    let confs: Vec<(&str, &DevConf)> = found
+        .iter()
+        .map(|l| {
+            let conf = with_conf.iter().find(|(w, _)| w.index == l.index).map(|(_, c)| c).expect("from this dump");
+            (l.name.as_str(), conf)
+        })
+        .collect();
+    let sysctls = device_sysctls(&host.ns, &confs)?;
     let mut out = Vec::new();
     for (link, sysctls) in found.into_iter().zip(sysctls) {
         let address_details = host.nl.address_details(link.index, now)?;
@@ -337,29 +472,12 @@ impl Opened {
         }
     }
 
-    /// Open the recorded namespace. Only ENOENT, or a path that now opens to another namespace (judged by
-    /// `NsId::is_alive` and the opened identity), count as gone.
+    /// Open the recorded namespace, with its netlink socket, in one visit. Only ENOENT, or a path that now
+    /// opens to something else or to another namespace (judged as `NsId::is_alive` does), count as gone.
     fn recorded(id: &crate::netns::NsId, what: &str) -> Opened {
-        if let Err(e) = std::fs::metadata(&id.path) {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                return Opened::Gone;
-            }
-            return Opened::Failed(
-                Error::kernel(format!("cannot look at the {what} {}: {e}", id.path.display())).with_source(e),
-            );
-        }
-        if !id.is_alive() {
-            return Opened::Gone;
-        }
-        let ns = match Netns::open(&id.path, Input::Runtime, what) {
-            Ok(ns) => ns,
-            Err(e) => return Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
-        };
-        if !ns.id.same_ns(id) {
-            return Opened::Gone;
-        }
-        match Side::open(ns) {
-            Ok(s) => Opened::Open(s),
+        match Netns::open_recorded(id, what) {
+            Ok(Some((ns, nl))) => Opened::Open(Side { ns, nl }),
+            Ok(None) => Opened::Gone,
             Err(e) => Opened::Failed(e),
         }
     }
@@ -378,32 +496,38 @@ pub(crate) struct Reach {
     pub host: Opened,
     pub router: Opened,
     /// The initial namespace, where the kernel returns physical NICs of a destroyed namespace (Gone when it is
-    /// the host namespace itself).
-    pub init: Opened,
+    /// the host namespace itself). Opened the first time a NIC is not found in the router or host namespace.
+    init: Option<Opened>,
 }
 
 impl Reach {
     pub fn open(rec: &Record) -> Reach {
         let host = Opened::recorded(&rec.host_netns, "host namespace");
         let router = Opened::recorded(&rec.netns, "router namespace");
-        let init = match Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace") {
-            Ok(ns) => {
-                let same_as_host = match &host {
-                    Opened::Open(h) => h.ns.id.same_ns(&ns.id),
-                    _ => false,
-                };
-                if same_as_host {
-                    Opened::Gone
-                } else {
-                    match Side::open(ns) {
-                        Ok(s) => Opened::Open(s),
-                        Err(e) => Opened::Failed(e),
+        Reach { host, router, init: None }
+    }
+
+    fn init(&mut self) -> &mut Opened {
+        let host = &self.host;
+        self.init.get_or_insert_with(|| {
+            match Netns::open(std::path::Path::new("/proc/1/ns/net"), Input::Runtime, "the initial namespace") {
+                Ok(ns) => {
+                    let same_as_host = match host {
+                        Opened::Open(h) => h.ns.id.same_ns(&ns.id),
+                        _ => false,
+                    };
+                    if same_as_host {
+                        Opened::Gone
+                    } else {
+                        match Side::open(ns) {
+                            Ok(s) => Opened::Open(s),
+                            Err(e) => Opened::Failed(e),
+                        }
                     }
                 }
+                Err(e) => Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
             }
-            Err(e) => Opened::Failed(Error::kernel(e.msg.clone()).with_source(e)),
-        };
-        Reach { host, router, init }
+        })
     }
 }
 
@@ -454,7 +578,8 @@ fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
             (None, c) => conflict = c.cloned(),
         }
     }
-    for (place, opened) in [(Place::Host, &mut reach.host), (Place::Init, &mut reach.init)] {
+    for place in [Place::Host, Place::Init] {
+        let opened = if place == Place::Host { &mut reach.host } else { reach.init() };
         let Some(side) = opened.side() else { continue };
         let links = side.nl.links()?;
         let hit = links.iter().find(|l| {
@@ -474,8 +599,9 @@ fn locate(reach: &mut Reach, nic: &NicState) -> Result<Option<(Place, Link)>> {
     // Gone needs proof: the router namespace died (its NIC then died with it or went to the initial namespace,
     // searched when it can be opened), or the NIC is in none of the three namespaces.
     let router_died = matches!(reach.router, Opened::Gone);
-    for (what, opened) in [("router", &reach.router), ("initial", &reach.init)] {
-        if let Some(e) = opened.failure().filter(|_| !router_died) {
+    let init = reach.init().failure();
+    for (what, failure) in [("router", reach.router.failure()), ("initial", init)] {
+        if let Some(e) = failure.filter(|_| !router_died) {
             return Err(e.context(format!(
                 "{} was not found, and the {what} namespace could not be searched; keeping the record",
                 nic.name
@@ -493,11 +619,11 @@ fn bring_home(reach: &mut Reach, nic: &NicState) -> Result<Option<u32>> {
         log_warn!("{} ({}) is gone: it is in none of the router, host and initial namespaces", nic.name, nic.mac);
         return Ok(None);
     };
-    let Opened::Open(host) = &mut reach.host else { unreachable!("bring_home runs with the host namespace open") };
+    let Opened::Open(host) = &reach.host else { unreachable!("bring_home runs with the host namespace open") };
     let host_fd = host.ns.fd();
     let hpath = host.path();
     if place != Place::Host {
-        let away = if place == Place::Router { &mut reach.router } else { &mut reach.init };
+        let away = if place == Place::Router { &mut reach.router } else { reach.init() };
         let away = away.side().expect("located in an open namespace");
         // The MAC first, so that an interrupted DEL leaves the NIC findable by name and MAC at home. A device
         // that refuses a MAC change while up gets it at home instead.
@@ -514,13 +640,8 @@ fn bring_home(reach: &mut Reach, nic: &NicState) -> Result<Option<u32>> {
         )?;
     }
     let Opened::Open(host) = &mut reach.host else { unreachable!() };
-    let links = host.nl.links()?;
-    let here = if place == Place::Host {
-        links.iter().find(|l| l.index == link.index)
-    } else {
-        links.iter().find(|l| l.name == nic.name)
-    };
-    let here = here.cloned().ok_or_else(|| Error::kernel(format!("{} is not in {hpath} after the move", nic.name)))?;
+    let here = if place == Place::Host { host.nl.link_by_index(link.index)? } else { host.link(&nic.name)? };
+    let here = here.ok_or_else(|| Error::kernel(format!("{} is not in {hpath} after the move", nic.name)))?;
     if here.name != nic.name {
         // Found at home under another name (by its permanent address): renaming needs it down.
         host.nl.set_up(here.index, false)?;
@@ -540,6 +661,73 @@ struct Home<'a> {
     nic: &'a NicState,
     index: u32,
     expired: Vec<IpAddr>,
+}
+
+/// The device sysctls of the NICs that are home, in one visit of the host namespace. A device that changes
+/// namespace gets that namespace's `conf/default/` values, so what each NIC has now (its link message, and the
+/// files for the few keys it does not carry) is compared with the record and only what differs is written.
+/// Keys read from files go first: writing `stable_secret` also sets `addr_gen_mode`, which is then compared
+/// again. Returns every failure.
+fn restore_sysctls(host: &mut Side, homes: &[Home]) -> Vec<Error> {
+    if homes.iter().all(|h| h.nic.sysctls.is_empty()) {
+        return Vec::new();
+    }
+    let hpath = host.path();
+    let Side { ns, nl } = host;
+    let done = ns.run(|| {
+        let mut failed = Vec::new();
+        let write = |s: &Sysctl, nic: &str| -> Result<()> {
+            let key = format!("net/{}/conf/{nic}/{}", s.family, s.key);
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(format!("/proc/sys/{key}"))
+                .and_then(|mut f| std::io::Write::write_all(&mut f, s.value.as_bytes()))
+                .map_err(|e| Error::kernel(format!("setting {key}={} in {hpath}: {e}", s.value)).with_source(e))
+        };
+        for h in homes.iter().filter(|h| !h.nic.sysctls.is_empty()) {
+            let name = &h.nic.name;
+            let conf = match nl.link_conf(h.index) {
+                Ok(Some(c)) => c,
+                Ok(None) => DevConf::default(),
+                Err(e) => {
+                    failed.push(Error::from(e).context(format!("reading the device sysctls of {name}")));
+                    continue;
+                }
+            };
+            let mut wrote = false;
+            for s in h.nic.sysctls.iter().filter(|s| devconf_value(&conf, &s.family, &s.key).is_none()) {
+                let now = read_sysctl_file(&format!("/proc/sys/net/{}/conf/{name}/{}", s.family, s.key));
+                if now.as_ref() != Some(&s.value) {
+                    match write(s, name) {
+                        Ok(()) => wrote = true,
+                        Err(e) => failed.push(e),
+                    }
+                }
+            }
+            let conf = match wrote {
+                true => match nl.link_conf(h.index) {
+                    Ok(c) => c.unwrap_or_default(),
+                    Err(e) => {
+                        failed.push(Error::from(e).context(format!("reading the device sysctls of {name}")));
+                        continue;
+                    }
+                },
+                false => conf,
+            };
+            for s in &h.nic.sysctls {
+                if let Some(now) = devconf_value(&conf, &s.family, &s.key) {
+                    if now != s.value {
+                        failed.extend(write(s, name).err());
+                    }
+                }
+            }
+        }
+        failed
+    });
+    match done {
+        Ok(f) => f,
+        Err(e) => vec![e],
+    }
 }
 
 /// Put every NIC back as recorded, in dependency order, trying everything: for all NICs the link (name, MAC,
@@ -566,32 +754,7 @@ fn restore_nics(reach: &mut Reach, nics: &[NicState], errors: &mut Vec<Error>) {
     }
     let Opened::Open(host) = &mut reach.host else { unreachable!() };
     let hpath = host.path();
-    // Sysctls, in one visit of the namespace.
-    let writes: Vec<(String, String)> = homes
-        .iter()
-        .flat_map(|h| {
-            h.nic.sysctls.iter().map(|s| (format!("net/{}/conf/{}/{}", s.family, h.nic.name, s.key), s.value.clone()))
-        })
-        .collect();
-    if !writes.is_empty() {
-        let failed = host.ns.run(|| {
-            let mut failed = Vec::new();
-            for (key, value) in &writes {
-                let r = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(format!("/proc/sys/{key}"))
-                    .and_then(|mut f| std::io::Write::write_all(&mut f, value.as_bytes()));
-                if let Err(e) = r {
-                    failed.push(Error::kernel(format!("setting {key}={value} in {hpath}: {e}")).with_source(e));
-                }
-            }
-            failed
-        });
-        match failed {
-            Ok(f) => errors.extend(f),
-            Err(e) => errors.push(e),
-        }
-    }
+    errors.extend(restore_sysctls(host, &homes));
     fault::point("del:sysctls-restored");
     let now = boot_seconds();
     for h in &mut homes {
@@ -798,6 +961,58 @@ mod tests {
             }
             _ => panic!("ENOTDIR must not count as gone"),
         }
+    }
+
+    /// An RTM_NEWLINK message as the kernel sends it: netlink header, ifinfomsg, then IFLA_AF_SPEC holding
+    /// AF_INET / IFLA_INET_CONF and AF_INET6 / IFLA_INET6_CONF (the latter with one entry more than this
+    /// release knows).
+    fn link_message(v4: &[i32], v6: &[i32]) -> Vec<u8> {
+        fn attr(kind: u16, value: &[u8]) -> Vec<u8> {
+            let mut a = ((4 + value.len()) as u16).to_ne_bytes().to_vec();
+            a.extend(kind.to_ne_bytes());
+            a.extend(value);
+            a.resize((a.len() + 3) & !3, 0);
+            a
+        }
+        let ints = |v: &[i32]| v.iter().flat_map(|i| i.to_ne_bytes()).collect::<Vec<u8>>();
+        let inet = attr(libc::AF_INET as u16, &attr(1, &ints(v4)));
+        let inet6 = attr(libc::AF_INET6 as u16, &[attr(1, &[0; 4]), attr(0x8000 | 2, &ints(v6))].concat());
+        let mut msg = vec![0u8; 32];
+        msg.extend(attr(3, b"toswitch\0"));
+        msg.extend(attr(0x8000 | 26, &[inet, inet6].concat()));
+        msg
+    }
+
+    #[test]
+    fn devconf_values_are_named_by_the_kernels_numbers_in_proc_sys_units() {
+        let mut v4 = vec![0; IPV4_DEVCONF.len()];
+        v4[7] = 2; // IPV4_DEVCONF_RP_FILTER = 8
+        v4[26] = 777; // IPV4_DEVCONF_IGMPV2_UNSOLICITED_REPORT_INTERVAL = 27, milliseconds both ways
+        let mut v6 = vec![0; IPV6_DEVCONF.len() + 1];
+        v6[8] = 7000; // DEVCONF_RTR_SOLICIT_INTERVAL: milliseconds here, seconds in /proc/sys
+        v6[20] = 33000; // DEVCONF_RTR_PROBE_INTERVAL
+        v6[36] = 0; // DEVCONF_STABLE_SECRET: the kernel leaves it 0
+        v6[52] = -1; // DEVCONF_RA_DEFRTR_METRIC, unsigned
+        v6[59] = 1; // DEVCONF_FORCE_FORWARDING (Linux 6.17)
+        v6[60] = 5; // one this release cannot name
+        let conf = DevConf::of_link_message(&link_message(&v4, &v6));
+        assert_eq!((conf.ipv4.len(), conf.ipv6.len()), (33, 61));
+        let value = |f: &str, k: &str| devconf_value(&conf, f, k);
+        assert_eq!(value("ipv4", "rp_filter").as_deref(), Some("2"));
+        assert_eq!(value("ipv4", "igmpv2_unsolicited_report_interval").as_deref(), Some("777"));
+        assert_eq!(value("ipv6", "router_solicitation_interval").as_deref(), Some("7"));
+        assert_eq!(value("ipv6", "router_probe_interval").as_deref(), Some("33"));
+        assert_eq!(value("ipv6", "ra_defrtr_metric").as_deref(), Some("4294967295"));
+        assert_eq!(value("ipv6", "force_forwarding").as_deref(), Some("1"));
+        assert_eq!(value("ipv6", "stable_secret"), None);
+        assert_eq!(value("ipv6", "regen_min_advance"), None);
+        // A kernel that sends fewer entries: the missing ones are not guessed.
+        let old = DevConf::of_link_message(&link_message(&v4, &v6[..59]));
+        assert_eq!(devconf_value(&old, "ipv6", "force_forwarding"), None);
+        // A message without IFLA_AF_SPEC, or cut short, has none.
+        assert_eq!(DevConf::of_link_message(&[0u8; 32]), DevConf::default());
+        let whole = link_message(&v4, &v6);
+        assert!(DevConf::of_link_message(&whole[..whole.len() - 100]).ipv6.is_empty());
     }
 
     #[test]

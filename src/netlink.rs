@@ -75,6 +75,59 @@ pub struct Link {
     pub link_netnsid: Option<i32>,
 }
 
+/// A link's device configuration as the kernel reports it in a link message (IFLA_AF_SPEC): AF_INET's
+/// IFLA_INET_CONF, whose element i is `IPV4_DEVCONF_*` number i + 1 (include/uapi/linux/ip.h), and AF_INET6's
+/// IFLA_INET6_CONF, whose element i is `DEVCONF_*` number i (ipv6.h); as many elements as the running kernel
+/// sends, which may be more than this release knows. A family without configuration on the link (no IPv6 on a
+/// device with an MTU below 1280) is empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct DevConf {
+    pub ipv4: Vec<i32>,
+    pub ipv6: Vec<i32>,
+}
+
+/// The attributes in `buf` as (type without the nested/byte-order flags, value).
+fn attributes(mut buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        if buf.len() < 4 {
+            return None;
+        }
+        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
+        if len < 4 || len > buf.len() {
+            return None;
+        }
+        let value = &buf[4..len];
+        buf = &buf[((len + 3) & !3).min(buf.len())..];
+        Some((kind, value))
+    })
+}
+
+impl DevConf {
+    const IFLA_AF_SPEC: u16 = 26;
+    const IFLA_INET_CONF: u16 = 1;
+    const IFLA_INET6_CONF: u16 = 2;
+
+    /// Read from a whole RTM_NEWLINK message (netlink header, ifinfomsg, attributes).
+    pub(crate) fn of_link_message(msg: &[u8]) -> DevConf {
+        let mut conf = DevConf::default();
+        let Some(attrs) = msg.get(16 + 16..) else { return conf };
+        let ints = |v: &[u8]| v.chunks_exact(4).map(|c| i32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect();
+        for (_, spec) in attributes(attrs).filter(|(k, _)| *k == Self::IFLA_AF_SPEC) {
+            for (family, inner) in attributes(spec) {
+                for (k, v) in attributes(inner) {
+                    match (family as i32, k) {
+                        (libc::AF_INET, Self::IFLA_INET_CONF) => conf.ipv4 = ints(v),
+                        (libc::AF_INET6, Self::IFLA_INET6_CONF) => conf.ipv6 = ints(v),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        conf
+    }
+}
+
 /// A route through a link, as saved before the link moves and re-added when it returns. The fields after
 /// `table` were added later: records written before them load with their defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,11 +352,29 @@ impl Netlink {
         // Strict checking makes the kernel honour dump filters (an address dump by link, a route dump by table
         // and output device), so a host with a large routing table is not read whole.
         let _ = socket.set_netlink_get_strict_chk(true);
-        Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: vec![0; 64 * 1024] })
+        Ok(Netlink { socket, place: place.to_string(), seq: 0, buf: Vec::with_capacity(64 * 1024) })
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.socket)
     }
 
     /// Send one request and collect the answers until the ack, the end of a dump, or an error.
     fn request(&mut self, msg: RouteNetlinkMessage, flags: u16, what: &str) -> NlResult<Vec<RouteNetlinkMessage>> {
+        let mut answers = Vec::new();
+        self.exchange(msg, flags, what, &mut |m, _| answers.push(m))?;
+        Ok(answers)
+    }
+
+    /// Send one request and hand each answer to `each`, parsed and as the kernel's bytes (the whole netlink
+    /// message), until the ack, the end of a dump, or an error.
+    fn exchange(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        flags: u16,
+        what: &str,
+        each: &mut dyn FnMut(RouteNetlinkMessage, &[u8]),
+    ) -> NlResult<()> {
         let fail = |errno: i32| NlError { errno, what: format!("{what} (in namespace {})", self.place) };
         self.seq = self.seq.wrapping_add(1);
         let mut header = NetlinkHeader::default();
@@ -315,11 +386,13 @@ impl Netlink {
         req.serialize(&mut out);
         self.socket.send(&out, 0).map_err(|e| fail(e.raw_os_error().unwrap_or(libc::EIO)))?;
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut answers = Vec::new();
         loop {
+            // Received into the buffer's spare capacity: never zeroed, so only the pages the kernel writes are
+            // touched.
+            self.buf.clear();
             let n = loop {
-                match self.socket.recv(&mut &mut self.buf[..], 0) {
-                    Ok(n) => break n,
+                match self.socket.recv(&mut self.buf, 0) {
+                    Ok(_) => break self.buf.len(),
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(e) => return Err(fail(e.raw_os_error().unwrap_or(libc::EIO))),
                 }
@@ -329,9 +402,10 @@ impl Netlink {
                 let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..n])
                     .map_err(|_| fail(libc::EBADMSG))?;
                 let len = msg.header.length as usize;
-                if len == 0 {
+                if len == 0 || offset + len > n {
                     return Err(fail(libc::EBADMSG));
                 }
+                let raw = &self.buf[offset..offset + len];
                 offset += (len + 3) & !3;
                 if msg.header.sequence_number != self.seq {
                     continue;
@@ -339,15 +413,15 @@ impl Netlink {
                 match msg.payload {
                     NetlinkPayload::Error(e) => {
                         return match e.code {
-                            None => Ok(answers),
+                            None => Ok(()),
                             Some(code) => Err(fail(-code.get())),
                         }
                     }
-                    NetlinkPayload::Done(_) => return Ok(answers),
+                    NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::InnerMessage(m) => {
-                        answers.push(m);
+                        each(m, raw);
                         if !dump && flags & NLM_F_ACK == 0 {
-                            return Ok(answers);
+                            return Ok(());
                         }
                     }
                     _ => {}
@@ -406,15 +480,47 @@ impl Netlink {
 
     /// Every link of the namespace.
     pub fn links(&mut self) -> NlResult<Vec<Link>> {
-        let msg = LinkMessage::default();
-        let answers = self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST | NLM_F_DUMP, "listing links")?;
-        Ok(answers
-            .into_iter()
-            .filter_map(|m| match m {
+        Ok(self.links_with_conf()?.into_iter().map(|(l, _)| l).collect())
+    }
+
+    /// Every link of the namespace with its device configuration (IFLA_AF_SPEC), from the same dump.
+    pub(crate) fn links_with_conf(&mut self) -> NlResult<Vec<(Link, DevConf)>> {
+        let mut out = Vec::new();
+        let msg = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        self.exchange(msg, NLM_F_REQUEST | NLM_F_DUMP, "listing links", &mut |m, raw| {
+            if let RouteNetlinkMessage::NewLink(l) = m {
+                out.push((Self::link_of(l), DevConf::of_link_message(raw)));
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// The device configuration of link `index`, or None when there is no such link.
+    pub(crate) fn link_conf(&mut self, index: u32) -> NlResult<Option<DevConf>> {
+        let mut out = None;
+        let msg = RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(index).build());
+        match self.exchange(msg, NLM_F_REQUEST, &format!("looking up link {index}"), &mut |m, raw| {
+            if let RouteNetlinkMessage::NewLink(_) = m {
+                out = Some(DevConf::of_link_message(raw));
+            }
+        }) {
+            Ok(()) => Ok(out),
+            Err(e) if e.not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The link with ifindex `index`, or None when there is none.
+    pub(crate) fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
+        let msg = LinkUnspec::new_with_index(index).build();
+        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {index}")) {
+            Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
                 _ => None,
-            })
-            .collect())
+            })),
+            Err(e) if e.not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The link called `name`, or None when there is none.

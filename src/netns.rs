@@ -48,14 +48,14 @@ impl NsId {
     /// namespace whose cookie is the recorded one (anything else at the path counts as dead). Without: to the
     /// recorded device and inode.
     pub(crate) fn is_alive(&self) -> bool {
+        // Another nsfs inode at the path is another namespace, whatever the cookie; the same inode may be a new
+        // namespace that reuses it, which only the cookie tells.
+        let same_inode = std::fs::metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino);
         match self.cookie {
-            Some(c) => {
+            Some(c) if same_inode => {
                 Netns::open(&self.path, Input::Runtime, "recorded namespace").is_ok_and(|ns| ns.id.cookie == Some(c))
             }
-            None => match std::fs::metadata(&self.path) {
-                Ok(m) => m.dev() == self.dev && m.ino() == self.ino,
-                Err(_) => false,
-            },
+            _ => same_inode,
         }
     }
 
@@ -79,18 +79,16 @@ fn cookie_here() -> Option<u64> {
     }
     // SAFETY: fd was just returned by socket(2) and nothing else owns it.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    socket_cookie(sock.as_raw_fd())
+}
+
+/// The cookie of the network namespace the socket `fd` was made in.
+fn socket_cookie(fd: RawFd) -> Option<u64> {
     let mut cookie: u64 = 0;
     let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
     // SAFETY: the option writes at most `len` bytes into `cookie`, which is a u64 of that size.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            SO_NETNS_COOKIE,
-            (&mut cookie as *mut u64).cast(),
-            &mut len,
-        )
-    };
+    let rc =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, SO_NETNS_COOKIE, (&mut cookie as *mut u64).cast(), &mut len) };
     (rc == 0 && len as usize == std::mem::size_of::<u64>()).then_some(cookie)
 }
 
@@ -112,6 +110,46 @@ impl Netns {
                 .with_source(e)
         })?;
         Self::from_file(file, path, input, field)
+    }
+
+    /// Open `path` as [`Netns::open`] does, with a netlink socket inside it: one visit, which reads the cookie
+    /// from that socket.
+    pub fn open_with_netlink(path: &Path, input: Input, field: &str) -> Result<(Netns, Netlink)> {
+        let file = File::open(path).map_err(|e| {
+            Error::invalid(input, format!("{field}: cannot open network namespace {}: {e}", path.display()))
+                .with_source(e)
+        })?;
+        let ns = Self::checked(file, path, input, field)?;
+        ns.with_netlink()
+    }
+
+    /// This namespace (its cookie not read yet) with a netlink socket inside it, and the cookie read from it.
+    fn with_netlink(mut self) -> Result<(Netns, Netlink)> {
+        let nl = self.netlink()?;
+        self.id.cookie = socket_cookie(nl.as_raw_fd());
+        Ok((self, nl))
+    }
+
+    /// The recorded namespace, open with a netlink socket inside it (one visit), or None when it provably died:
+    /// its path does not exist, or opens to something other than a network namespace, or to another one
+    /// (another nsfs inode, or another cookie; see [`NsId::is_alive`]). Any other failure (EPERM, EMFILE, ...)
+    /// is an error.
+    pub(crate) fn open_recorded(id: &NsId, what: &str) -> Result<Option<(Netns, Netlink)>> {
+        let file = match File::open(&id.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(
+                    Error::kernel(format!("cannot look at the {what} {}: {e}", id.path.display())).with_source(e)
+                )
+            }
+        };
+        let Ok(ns) = Self::checked(file, &id.path, Input::Runtime, what) else { return Ok(None) };
+        if (ns.id.dev, ns.id.ino) != (id.dev, id.ino) {
+            return Ok(None);
+        }
+        let (ns, nl) = ns.with_netlink()?;
+        Ok(ns.id.same_ns(id).then_some((ns, nl)))
     }
 
     fn from_file(file: File, path: &Path, input: Input, field: &str) -> Result<Netns> {
@@ -190,33 +228,44 @@ impl Netns {
     }
 }
 
-/// While alive, the thread is inside another namespace; dropping it returns to where the thread was.
+/// While alive, the thread is inside another namespace; dropping it returns to where the thread was. A visit of
+/// the namespace the thread is in already changes nothing (no `setns`).
 struct Visit {
-    home: &'static File,
+    home: Option<&'static File>,
 }
 
-/// The namespace the (single) thread started in, opened once: every visit returns there.
-static HOME: std::sync::OnceLock<File> = std::sync::OnceLock::new();
+/// The namespace the (single) thread started in, opened once, with its nsfs device and inode: every visit
+/// returns there.
+static HOME: std::sync::OnceLock<(File, u64, u64)> = std::sync::OnceLock::new();
 
 impl Visit {
     fn enter(target: &Netns) -> Result<Visit> {
-        let home = match HOME.get() {
+        let (home, dev, ino) = match HOME.get() {
             Some(h) => h,
             None => {
                 let h = File::open("/proc/thread-self/ns/net")
                     .map_err(|e| Error::kernel(format!("cannot open this thread's network namespace: {e}")))?;
-                HOME.get_or_init(|| h)
+                let m = h
+                    .metadata()
+                    .map_err(|e| Error::kernel(format!("cannot look at this thread's network namespace: {e}")))?;
+                HOME.get_or_init(|| (h, m.dev(), m.ino()))
             }
         };
+        // Visits do not nest, so the thread is at home here: the same nsfs inode (both files are open, so it
+        // cannot have been reused) is the same namespace.
+        if (target.id.dev, target.id.ino) == (*dev, *ino) {
+            return Ok(Visit { home: None });
+        }
         setns(target.file.as_fd(), CloneFlags::CLONE_NEWNET)
             .map_err(|e| Error::kernel(format!("cannot enter network namespace {}: {e}", target.id.path.display())))?;
-        Ok(Visit { home })
+        Ok(Visit { home: Some(home) })
     }
 }
 
 impl Drop for Visit {
     fn drop(&mut self) {
-        if let Err(e) = setns(self.home.as_fd(), CloneFlags::CLONE_NEWNET) {
+        let Some(home) = self.home else { return };
+        if let Err(e) = setns(home.as_fd(), CloneFlags::CLONE_NEWNET) {
             // Staying in the wrong namespace would make every later operation act on the wrong links.
             crate::log_error!("cannot return to the original network namespace: {e}; aborting");
             std::process::abort();

@@ -21,10 +21,15 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     // 1. Everything that can be checked without changing anything.
     let pt = envelope.passthrough()?;
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for ADD");
-    let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
-    let host_ns = match &pt.host_netns {
-        Some(p) => Netns::open(p, Input::Config, "hostNetns")?,
-        None => Netns::current()?,
+    // Each namespace is opened with its netlink socket in one visit (none for the plugin's own namespace).
+    let (router_ns, router_nl) = Netns::open_with_netlink(netns_path, Input::Runtime, "CNI_NETNS")?;
+    let (host_ns, host_nl) = match &pt.host_netns {
+        Some(p) => Netns::open_with_netlink(p, Input::Config, "hostNetns")?,
+        None => {
+            let ns = Netns::current()?;
+            let nl = ns.netlink()?;
+            (ns, nl)
+        }
     };
     if router_ns.id.same_ns(&host_ns.id) {
         return Err(Error::config(format!(
@@ -39,8 +44,8 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     //    namespace, the same host namespace.
     clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
 
-    let mut host = Side::open(host_ns)?;
-    let mut router = Side::open(router_ns)?;
+    let mut host = Side { ns: host_ns, nl: host_nl };
+    let mut router = Side { ns: router_ns, nl: router_nl };
 
     // 3. The links must be where we expect them; read what DEL will need to restore.
     for (name, side) in [(HOST_IFNAME, &mut host), (ROUTER_IFNAME, &mut router)] {

@@ -17,7 +17,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
         return Err(Error::config("prevResult: CHECK needs the result of ADD as prevResult"));
     }
     let netns_path = env.netns.as_ref().expect("CNI_NETNS is required for CHECK");
-    let router_ns = Netns::open(netns_path, Input::Runtime, "CNI_NETNS")?;
+    let (router_ns, router_nl) = Netns::open_with_netlink(netns_path, Input::Runtime, "CNI_NETNS")?;
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
     let key = super::key(env, envelope);
     // Found by network and container id, whatever CNI_IFNAME says; the one in CNI_NETNS if there are several.
@@ -55,18 +55,18 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
                 .into(),
         );
     }
-    if !rec.host_netns.is_alive() {
-        drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
-    } else {
-        let mut host = Side::open(Netns::open(&rec.host_netns.path, Input::Config, "hostNetns")?)?;
+    if let Some((ns, nl)) = Netns::open_recorded(&rec.host_netns, "host namespace")? {
+        let mut host = Side { ns, nl };
         check_link(&mut host, HOST_IFNAME, Some(&rec.veth_alias()), &rec.addresses.host, &mut drift)?;
         for nic in &rec.nics {
             if host.link(&nic.name)?.is_some_and(|l| l.mac == nic.mac) {
                 drift.push(format!("NIC {} is back in the host namespace", nic.name));
             }
         }
+    } else {
+        drift.push(format!("the host namespace {} is gone", rec.host_netns.path.display()));
     }
-    let mut router = Side::open(router_ns)?;
+    let mut router = Side { ns: router_ns, nl: router_nl };
     check_link(&mut router, ROUTER_IFNAME, Some(&rec.veth_alias()), &rec.addresses.router, &mut drift)?;
     for nic in &rec.nics {
         check_link(&mut router, &nic.name, None, &nic.addresses, &mut drift)?;

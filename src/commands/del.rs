@@ -6,6 +6,8 @@
 //! DEL). When CNI_NETNS opens to a live namespace that is not the recorded one while the recorded one is alive
 //! too, the record belongs to another attachment: it is left alone.
 
+use std::os::unix::fs::MetadataExt;
+
 use crate::cni::Env;
 use crate::cni::Envelope;
 use crate::error::{Error, Input, Result};
@@ -24,11 +26,15 @@ pub fn del(env: &Env, envelope: &Envelope) -> Result<()> {
         log_debug!("DEL: no attachment recorded for {key}; nothing to do");
         return Ok(());
     }
-    let here = env.netns.as_ref().and_then(|p| Netns::open(p, Input::Runtime, "CNI_NETNS").ok()).map(|ns| ns.id);
+    // CNI_NETNS at the recorded nsfs inode is the recorded namespace, or a new one that reuses the inode of the
+    // dead recorded one: either way the record is this DEL's, so the namespace need not be opened for its cookie.
+    let inode = env.netns.as_ref().and_then(|p| std::fs::metadata(p).ok()).map(|m| (m.dev(), m.ino()));
+    let mut here = None;
     let mut errors = Vec::new();
     for rec in records {
-        if let Some(here) = &here {
-            if !rec.netns.same_ns(here) && rec.netns.is_alive() {
+        if let Some(p) = env.netns.as_ref().filter(|_| inode != Some((rec.netns.dev, rec.netns.ino))) {
+            let here = here.get_or_insert_with(|| Netns::open(p, Input::Runtime, "CNI_NETNS").ok().map(|ns| ns.id));
+            if let Some(here) = here.as_ref().filter(|h| !rec.netns.same_ns(h) && rec.netns.is_alive()) {
                 log_warn!(
                     "DEL: attachment {} lives in router namespace {}, not in CNI_NETNS {}; leaving it",
                     rec.key,

@@ -154,7 +154,8 @@ pub struct NicState {
     pub address_details: Vec<Address>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub neighbours: Vec<Neighbour>,
-    /// The device's sysctls that differed from the host namespace's defaults.
+    /// The device's writable sysctls as they were at ADD (records of earlier releases: those that differed from
+    /// the host namespace's defaults). DEL writes those the returned NIC has differently.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sysctls: Vec<Sysctl>,
     /// IFLA_PERM_ADDRESS, when the device has one: a MAC change does not alter it.
