@@ -15,13 +15,22 @@ pub(crate) fn write_atomically(
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<()> {
     let write = || -> std::io::Result<()> {
-        let _ = fs::remove_file(tmp);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(tmp)?;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(tmp)
+        };
+        // A temporary of the same name is what a crashed writer of the same pid left: removed only then.
+        let mut f = match open() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(tmp)?;
+                open()?
+            }
+            r => r?,
+        };
         f.write_all(bytes)?;
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;

@@ -13,7 +13,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, CacheInfo};
-use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
@@ -310,6 +312,13 @@ fn via_to(ip: IpAddr) -> RouteVia {
     }
 }
 
+/// A link request that asks the kernel to leave out the counters (IFLA_STATS*, IPv6 and ICMPv6 statistics),
+/// which nothing here reads: less for the kernel to gather and for us to parse. Device configuration stays.
+fn without_stats(mut msg: LinkMessage) -> LinkMessage {
+    msg.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    msg
+}
+
 pub(crate) fn parse_mac(mac: &str) -> Option<Vec<u8>> {
     let bytes: Vec<u8> =
         mac.split(':').map(|b| u8::from_str_radix(b, 16)).collect::<std::result::Result<_, _>>().ok()?;
@@ -486,7 +495,7 @@ impl Netlink {
     /// Every link of the namespace with its device configuration (IFLA_AF_SPEC), from the same dump.
     pub(crate) fn links_with_conf(&mut self) -> NlResult<Vec<(Link, DevConf)>> {
         let mut out = Vec::new();
-        let msg = RouteNetlinkMessage::GetLink(LinkMessage::default());
+        let msg = RouteNetlinkMessage::GetLink(without_stats(LinkMessage::default()));
         self.exchange(msg, NLM_F_REQUEST | NLM_F_DUMP, "listing links", &mut |m, raw| {
             if let RouteNetlinkMessage::NewLink(l) = m {
                 out.push((Self::link_of(l), DevConf::of_link_message(raw)));
@@ -498,7 +507,7 @@ impl Netlink {
     /// The device configuration of link `index`, or None when there is no such link.
     pub(crate) fn link_conf(&mut self, index: u32) -> NlResult<Option<DevConf>> {
         let mut out = None;
-        let msg = RouteNetlinkMessage::GetLink(LinkUnspec::new_with_index(index).build());
+        let msg = RouteNetlinkMessage::GetLink(without_stats(LinkUnspec::new_with_index(index).build()));
         match self.exchange(msg, NLM_F_REQUEST, &format!("looking up link {index}"), &mut |m, raw| {
             if let RouteNetlinkMessage::NewLink(_) = m {
                 out = Some(DevConf::of_link_message(raw));
@@ -512,7 +521,7 @@ impl Netlink {
 
     /// The link with ifindex `index`, or None when there is none.
     pub(crate) fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
-        let msg = LinkUnspec::new_with_index(index).build();
+        let msg = without_stats(LinkUnspec::new_with_index(index).build());
         match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {index}")) {
             Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
@@ -525,7 +534,7 @@ impl Netlink {
 
     /// The link called `name`, or None when there is none.
     pub(crate) fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
-        let msg = LinkUnspec::new_with_name(name).build();
+        let msg = without_stats(LinkUnspec::new_with_name(name).build());
         match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {name}")) {
             Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),

@@ -68,6 +68,8 @@ pub struct StateDir {
     /// Whether `attachments/` may hold records of format 1 (named with their ifname), which [`Self::find`] must
     /// then look for by listing the directory. False once `records-format` says no older record is left.
     format1_possible: bool,
+    /// Whether `records-format` is known to say the current format (read at open, or written since).
+    marker_current: std::cell::Cell<bool>,
 }
 
 /// `<stateDir>/records-format`: "2" when no record older than format 2 is in the directory (written under the
@@ -157,6 +159,7 @@ impl StateDir {
             boot_id: current_boot_id()?,
             _lock: Some(lock),
             format1_possible: true,
+            marker_current: Default::default(),
         };
         dir.sweep_temporaries();
         dir.forget_other_boots()?;
@@ -168,7 +171,13 @@ impl StateDir {
     /// record). For the sidecar and `inspect`.
     pub fn open_read_only(root: &Path) -> Result<StateDir> {
         check_dir(root)?;
-        Ok(StateDir { root: root.to_path_buf(), boot_id: current_boot_id()?, _lock: None, format1_possible: true })
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            boot_id: current_boot_id()?,
+            _lock: None,
+            format1_possible: true,
+            marker_current: Default::default(),
+        })
     }
 
     /// The directory itself (the drain handshake keeps the sidecar's files beside the records).
@@ -330,6 +339,7 @@ impl StateDir {
     /// Listing is skipped when the marker says none is.
     fn format1_present(&self) -> Result<bool> {
         if nofollow_read(&self.root.join(FORMAT_MARKER)).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
+            self.marker_current.set(true);
             return Ok(false);
         }
         Ok(self.stems()?.iter().any(|s| s.matches('@').count() >= 2 || s.contains('~')))
@@ -339,7 +349,7 @@ impl StateDir {
     /// by an invocation that changes nothing), best effort: without it the next invocation lists again.
     fn note_no_format1(&self) {
         let marker = self.root.join(FORMAT_MARKER);
-        if self.format1_possible || nofollow_read(&marker).is_ok_and(|s| s.trim() == FORMAT_VERSION.to_string()) {
+        if self.format1_possible || self.marker_current.get() {
             return;
         }
         // Not atomic and without fault points on purpose: a torn marker reads as absent, which only means
@@ -352,8 +362,9 @@ impl StateDir {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&marker)
             .and_then(|mut f| f.write_all(format!("{FORMAT_VERSION}\n").as_bytes()));
-        if let Err(e) = written {
-            log_debug!("not writing {}: {e}", marker.display());
+        match written {
+            Ok(()) => self.marker_current.set(true),
+            Err(e) => log_debug!("not writing {}: {e}", marker.display()),
         }
     }
 
