@@ -4,11 +4,11 @@
 //! [`Health`] is the one handle, shared (`Arc`) between the apply loop, which calls [`Health::record_sync`]
 //! after every pass, and the HTTP thread ([`super::http`]), which asks it for [`Health::metrics`],
 //! [`Health::liveness`] and [`Health::report`]. Nothing here enters another namespace: the sidecar process
-//! lives in the router namespace, and the vtysh children it starts inherit it.
+//! lives in the router namespace, where FRR's vty sockets are.
 //!
 //! Which sessions there are, and whether each is `underlay` or `host`, comes from the attachment record that
 //! holds this namespace (its underlay neighbors, and its host addresses for the families the host session
-//! has); what state each is in comes from FRR, with one vtysh process per scrape.
+//! has); what state each is in comes from FRR, with one question to bgpd's vty socket per scrape.
 //!
 //! An underlay neighbor is reported by what the operator configured: an address neighbor by its address, an
 //! unnumbered one by its interface name (FRR's key for it; its link-local address changes with the peer's MAC).
@@ -19,7 +19,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -432,45 +431,26 @@ impl Health {
 
     /// `/healthz`: whether FRR answers in the pathspace, with zebra and bgpd. Apply failures do not count.
     pub(crate) fn liveness(&self) -> std::result::Result<String, String> {
-        match self.frr.vtysh("show daemons") {
-            Ok(out) => {
-                let daemons: Vec<&str> = out.split_whitespace().collect();
-                let missing: Vec<&str> = ["zebra", "bgpd"].into_iter().filter(|d| !daemons.contains(d)).collect();
-                if missing.is_empty() {
-                    Ok(format!("FRR answers (daemons: {})", daemons.join(" ")))
-                } else {
-                    Err(format!("FRR answers without {} (daemons: {})", missing.join(" and "), daemons.join(" ")))
-                }
-            }
-            Err(e) => Err(format!("FRR does not answer: {}", one_line(&e.msg))),
+        // The daemons whose vty sockets answer: what vtysh's `show daemons` lists, without a vtysh process.
+        let daemons = self.frr.daemons();
+        if daemons.is_empty() {
+            return Err(format!("FRR does not answer: no daemon's vty socket in {}", self.frr.rundir().display()));
+        }
+        let missing: Vec<&str> = ["zebra", "bgpd"].into_iter().filter(|d| !daemons.contains(d)).collect();
+        if missing.is_empty() {
+            Ok(format!("FRR answers (daemons: {})", daemons.join(" ")))
+        } else {
+            Err(format!("FRR answers without {} (daemons: {})", missing.join(" and "), daemons.join(" ")))
         }
     }
 
-    /// [`NEIGHBORS_COMMAND`] through one vtysh process that talks to bgpd alone (`-d bgpd`: vtysh's start-up,
-    /// most of a scrape's CPU, is a fifth shorter than when it connects to every daemon).
+    /// [`NEIGHBORS_COMMAND`], asked of bgpd on its vty socket (vtysh only when the socket does not answer: a
+    /// vtysh process costs about 40 ms of CPU, nearly all of it its own start-up).
     fn neighbors(&self) -> Result<Vec<Neighbor>> {
-        let mut cmd = Command::new("vtysh");
-        if let Some(p) = &self.frr.pathspace {
-            cmd.args(["-N", p]);
-        }
-        let out = cmd
-            .args(["-d", "bgpd", "-c", NEIGHBORS_COMMAND])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            return Err(Error::io(format!(
-                "vtysh -d bgpd -c {NEIGHBORS_COMMAND:?} failed ({}): {} {}",
-                out.status,
-                stdout.trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        parse_neighbors(&stdout)
+        parse_neighbors(&self.frr.bgpd_show(NEIGHBORS_COMMAND)?)
     }
 
-    /// Readiness, the sessions and the applies, from one look at the state directory and one vtysh process.
+    /// Readiness, the sessions and the applies, from one look at the state directory and one question to bgpd.
     pub(crate) fn report(&self) -> Report {
         self.report_from(&attachment(&self.state_dir, &self.me), &self.neighbors())
     }
@@ -500,7 +480,7 @@ impl Health {
         }
     }
 
-    /// `/metrics` in the Prometheus text format (0.0.4), from one vtysh process.
+    /// `/metrics` in the Prometheus text format (0.0.4), from one question to bgpd.
     pub(crate) fn metrics(&self) -> String {
         self.metrics_from(&attachment(&self.state_dir, &self.me), &self.neighbors())
     }
