@@ -217,7 +217,7 @@ if want scrape; then
   echo
   read -r ms raw count <"$scrape_result" || true
   if [[ "${ms:-}" =~ ^-?[0-9.]+$ ]]; then
-    echo "/metrics scrape with 4 sessions (sidecar + vtysh CPU, mean of $count): $ms ms per scrape ($raw ms without subtracting the idle tick; target ≤ 50 ms)"
+    echo "/metrics scrape with 4 sessions (CPU of the sidecar and its children, mean of $count): $ms ms per scrape ($raw ms without subtracting the idle tick; target ≤ 50 ms)"
   else
     echo "/metrics scrape with 4 sessions: $(cat "$scrape_result")"
   fi
