@@ -7,6 +7,8 @@
 //! stopped by pid and removed by a guard, even when a test fails. Waiting for convergence uses generous
 //! timeouts; nothing asserts on time.
 
+#[path = "common/bgp.rs"]
+mod bgp;
 mod common;
 
 use std::fs;
@@ -92,7 +94,7 @@ impl Frr {
     }
 
     fn pid_of(&self, daemon: &str) -> i32 {
-        fs::read_to_string(self.run().join(format!("{daemon}.pid"))).unwrap().trim().parse().unwrap()
+        bgp::read_pid(&self.run().join(format!("{daemon}.pid")))
     }
 
     /// Kill bgpd and start it again with no configuration (as after a crash: FRR's integrated configuration
@@ -159,7 +161,8 @@ impl Bird {
         fs::write(&conf, config).unwrap();
         let d = dir.path.display();
         sh(&format!("ip netns exec {} bird -c {d}/bird.conf -s {d}/bird.ctl -P {d}/bird.pid", ns.name));
-        let pid = fs::read_to_string(dir.path.join("bird.pid")).unwrap().trim().parse().unwrap();
+        // bird writes its pid file after it forks: read_pid waits for a whole pid.
+        let pid = bgp::read_pid(&dir.path.join("bird.pid"));
         Bird { pid, dir }
     }
 

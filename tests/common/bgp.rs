@@ -41,7 +41,7 @@ pub fn stop_pid(pid: i32) {
 
 /// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
 /// empty file is waited for, up to five seconds.
-fn read_pid(path: &Path) -> i32 {
+pub fn read_pid(path: &Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
