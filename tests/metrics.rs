@@ -82,7 +82,9 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     let mut tor = start_tor(&lab);
     lab.add(&conf);
     let mut router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
-    let extra = lab.state.path.with_extension("extra.conf");
+    // In a directory of its own, removed with it (beside the state directory it would outlive the test).
+    let extra_dir = TempDir::new("mxextra");
+    let extra = extra_dir.path.join("extra.conf");
     fs::write(&extra, "! nothing extra yet\n").unwrap();
     let extra_arg = extra.display().to_string();
     // A startup window longer than the test: readiness waits for every session throughout.
