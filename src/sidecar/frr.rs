@@ -311,23 +311,14 @@ impl Frr {
     /// Send `commands` to bgpd's vty socket one by one, as vtysh does, and return the answers; an error when
     /// one fails.
     fn ask_bgpd(&self, commands: &[&str]) -> Result<Vec<String>> {
-        let mut vty = Vty::connect(&self.rundir(), "bgpd")?;
-        let mut answers = Vec::new();
-        for c in commands {
-            let (status, text) = vty.ask(c)?;
-            if status != 0 {
-                return Err(Error::io(format!("{}: {c:?} failed ({status}): {}", vty.path.display(), text.trim())));
-            }
-            answers.push(text);
-        }
-        Ok(answers)
+        Vty::connect(&self.rundir(), "bgpd")?.ask_all(commands)
     }
 
     /// `command` (a `show` command) answered by bgpd, from its vty socket; through vtysh when the socket does
     /// not answer.
     pub(crate) fn bgpd_show(&self, command: &str) -> Result<String> {
         match Vty::connect(&self.rundir(), "bgpd") {
-            Ok(_) => self.ask_bgpd(&["enable", command]).map(|mut a| a.pop().unwrap_or_default()),
+            Ok(mut vty) => vty.ask_all(&["enable", command]).map(|mut a| a.pop().unwrap_or_default()),
             Err(e) => {
                 crate::log_debug!("{}; asking vtysh", e.msg);
                 self.vtysh(command)
@@ -339,11 +330,11 @@ impl Frr {
     /// -c ...` gives them to bgpd: on bgpd's vty socket, or through vtysh when the socket does not answer.
     pub(crate) fn bgpd_configure(&self, commands: &[String]) -> Result<()> {
         match Vty::connect(&self.rundir(), "bgpd") {
-            Ok(_) => {
+            Ok(mut vty) => {
                 let mut all = vec!["enable", "configure terminal"];
                 all.extend(commands.iter().map(String::as_str));
                 all.push("end");
-                self.ask_bgpd(&all).map(|_| ())
+                vty.ask_all(&all).map(|_| ())
             }
             Err(e) => {
                 crate::log_debug!("{}; configuring through vtysh", e.msg);
@@ -554,6 +545,19 @@ impl Vty {
             .and_then(|s| s.set_read_timeout(Some(std::time::Duration::from_secs(10))).map(|()| s))
             .map_err(|e| Error::io(format!("{}: {e}", path.display())))?;
         Ok(Vty { daemon, path, sock })
+    }
+
+    /// Each of `commands` in turn; the answers, or an error naming the first that fails.
+    fn ask_all(&mut self, commands: &[&str]) -> Result<Vec<String>> {
+        let mut answers = Vec::new();
+        for c in commands {
+            let (status, text) = self.ask(c)?;
+            if status != 0 {
+                return Err(Error::io(format!("{}: {c:?} failed ({status}): {}", self.path.display(), text.trim())));
+            }
+            answers.push(text);
+        }
+        Ok(answers)
     }
 
     /// Send `command` and return the answer's status and text.
