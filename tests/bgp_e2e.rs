@@ -7,8 +7,6 @@
 //! stopped by pid and removed by a guard, even when a test fails. Waiting for convergence uses generous
 //! timeouts; nothing asserts on time.
 
-#[path = "common/bgp.rs"]
-mod bgp;
 mod common;
 
 use std::fs;
@@ -85,16 +83,12 @@ impl Frr {
         let pidfile = self.run().join(format!("{daemon}.pid"));
         let _ = fs::remove_file(&pidfile);
         sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid: i32 = fs::read_to_string(&pidfile)
-            .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = read_pid(&pidfile);
         self.pids.push(pid);
     }
 
     fn pid_of(&self, daemon: &str) -> i32 {
-        bgp::read_pid(&self.run().join(format!("{daemon}.pid")))
+        read_pid(&self.run().join(format!("{daemon}.pid")))
     }
 
     /// Kill bgpd and start it again with no configuration (as after a crash: FRR's integrated configuration
@@ -162,7 +156,7 @@ impl Bird {
         let d = dir.path.display();
         sh(&format!("ip netns exec {} bird -c {d}/bird.conf -s {d}/bird.ctl -P {d}/bird.pid", ns.name));
         // bird writes its pid file after it forks: read_pid waits for a whole pid.
-        let pid = bgp::read_pid(&dir.path.join("bird.pid"));
+        let pid = read_pid(&dir.path.join("bird.pid"));
         Bird { pid, dir }
     }
 

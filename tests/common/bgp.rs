@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{sh, unique, Lab, Ns, TempDir};
+use crate::common::{read_pid, sh, unique, Lab, Ns, TempDir};
 
 pub const WAIT: Duration = Duration::from_secs(90);
 
@@ -35,20 +35,6 @@ pub fn stop_pid(pid: i32) {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
         while pid_alive(pid) {
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
-/// empty file is waited for, up to five seconds.
-pub fn read_pid(path: &Path) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        match text.trim().parse() {
-            Ok(pid) => return pid,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("{}: {text:?} is not a pid: {e}", path.display()),
         }
     }
 }
@@ -97,7 +83,7 @@ impl Frr {
     }
 
     pub fn pid_of(&self, daemon: &str) -> i32 {
-        fs::read_to_string(self.run().join(format!("{daemon}.pid"))).unwrap().trim().parse().unwrap()
+        read_pid(&self.run().join(format!("{daemon}.pid")))
     }
 
     /// Stop one daemon (its BGP peers see the session close).

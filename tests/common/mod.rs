@@ -442,3 +442,17 @@ pub fn diff(a: &str, b: &str) -> String {
     }
     out
 }
+
+/// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
+/// empty file is waited for, up to five seconds.
+pub fn read_pid(path: &std::path::Path) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match text.trim().parse() {
+            Ok(pid) => return pid,
+            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => panic!("{}: {text:?} is not a pid: {e}", path.display()),
+        }
+    }
+}

@@ -88,11 +88,7 @@ impl Frr {
         let pidfile = self.run().join(format!("{daemon}.pid"));
         let _ = fs::remove_file(&pidfile);
         sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid: i32 = fs::read_to_string(&pidfile)
-            .unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()))
-            .trim()
-            .parse()
-            .unwrap();
+        let pid = super::read_pid(&pidfile);
         self.pids.push(pid);
     }
 
