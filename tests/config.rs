@@ -125,9 +125,6 @@ fn upstream_interfaces_and_properties() {
         err(v.clone()).msg,
         "underlay.interfaces[1].type: all entries of underlay.interfaces must be of one type"
     );
-    v["underlay"]["interfaces"] = json!([{"type": "CNIDevice", "cniDevice": {"type": "RawConfig",
-        "rawConfig": {"cniVersion": "0.4.0", "name": "under", "plugins": [{"type": "macvlan"}]}}}]);
-    assert!(err(v.clone()).msg.starts_with("underlay.interfaces[0].cniDevice.rawConfig.cniVersion: must be 1.0.0"));
     v["underlay"]["interfaces"][0] = json!({"type": "NetworkDevice", "networkDevice": {"interfaceName": "eth1"}});
     v["underlay"]["nics"] = json!(["eth1"]);
     assert!(err(v).msg.contains("not both"));

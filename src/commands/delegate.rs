@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use serde_json::{Map, Value};
 
 use crate::cni::result::{Additions, Interface, IpConfig};
+use crate::cni::{valid_identifier, version_at_least, SUPPORTED_VERSIONS};
 use crate::datapath::Side;
 use crate::error::{Error, Input, Result};
 use crate::netns::Netns;
@@ -42,11 +43,50 @@ fn find(cni_path: &str, ty: &str) -> Option<PathBuf> {
         .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }
 
+/// A configuration list as a runtime demands it (`p` is its field): a version of CNI 1.0.0 or later that this
+/// plugin speaks (results are chained as 1.0.0 defines), a network name, and plugins whose types are plain file
+/// names, so that CNI_PATH lookups never leave its directories.
+fn check_conflist(list: &Value, p: &str) -> Result<()> {
+    let refuse = |field: &str, why: String| Err(Error::config(format!("{p}{field}: {why}")));
+    let versions: Vec<&str> = SUPPORTED_VERSIONS.into_iter().filter(|v| version_at_least(v, "1.0.0")).collect();
+    match list.get("cniVersion").and_then(Value::as_str) {
+        Some(v) if versions.contains(&v) => {}
+        v => return refuse(".cniVersion", format!("must be 1.0.0 or later ({}), got {v:?}", versions.join(", "))),
+    }
+    if !list.get("name").and_then(Value::as_str).is_some_and(|n| valid_identifier(n) && n.len() <= 253) {
+        return refuse(
+            ".name",
+            "is required: letters, digits, '_', '.' and '-', starting with a letter or digit".into(),
+        );
+    }
+    if plugins(list).is_empty() {
+        return refuse(".plugins", "is required: a non-empty list of plugin configurations".into());
+    }
+    for (j, plugin) in plugins(list).iter().enumerate() {
+        match plugin_type(plugin) {
+            "openpe-passthrough" => {
+                return refuse(&format!(".plugins[{j}].type"), "openpe-passthrough cannot delegate to itself".into())
+            }
+            t if valid_identifier(t) && t.len() <= 253 => {}
+            _ => {
+                return refuse(
+                    &format!(".plugins[{j}].type"),
+                    "is required: the plugin's file name in CNI_PATH (letters, digits, '_', '.', '-')".into(),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What ADD will run, checked before anything changes: CNI_PATH is given and holds every plugin, and the
 /// router has no interface of the names the plugins will create.
 pub(super) fn plan(rec_key: &Key, underlay: &crate::config::Underlay, router: &mut Side) -> Result<Vec<Delegate>> {
     if underlay.cni_devices.is_empty() {
         return Ok(Vec::new());
+    }
+    for (i, d) in underlay.cni_devices.iter().enumerate() {
+        check_conflist(&d.conflist, &format!("underlay.interfaces[{i}].cniDevice.rawConfig"))?;
     }
     let cni_path = std::env::var("CNI_PATH").ok().filter(|p| !p.is_empty()).ok_or_else(|| {
         Error::runtime("CNI_PATH: is required to find the plugins of underlay.interfaces[].cniDevice")

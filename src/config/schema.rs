@@ -57,7 +57,7 @@ struct InterfaceWire {
 struct CniDeviceWire {
     #[serde(rename = "type")]
     kind: Option<CniDeviceType>,
-    raw_config: Option<Value>,
+    raw_config: Option<serde_json::Map<String, Value>>,
     interface_name: Option<Device>,
     runtime_config: Option<serde_json::Map<String, Value>>,
 }
@@ -411,61 +411,11 @@ fn devices(
     Ok((out, delegated))
 }
 
-/// `X.Y.Z` as numbers.
-fn semver(s: &str) -> Option<(u64, u64, u64)> {
-    let mut it = s.split('.').map(|n| n.parse::<u64>().ok());
-    let v = (it.next()??, it.next()??, it.next()??);
-    it.next().is_none().then_some(v)
-}
-
-/// A CNI network name or plugin type: `^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$` (a plugin type is also a file name in
-/// CNI_PATH, which this keeps to one plain component).
-fn cni_identifier(s: &str) -> bool {
-    s.len() <= 253
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 fn cni_device(c: CniDeviceWire, p: &str) -> Result<CniDevice> {
     required(c.kind, p, "type")?;
-    let raw = required(c.raw_config, p, "rawConfig")?;
-    let rp = format!("{p}.rawConfig");
-    let obj = raw
-        .as_object()
-        .ok_or_else(|| Error::config(format!("{rp}: must be a CNI configuration list (a JSON object)")))?;
-    match obj.get("cniVersion").and_then(Value::as_str) {
-        Some(v) if semver(v).is_some_and(|v| v >= (1, 0, 0)) => {}
-        Some(v) => return fail(format!("{rp}.cniVersion: must be 1.0.0 or later (X.Y.Z), got {v:?}")),
-        None => return fail(format!("{rp}.cniVersion: is required (a string, 1.0.0 or later)")),
-    }
-    match obj.get("name").and_then(Value::as_str) {
-        Some(n) if cni_identifier(n) => {}
-        _ => {
-            return fail(format!(
-                "{rp}.name: is required: letters, digits, '_', '.' and '-', starting with a letter or digit"
-            ))
-        }
-    }
-    let plugins = match obj.get("plugins").and_then(Value::as_array) {
-        Some(list) if !list.is_empty() => list,
-        _ => return fail(format!("{rp}.plugins: is required: a non-empty list of plugin configurations")),
-    };
-    for (j, plugin) in plugins.iter().enumerate() {
-        let pp = format!("{rp}.plugins[{j}]");
-        match plugin.get("type").and_then(Value::as_str) {
-            Some("openpe-passthrough") => {
-                return fail(format!("{pp}.type: openpe-passthrough cannot delegate to itself"));
-            }
-            Some(t) if cni_identifier(t) => {}
-            _ => {
-                return fail(format!(
-                    "{pp}.type: is required: the plugin's file name in CNI_PATH (letters, digits, '_', '.', '-')"
-                ))
-            }
-        }
-    }
+    // What the list itself must say is CNI's rule, checked with the plugins it names (commands/delegate.rs).
     Ok(CniDevice {
-        conflist: raw,
+        conflist: Value::Object(required(c.raw_config, p, "rawConfig")?),
         interface_name: c.interface_name.map_or_else(|| DEFAULT_CNI_DEVICE_IFNAME.to_string(), |d| d.0),
         runtime_config: c.runtime_config.unwrap_or_default(),
     })
