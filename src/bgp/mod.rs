@@ -5,6 +5,7 @@
 //! `openpe-passthrough render` prints it.
 
 pub mod fabric;
+mod peers;
 pub mod render;
 mod safety;
 

@@ -146,12 +146,6 @@ pub enum DeviceList {
 }
 
 impl Underlay {
-    /// How FRR names each underlay neighbor (`neighbor NAME ...`), in order: its address, its interface, or the
-    /// peer group of its listen range.
-    pub fn peer_names(&self) -> Vec<String> {
-        self.neighbors.iter().map(Neighbor::peer_name).collect()
-    }
-
     /// The field that named `nics[i]`, for messages.
     pub(crate) fn nic_field(&self, i: usize) -> String {
         match self.nics_from {
@@ -206,14 +200,6 @@ impl Family {
             Family::Ipv6Unicast => "ipv6unicast",
         }
     }
-
-    /// FRR's `address-family` words.
-    pub fn frr(self) -> &'static str {
-        match self {
-            Family::Ipv4Unicast => "ipv4",
-            Family::Ipv6Unicast => "ipv6",
-        }
-    }
 }
 
 /// An `addressFamilies` entry: a family by name (`"ipv4unicast"`), or upstream's object with its properties.
@@ -263,15 +249,6 @@ pub struct Neighbor {
 }
 
 impl Neighbor {
-    /// How FRR names this neighbor in `neighbor NAME ...` lines.
-    pub fn peer_name(&self) -> String {
-        match &self.peer {
-            Peer::Address(a) => a.to_string(),
-            Peer::Interface(i) => i.clone(),
-            Peer::ListenRange(net) => listen_group(net),
-        }
-    }
-
     /// The neighbor's address, when it is given by one.
     pub fn address(&self) -> Option<IpAddr> {
         match self.peer {
@@ -284,36 +261,6 @@ impl Neighbor {
     pub fn is_rr_client(&self) -> bool {
         self.address_families.iter().flatten().any(|f| f.route_reflector_client)
     }
-
-    /// The families this neighbor is activated in, as configured or by upstream's defaults: unnumbered and IPv4
-    /// neighbors get IPv4, plus IPv6 when the host session has IPv6; IPv6 neighbors get IPv6, plus IPv4 when the
-    /// host session has IPv4. A listen range counts as its addresses' family.
-    pub fn families(&self, hs: &HostSession) -> Vec<AddressFamily> {
-        if let Some(given) = &self.address_families {
-            return given.clone();
-        }
-        let ipv6 = match &self.peer {
-            Peer::Address(a) => a.is_ipv6(),
-            Peer::Interface(_) => false,
-            Peer::ListenRange(net) => matches!(net, IpNet::V6(_)),
-        };
-        let (own, other, other_wanted) = match ipv6 {
-            false => (Family::Ipv4Unicast, Family::Ipv6Unicast, hs.ipv6.is_some()),
-            true => (Family::Ipv6Unicast, Family::Ipv4Unicast, hs.ipv4.is_some()),
-        };
-        let mut out = vec![AddressFamily { family: own, route_reflector_client: false }];
-        if other_wanted {
-            out.push(AddressFamily { family: other, route_reflector_client: false });
-        }
-        out.sort_by_key(|f| f.family);
-        out
-    }
-}
-
-/// The peer group of a listen range: its network with `.`/`:` and `/` made into a word FRR accepts.
-fn listen_group(net: &IpNet) -> String {
-    let word: String = net.to_string().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    format!("range-{word}")
 }
 
 /// Upstream's `passwordSecret`: the Secret `name` and the `key` inside it (`password` when only a name is given),
