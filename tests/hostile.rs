@@ -84,6 +84,13 @@ fn cases(lab: &Lab, regular_file: &str) -> Vec<Case> {
         case("stateDir a number", json!({"stateDir": 5}), 7, "stateDir"),
         case("logLevel unknown", json!({"logLevel": "loud"}), 7, "logLevel"),
         case("logFile relative", json!({"logFile": "x.log"}), 7, "logFile"),
+        case(
+            "delegateTimeoutSeconds zero",
+            json!({"delegateTimeoutSeconds": 0}),
+            7,
+            "delegateTimeoutSeconds: must be a whole number from 1 to 3600, got 0",
+        ),
+        case("delegateTimeoutSeconds a string", json!({"delegateTimeoutSeconds": "x"}), 7, "delegateTimeoutSeconds: "),
         case("prevResult not an object", json!({"prevResult": 5}), 7, "prevResult"),
         // The underlay.
         case("underlay missing", json!({"underlay": null}), 7, "underlay"),

@@ -1,6 +1,6 @@
 //! ADD: validate everything, record the intent, then change the kernel; on any failure undo what was done.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -39,10 +39,11 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
     }
     let key = super::key(env, envelope);
     let state = StateDir::open_locked(&envelope.settings.state_dir)?;
+    let limit = envelope.settings.delegate_timeout;
 
     // 2. Earlier attachments in the way: the same network and container (whatever their ifname), the same router
     //    namespace, the same host namespace.
-    clear_the_way(&state, &key, &router_ns.id, &host_ns.id)?;
+    clear_the_way(&state, &key, &router_ns.id, &host_ns.id, limit)?;
 
     let mut host = Side { ns: host_ns, nl: host_nl };
     let mut router = Side { ns: router_ns, nl: router_nl };
@@ -105,27 +106,27 @@ pub fn add(env: &Env, envelope: &Envelope) -> Result<Value> {
         state.claim(Claim::HostNetns, &rec.host_netns.key(), &rec)
     })();
     if let Err(e) = claimed {
-        return Err(roll_back(&state, &rec, e, "before changing the kernel"));
+        return Err(roll_back(&state, &rec, limit, e, "before changing the kernel"));
     }
 
     // 6. The kernel. Any failure undoes this ADD completely.
     let mut additions = match configure(&mut host, &mut router, &state, &mut rec, &nics) {
         Ok(a) => a,
-        Err(e) => return Err(roll_back(&state, &rec, e, "while changing the kernel")),
+        Err(e) => return Err(roll_back(&state, &rec, limit, e, "while changing the kernel")),
     };
     // The underlay interfaces made by delegation (CNIDevice), their results recorded as they come.
-    if let Err(e) = super::delegate::add(&state, &mut rec, &host.ns, &mut additions) {
-        return Err(roll_back(&state, &rec, e, "while running the delegated plugins"));
+    if let Err(e) = super::delegate::add(&state, &mut rec, &host.ns, &mut additions, limit) {
+        return Err(roll_back(&state, &rec, limit, e, "while running the delegated plugins"));
     }
 
     // 7. Done: the result is built, the record says complete, and the runtime gets the result.
     let result = match result::build(&envelope.cni_version, envelope.prev_result.as_ref(), &additions) {
         Ok(r) => r,
-        Err(e) => return Err(roll_back(&state, &rec, e, "after changing the kernel")),
+        Err(e) => return Err(roll_back(&state, &rec, limit, e, "after changing the kernel")),
     };
     rec.phase = Phase::Complete;
     if let Err(e) = state.save(&rec) {
-        return Err(roll_back(&state, &rec, e, "after changing the kernel"));
+        return Err(roll_back(&state, &rec, limit, e, "after changing the kernel"));
     }
     log_info!("added attachment {} with node index {node_index} ({index_source})", rec.key);
     Ok(result)
@@ -165,9 +166,9 @@ fn configure(
 
 /// Undo a failed ADD. When the undo fails too, the record stays so that DEL finishes the job, and the error
 /// says so.
-fn roll_back(state: &StateDir, rec: &Record, cause: Error, when: &str) -> Error {
+fn roll_back(state: &StateDir, rec: &Record, delegate_timeout: Duration, cause: Error, when: &str) -> Error {
     log_warn!("ADD of {} failed {when} ({}); undoing it", rec.key, cause.msg);
-    match remove_attachment(state, rec) {
+    match remove_attachment(state, rec, delegate_timeout) {
         Ok(()) => cause,
         Err(e) => Error::new(
             Kind::RollbackIncomplete,
@@ -190,7 +191,7 @@ fn alive(rec: &Record) -> bool {
 ///   the router namespace holds one attachment); in progress or dead is cleaned up;
 /// - the same router or host namespace held by another attachment: alive and complete is refused, otherwise
 ///   cleaned up.
-fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Result<()> {
+fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId, delegate_timeout: Duration) -> Result<()> {
     for rec in state.find(&key.network, &key.container_id)? {
         if rec.phase == Phase::Complete && alive(&rec) {
             let msg = if rec.netns.same_ns(router) {
@@ -206,7 +207,7 @@ fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Res
             return Err(Error::busy(msg));
         }
         log_warn!("cleaning up the earlier {:?} attachment of the same container ({})", rec.phase, rec.key);
-        remove_attachment(state, &rec)
+        remove_attachment(state, &rec, delegate_timeout)
             .map_err(|e| e.context("cleaning up the earlier attachment of the same container"))?;
     }
     for (kind, id, what) in [(Claim::Netns, router, "router namespace"), (Claim::HostNetns, host, "host namespace")] {
@@ -225,7 +226,7 @@ fn clear_the_way(state: &StateDir, key: &Key, router: &NsId, host: &NsId) -> Res
             )));
         }
         log_warn!("cleaning up attachment {} whose namespace is gone or whose ADD was interrupted", other.key);
-        remove_attachment(state, &other)
+        remove_attachment(state, &other, delegate_timeout)
             .map_err(|e| e.context(format!("cleaning up the stale attachment {}", other.key)))?;
     }
     Ok(())
@@ -291,7 +292,7 @@ fn node_index(
             }
             Some(other) => {
                 log_warn!("node index {index} is held by the stale attachment {}; cleaning it up", other.key);
-                remove_attachment(state, &other)?;
+                remove_attachment(state, &other, envelope.settings.delegate_timeout)?;
             }
         }
     }

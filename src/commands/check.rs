@@ -71,7 +71,7 @@ pub fn check(env: &Env, envelope: &Envelope) -> Result<()> {
     for nic in &rec.nics {
         check_link(&mut router, &nic.name, None, &nic.addresses, &mut drift)?;
     }
-    super::delegate::check(&rec, &mut drift);
+    super::delegate::check(&rec, &mut drift, envelope.settings.delegate_timeout);
     for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
         if router.ns.read_sysctl(key)? != "1" {
             drift.push(format!("{key} is off in the router namespace"));

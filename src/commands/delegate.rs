@@ -5,9 +5,17 @@
 //! records the final result before going on; DEL hands it back to the plugins in reverse order (also when the
 //! router namespace is gone); CHECK hands it to each plugin's CHECK.
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
 
 use serde_json::{Map, Value};
 
@@ -144,7 +152,8 @@ fn plugin_conf(d: &Delegate, plugin: &Value, prev: Option<&Value>) -> Value {
 }
 
 /// Run one plugin: in `host` (the child inherits the namespace of the thread that starts it), or where this
-/// process is when the host namespace is gone. Returns its stdout (a result for ADD).
+/// process is when the host namespace is gone; for at most `limit` (`delegateTimeoutSeconds`), after which its
+/// process group is killed. Returns its stdout (a result for ADD).
 fn exec(
     d: &Delegate,
     plugin: &Value,
@@ -152,6 +161,7 @@ fn exec(
     netns: &str,
     prev: Option<&Value>,
     host: Option<&Netns>,
+    limit: Duration,
 ) -> Result<Vec<u8>> {
     let ty = plugin_type(plugin);
     let what = format!("the delegated plugin {ty:?} ({verb} of {:?} in the router)", d.ifname);
@@ -163,7 +173,7 @@ fn exec(
         .find_map(|p| find(p, ty))
         .ok_or_else(|| Error::runtime(format!("CNI_PATH: there is no plugin {ty:?} for {what}")))?;
     let stdin = serde_json::to_vec(&plugin_conf(d, plugin, prev)).expect("JSON values serialize");
-    let spawn = || -> std::io::Result<std::process::Output> {
+    let spawn = || -> std::io::Result<Child> {
         let mut cmd = Command::new(&path);
         for (k, _) in std::env::vars_os() {
             if k.to_string_lossy().starts_with("CNI_") || k.to_string_lossy().starts_with("OPENPE_") {
@@ -175,18 +185,28 @@ fn exec(
             .env("CNI_NETNS", netns)
             .env("CNI_IFNAME", &d.ifname)
             .env("CNI_PATH", now.as_deref().unwrap_or(&d.cni_path))
+            // A group of its own, so that a timeout kills what it started too.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd.spawn()?;
-        child.stdin.take().expect("piped").write_all(&stdin)?;
-        child.wait_with_output()
+        cmd.spawn()
     };
-    let out = match host {
+    // Only the spawn needs the host namespace; the waiting is done outside it.
+    let cannot = |e: std::io::Error| Error::io(format!("cannot run {what} ({}): {e}", path.display()));
+    let child = match host {
         Some(ns) => ns.run(spawn)?,
         None => spawn(),
     }
-    .map_err(|e| Error::io(format!("cannot run {what} ({}): {e}", path.display())))?;
+    .map_err(cannot)?;
+    let Some(out) = finish(child, stdin, limit, &what).map_err(cannot)? else {
+        // Busy (CNI code 11, "try again later"): a plugin that did not answer in time may well answer the
+        // next time (a slow IPAM server, a lock of its own held by another run).
+        return Err(Error::busy(format!(
+            "{what} did not finish within {} s (delegateTimeoutSeconds); it was killed",
+            limit.as_secs()
+        )));
+    };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
         log_info!("{what} said on stderr: {}", stderr.trim());
@@ -208,6 +228,86 @@ fn exec(
     })
 }
 
+/// What the helper threads of [`finish`] report, each once.
+enum Event {
+    Stdout(std::io::Result<Vec<u8>>),
+    Stderr(std::io::Result<Vec<u8>>),
+    Exited,
+}
+
+/// Read `pipe` to its end on a thread of its own and report it.
+fn read_all(mut pipe: impl Read + Send + 'static, tx: Sender<Event>, event: fn(std::io::Result<Vec<u8>>) -> Event) {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = tx.send(event(pipe.read_to_end(&mut buf).map(|_| buf)));
+    });
+}
+
+/// How long a killed plugin may take to die before it is left to init (it is in the kernel, beyond SIGKILL).
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// See a started plugin through, for at most `limit`: its stdin written, its stdout and stderr read to their
+/// end, its exit seen, each on a thread of its own (a chatty plugin never blocks on a full pipe, a plugin that
+/// does not read its stdin never blocks us), while this thread waits on their channel, so the normal case costs
+/// no polling. Done is exited *and* both pipes closed, as a runtime waits (Go's `exec.Cmd.Wait`, which libcni
+/// uses): a child the plugin left holding its stdout may still be writing the result. The waiting thread
+/// leaves the exited child unreaped (`WNOWAIT`), so its pid, which is its process group's id, cannot be reused
+/// before the kill. Past `limit` the whole process group is killed and the child reaped; None.
+fn finish(mut child: Child, stdin: Vec<u8>, limit: Duration, what: &str) -> std::io::Result<Option<Output>> {
+    let deadline = Instant::now() + limit;
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    let mut input = child.stdin.take().expect("piped");
+    let what_in = what.to_string();
+    std::thread::spawn(move || {
+        // A plugin may exit without reading its configuration; its exit status says what happened.
+        if let Err(e) = input.write_all(&stdin) {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                log_warn!("writing the configuration to {what_in}: {e}");
+            }
+        }
+    });
+    read_all(child.stdout.take().expect("piped"), tx.clone(), Event::Stdout);
+    read_all(child.stderr.take().expect("piped"), tx.clone(), Event::Stderr);
+    let exit_tx = tx.clone();
+    std::thread::spawn(move || {
+        while matches!(waitid(Id::Pid(pid), WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT), Err(Errno::EINTR)) {}
+        let _ = exit_tx.send(Event::Exited);
+    });
+    drop(tx);
+
+    let (mut stdout, mut stderr, mut exited) = (None, None, false);
+    while stdout.is_none() || stderr.is_none() || !exited {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Event::Stdout(r)) => stdout = Some(r),
+            Ok(Event::Stderr(r)) => stderr = Some(r),
+            Ok(Event::Exited) => exited = true,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = killpg(pid, Signal::SIGKILL) {
+                    log_warn!("killing the process group {pid} of {what}: {e}");
+                }
+                let gone = exited
+                    || loop {
+                        match rx.recv_timeout(KILL_GRACE) {
+                            Ok(Event::Exited) => break true,
+                            Ok(_) => {}
+                            Err(_) => break false,
+                        }
+                    };
+                if gone {
+                    child.wait()?;
+                } else {
+                    log_warn!("{what} (pid {pid}) did not die within {} s of SIGKILL", KILL_GRACE.as_secs());
+                }
+                return Ok(None);
+            }
+            Err(RecvTimeoutError::Disconnected) => unreachable!("each thread reports before it ends"),
+        }
+    }
+    let status = child.wait()?;
+    Ok(Some(Output { status, stdout: stdout.expect("read")?, stderr: stderr.expect("read")? }))
+}
+
 /// The host namespace if it still is the recorded one.
 fn host_ns(rec: &Record) -> Option<Netns> {
     if !rec.host_netns.is_alive() {
@@ -218,14 +318,20 @@ fn host_ns(rec: &Record) -> Option<Netns> {
 
 /// ADD every delegated list, each plugin getting the previous one's result; the final result of each list is
 /// recorded before the next step. Returns what they made, for this plugin's result.
-pub(super) fn add(state: &StateDir, rec: &mut Record, host: &Netns, made: &mut Additions) -> Result<()> {
+pub(super) fn add(
+    state: &StateDir,
+    rec: &mut Record,
+    host: &Netns,
+    made: &mut Additions,
+    limit: Duration,
+) -> Result<()> {
     let netns = rec.netns.path.display().to_string();
     for i in 0..rec.delegates.len() {
         fault::point("delegate:before-add");
         let d = rec.delegates[i].clone();
         let mut prev: Option<Value> = None;
         for plugin in plugins(&d.conflist) {
-            let out = exec(&d, plugin, "ADD", &netns, prev.as_ref(), Some(host))?;
+            let out = exec(&d, plugin, "ADD", &netns, prev.as_ref(), Some(host), limit)?;
             let result: Value = serde_json::from_slice(&out).map_err(|e| {
                 Error::io(format!(
                     "the delegated plugin {:?} printed a result that is not JSON: {e}",
@@ -273,7 +379,7 @@ fn additions_of(result: &Value, ifname: &str, made: &mut Additions) {
 
 /// DEL every delegated list, last first, each plugin in reverse order with the recorded result (none if ADD
 /// never got that far; then a plugin's failure is logged and the rest goes on). A router namespace that is gone is passed as an empty CNI_NETNS, as runtimes do.
-pub(super) fn del(rec: &Record) -> Result<()> {
+pub(super) fn del(rec: &Record, limit: Duration) -> Result<()> {
     if rec.delegates.is_empty() {
         return Ok(());
     }
@@ -285,7 +391,7 @@ pub(super) fn del(rec: &Record) -> Result<()> {
     for d in rec.delegates.iter().rev() {
         fault::point("delegate:before-del");
         for plugin in plugins(&d.conflist).iter().rev() {
-            match exec(d, plugin, "DEL", &netns, d.result.as_ref(), host.as_ref()) {
+            match exec(d, plugin, "DEL", &netns, d.result.as_ref(), host.as_ref(), limit) {
                 Ok(_) => {}
                 // The list's ADD never succeeded (it failed, or was interrupted): a plugin that refuses DEL of
                 // what it may never have made (macvlan, when its master is missing) does not hold up the rest.
@@ -299,7 +405,7 @@ pub(super) fn del(rec: &Record) -> Result<()> {
 }
 
 /// CHECK every delegated list with its recorded result; what fails is added to `drift`.
-pub(super) fn check(rec: &Record, drift: &mut Vec<String>) {
+pub(super) fn check(rec: &Record, drift: &mut Vec<String>, limit: Duration) {
     let netns = rec.netns.path.display().to_string();
     let host = host_ns(rec);
     for d in &rec.delegates {
@@ -311,7 +417,7 @@ pub(super) fn check(rec: &Record, drift: &mut Vec<String>) {
             continue;
         }
         for plugin in plugins(&d.conflist) {
-            if let Err(e) = exec(d, plugin, "CHECK", &netns, Some(result), host.as_ref()) {
+            if let Err(e) = exec(d, plugin, "CHECK", &netns, Some(result), host.as_ref(), limit) {
                 drift.push(e.msg);
             }
         }

@@ -6,6 +6,8 @@ pub mod del;
 mod delegate;
 pub mod gc;
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::cni::{reply_version, version_at_least, Command, Env, Envelope, SUPPORTED_VERSIONS};
@@ -76,14 +78,15 @@ pub(crate) fn key(env: &Env, envelope: &Envelope) -> Key {
 /// (at most `drainTimeoutSeconds`; see src/drain.rs), then the attachment is removed.
 pub(crate) fn drain_and_remove(state: &StateDir, rec: &Record, envelope: &Envelope) -> Result<()> {
     crate::drain::close_sessions(state, rec, envelope.settings.drain_timeout);
-    remove_attachment(state, rec)
+    remove_attachment(state, rec, envelope.settings.delegate_timeout)
 }
 
 /// Remove an attachment completely: kernel first, then its claims, then its record, last. On a kernel failure
-/// the record stays, so the next DEL can finish the job.
-pub(crate) fn remove_attachment(state: &StateDir, rec: &Record) -> Result<()> {
+/// the record stays, so the next DEL can finish the job. Each delegated plugin's DEL (CNIDevice) gets at most
+/// `delegate_timeout` (`delegateTimeoutSeconds`).
+pub(crate) fn remove_attachment(state: &StateDir, rec: &Record, delegate_timeout: Duration) -> Result<()> {
     // What delegated plugins made (CNIDevice) goes first: ADD made it last.
-    delegate::del(rec)?;
+    delegate::del(rec, delegate_timeout)?;
     datapath::teardown(rec)?;
     release_claims(state, rec)?;
     fault::point("del:claims-released");

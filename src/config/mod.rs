@@ -56,6 +56,14 @@ pub struct Settings {
         deserialize_with = "via::<Bounded<0, 3600>, _, _>"
     )]
     pub drain_timeout: Duration,
+    /// `delegateTimeoutSeconds`: how long one run of one delegated plugin (CNIDevice) may take before it is
+    /// killed and the verb fails.
+    #[serde(
+        rename = "delegateTimeoutSeconds",
+        default = "default_delegate_timeout",
+        deserialize_with = "via::<Bounded<1, 3600>, _, _>"
+    )]
+    pub delegate_timeout: Duration,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -64,6 +72,10 @@ fn default_state_dir() -> PathBuf {
 
 fn default_drain() -> Duration {
     Duration::from_secs(DEFAULT_DRAIN_TIMEOUT_SECONDS)
+}
+
+fn default_delegate_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl Settings {
@@ -312,7 +324,7 @@ const NOT_OURS: &[(&str, Fate)] = {
     &[
         ("cniVersion", T), ("cniVersions", T), ("name", T), ("type", T), ("args", T), ("runtimeConfig", T),
         ("prevResult", T), ("capabilities", T), ("ipam", T), ("dns", T), ("stateDir", T), ("logFile", T),
-        ("logLevel", T), ("drainTimeoutSeconds", T), ("cni.dev/valid-attachments", T), ("cni.dev/attachments", T), ("disableCheck", T),
+        ("logLevel", T), ("drainTimeoutSeconds", T), ("delegateTimeoutSeconds", T), ("cni.dev/valid-attachments", T), ("cni.dev/attachments", T), ("disableCheck", T),
         ("disableGC", T), ("plugins", T),
     ]
 };
