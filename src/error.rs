@@ -24,7 +24,8 @@ pub enum Kind {
     Decode,
     /// No attachment is recorded for what the caller named.
     UnknownAttachment,
-    /// Someone else holds what is needed (a namespace, an index, a link name): try again later.
+    /// Someone else holds what is needed (a namespace, an index, a link name), or a delegated plugin did not
+    /// answer in time: try again later.
     Busy,
     /// The plugin cannot serve ADD now (STATUS).
     NotReady,
