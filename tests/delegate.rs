@@ -180,6 +180,30 @@ impl Script {
     }
 }
 
+/// Whatever of the script still runs when a test ends, failed or not, is killed: processes whose pid or group
+/// is one the script recorded and whose command line is the script's or its `sleep` (a pid reused by another
+/// process is left alone).
+impl Drop for Script {
+    fn drop(&mut self) {
+        let pids = self.pids();
+        for (pid, _, pgrp) in processes() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let ours = String::from_utf8_lossy(&cmdline).contains(&*self.dir.path.to_string_lossy())
+                || cmdline.starts_with(b"sleep\0100000\0");
+            if ours && (pids.contains(&pid) || pids.contains(&pgrp)) {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A verb that ran into delegateTimeoutSeconds (1 s) took at least that, and not much more.
+fn timed_out(verb: &str, took: std::time::Duration) {
+    eprintln!("{verb} with a delegate that does not finish, delegateTimeoutSeconds 1: {:.3} s", took.as_secs_f64());
+    assert!(took >= std::time::Duration::from_secs(1), "{verb} failed before the timeout: {took:?}");
+    assert!(took < std::time::Duration::from_secs(10), "{verb} took {took:?} with a 1 s timeout");
+}
+
 /// (pid, state, process group) of every process, from /proc/PID/stat; a process that ends while it is read is
 /// left out, a line that cannot be parsed fails the test.
 fn processes() -> Vec<(i32, char, i32)> {
@@ -242,15 +266,12 @@ fn add_times_out(tag: &str, body: &str) -> Vec<i32> {
     let before = lab.snapshot();
     let t = std::time::Instant::now();
     let out = lab.run("ADD", &hang_conf(&lab), &[("CNI_PATH", &script.cni_path())]);
-    let took = t.elapsed();
-    eprintln!("ADD with a delegate that does not finish, delegateTimeoutSeconds 1: {:.3} s", took.as_secs_f64());
+    timed_out("ADD", t.elapsed());
     out.err(
         11,
         "the delegated plugin \"hang\" (ADD of \"net1\" in the router) did not finish within 1 s \
          (delegateTimeoutSeconds); it was killed",
     );
-    assert!(took >= std::time::Duration::from_secs(1), "ADD failed before the timeout: {took:?}\n{}", out.stderr);
-    assert!(took < std::time::Duration::from_secs(10), "ADD took {took:?} with a 1 s timeout\n{}", out.stderr);
     assert!(out.stderr.contains("undoing it"), "the rollback ran: {}", out.stderr);
     assert_eq!(records(&lab), 0, "the failed ADD left its record");
     assert_eq!(lab.snapshot(), before, "the failed ADD left something behind\n{}", diff(&before, &lab.snapshot()));
@@ -306,11 +327,7 @@ fn a_delegate_that_hangs_in_del_or_check_fails_them_and_del_can_be_retried() {
         "the delegated plugin \"hang\" (CHECK of \"net1\" in the router) did not finish within 1 s \
          (delegateTimeoutSeconds); it was killed",
     );
-    let took = t.elapsed();
-    assert!(
-        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(10),
-        "CHECK took {took:?}"
-    );
+    timed_out("CHECK", t.elapsed());
 
     let t = std::time::Instant::now();
     lab.run("DEL", &conf, &[("CNI_PATH", &path)]).err(
@@ -318,12 +335,7 @@ fn a_delegate_that_hangs_in_del_or_check_fails_them_and_del_can_be_retried() {
         "the delegated plugin \"hang\" (DEL of \"net1\" in the router) did not finish within 1 s \
          (delegateTimeoutSeconds); it was killed",
     );
-    let took = t.elapsed();
-    eprintln!("DEL with a delegate that does not finish, delegateTimeoutSeconds 1: {:.3} s", took.as_secs_f64());
-    assert!(
-        took >= std::time::Duration::from_secs(1) && took < std::time::Duration::from_secs(10),
-        "DEL took {took:?}"
-    );
+    timed_out("DEL", t.elapsed());
     assert_eq!(records(&lab), 1, "the record stays for the next DEL");
     assert!(lab.router.has_link("net1"), "the delegate's DEL never ran to its end");
     wait_until_gone(&script);
