@@ -189,7 +189,7 @@ impl Drop for Script {
         for (pid, _, pgrp) in processes() {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let ours = String::from_utf8_lossy(&cmdline).contains(&*self.dir.path.to_string_lossy())
-                || cmdline.starts_with(b"sleep\0100000\0");
+                || cmdline.starts_with(b"sleep\x00100000\x00");
             if ours && (pids.contains(&pid) || pids.contains(&pgrp)) {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
             }
