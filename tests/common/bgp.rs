@@ -223,3 +223,14 @@ impl HostFrr<'_> {
         Frr::start(&lab.host, "host", &c)
     }
 }
+
+/// The host's speaker as GoBGP, AS 64515 (router id 192.169.10.2), peering with the router's 192.169.10.1 in
+/// IPv4.
+pub fn start_host_gobgp(lab: &Lab) -> GoBgp {
+    GoBgp::start(
+        &lab.host,
+        "[global.config]\n  as = 64515\n  router-id = \"192.169.10.2\"\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"192.169.10.1\"\n    peer-as = 64514\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"ipv4-unicast\"\n",
+    )
+}

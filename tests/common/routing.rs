@@ -70,7 +70,7 @@ fn pid_alive(pid: i32) -> bool {
 }
 
 /// Stop a daemon this test started, by pid: SIGTERM, then SIGKILL if it lingers past five seconds.
-pub fn stop_pid(pid: i32) {
+fn stop_pid(pid: i32) {
     signal_pid(pid, nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(5);
     while pid_alive(pid) && Instant::now() < deadline {
@@ -367,6 +367,42 @@ fn write_bird_config(dir: &TempDir, config: &str) {
 }
 
 impl Drop for Bird {
+    fn drop(&mut self) {
+        stop_pid(self.child.id() as i32);
+        let _ = self.child.wait();
+    }
+}
+
+/// GoBGP in a namespace with a TOML configuration, its gRPC API on the namespace's own loopback, in the
+/// foreground as this test's child; stopped when dropped.
+pub struct GoBgp {
+    child: Child,
+    dir: TempDir,
+}
+
+impl GoBgp {
+    pub fn start(ns: &Ns, config: &str) -> GoBgp {
+        let dir = TempDir::new("gobgp");
+        let conf = dir.path.join("gobgpd.toml");
+        fs::write(&conf, config).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "gobgpd", "-t", "toml", "-f"])
+            .arg(&conf)
+            .args(["--api-hosts", "127.0.0.1:50051", "--pprof-disable", "-p"])
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(dir.path.join("gobgpd.log")).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start gobgpd");
+        GoBgp { child, dir }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path.join("gobgpd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for GoBgp {
     fn drop(&mut self) {
         stop_pid(self.child.id() as i32);
         let _ = self.child.wait();
