@@ -7,13 +7,13 @@
 
 use std::cell::RefCell;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{read_pid, sh, unique, Lab, Ns, TempDir};
+use super::{sh, unique, Lab, Ns, TempDir};
 
 /// How long a wait for convergence may take; nothing asserts on it.
 pub const WAIT: Duration = Duration::from_secs(90);
@@ -59,6 +59,20 @@ fn poll<T>(
 
 pub fn sidecar_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_openpe-sidecar"))
+}
+
+/// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
+/// empty file is waited for, up to five seconds.
+fn read_pid(path: &Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        match text.trim().parse() {
+            Ok(pid) => return pid,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{}: {text:?} is not a pid: {e}", path.display()),
+        }
+    }
 }
 
 /// Whether process `pid` exists and is not a zombie (the state is the field after the command's parenthesis).
