@@ -3,230 +3,22 @@
 //! router namespace, FRR and openpe-sidecar run there as in a pod, and a BGP speaker in the host namespace
 //! (AS 64515, advertising 172.31.0.0/24 and 2001:db8:88::/64) peers with the router addresses.
 //!
-//! Every FRR instance has its own pathspace (`-N`), its directories under /etc/frr and /var/run/frr, and is
-//! stopped by pid and removed by a guard, even when a test fails. Waiting for convergence uses generous
+//! The lab's parts are tests/common's: the daemons in tests/common/routing.rs (every FRR instance with its own
+//! pathspace, each daemon stopped by pid and its directories removed by a guard, even when a test fails), the
+//! ToR, the router and the host's speakers in tests/common/bgp.rs. Waiting for convergence uses generous
 //! timeouts; nothing asserts on time.
 
+#[path = "common/bgp.rs"]
+mod bgp;
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
+use bgp::*;
 use common::*;
-use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-fn sidecar_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_openpe-sidecar"))
-}
-
-fn pid_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
-}
-
-/// Stop a daemon by pid: SIGTERM, then SIGKILL if it lingers.
-fn stop_pid(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if pid_alive(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        while pid_alive(pid) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// One FRR instance (zebra and bgpd) with its own pathspace, running inside a namespace.
-struct Frr {
-    name: String,
-    ns: String,
-    pids: Vec<i32>,
-}
-
-impl Frr {
-    fn etc(&self) -> PathBuf {
-        PathBuf::from(format!("/etc/frr/{}", self.name))
-    }
-    fn run(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/frr/{}", self.name))
-    }
-
-    /// Start zebra and bgpd in `ns` with `config` as the integrated configuration (loaded with `vtysh -b`).
-    /// `bgpd_args` adds options, such as `-l ADDR` to listen on one address only.
-    fn start(ns: &Ns, tag: &str, config: &str, bgpd_args: &str) -> Frr {
-        let mut f = Frr { name: unique(tag), ns: ns.name.clone(), pids: Vec::new() };
-        let etc = f.etc();
-        fs::create_dir_all(&etc).unwrap();
-        fs::create_dir_all(f.run()).unwrap();
-        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
-        fs::write(etc.join("daemons"), "bgpd=yes\n").unwrap();
-        fs::write(etc.join("frr.conf"), config).unwrap();
-        sh(&format!(
-            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
-            e = etc.display(),
-            r = f.run().display()
-        ));
-        f.start_daemon("zebra", "-s 90000000");
-        f.start_daemon("bgpd", bgpd_args);
-        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
-        f
-    }
-
-    fn start_daemon(&mut self, daemon: &str, args: &str) {
-        let pidfile = self.run().join(format!("{daemon}.pid"));
-        let _ = fs::remove_file(&pidfile);
-        sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid = read_pid(&pidfile);
-        self.pids.push(pid);
-    }
-
-    fn pid_of(&self, daemon: &str) -> i32 {
-        read_pid(&self.run().join(format!("{daemon}.pid")))
-    }
-
-    /// Kill bgpd and start it again with no configuration (as after a crash: FRR's integrated configuration
-    /// is not reloaded by the daemon itself).
-    fn restart_bgpd(&mut self) {
-        let pid = self.pid_of("bgpd");
-        stop_pid(pid);
-        self.pids.retain(|p| *p != pid);
-        self.start_daemon("bgpd", "");
-    }
-
-    fn vtysh(&self, cmd: &str) -> String {
-        sh(&format!("vtysh -N {} -c '{cmd}'", self.name))
-    }
-
-    fn json(&self, cmd: &str) -> Value {
-        let out = self.vtysh(cmd);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("vtysh -c {cmd:?} did not give JSON ({e}): {out}"))
-    }
-
-    /// Prefixes in the BGP table of `family` (`ipv4` or `ipv6`); output without a `routes` object (no BGP
-    /// instance, an error, another shape) is a failure, not an empty table.
-    fn bgp_prefixes(&self, family: &str) -> Result<Vec<String>, String> {
-        let v = self.json(&format!("show bgp {family} unicast json"));
-        match v.get("routes").and_then(Value::as_object) {
-            Some(m) => Ok(m.keys().cloned().collect()),
-            None => Err(format!("no routes object in {family} BGP table: {v}")),
-        }
-    }
-
-    /// Each neighbor's session state as this FRR sees it (`show bgp neighbors json`).
-    fn session_states(&self) -> Vec<(String, String)> {
-        let v = self.json("show bgp neighbors json");
-        let m = v.as_object().unwrap_or_else(|| panic!("show bgp neighbors json is not an object: {v}"));
-        m.iter()
-            .map(|(peer, n)| {
-                let state = n["bgpState"].as_str().unwrap_or_else(|| panic!("{peer} has no bgpState: {n}"));
-                (peer.clone(), state.to_string())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().rev() {
-            stop_pid(*pid);
-        }
-        let _ = fs::remove_dir_all(self.etc());
-        let _ = fs::remove_dir_all(self.run());
-    }
-}
-
-/// BIRD 2 in a namespace, with its own control socket; stopped by pid.
-struct Bird {
-    pid: i32,
-    dir: TempDir,
-}
-
-impl Bird {
-    fn start(ns: &Ns, config: &str) -> Bird {
-        let dir = TempDir::new("bird");
-        let conf = dir.path.join("bird.conf");
-        fs::write(&conf, config).unwrap();
-        let d = dir.path.display();
-        sh(&format!("ip netns exec {} bird -c {d}/bird.conf -s {d}/bird.ctl -P {d}/bird.pid", ns.name));
-        // bird writes its pid file after it forks: read_pid waits for a whole pid.
-        let pid = read_pid(&dir.path.join("bird.pid"));
-        Bird { pid, dir }
-    }
-
-    fn birdc(&self, cmd: &str) -> String {
-        sh(&format!("birdc -s {}/bird.ctl {cmd}", self.dir.path.display()))
-    }
-
-    /// The BGP state of protocol `name` (the last column of `show protocols`: `Established`, `Active`, ...).
-    fn protocol_state(&self, name: &str) -> String {
-        let out = self.birdc(&format!("show protocols {name}"));
-        let row = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .unwrap_or_else(|| panic!("no row for {name} in birdc's output: {out}"));
-        let cols: Vec<&str> = row.split_whitespace().collect();
-        assert!(cols.len() >= 6 && cols[1] == "BGP", "unexpected row for {name}: {row}");
-        cols[cols.len() - 1].to_string()
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        stop_pid(self.pid);
-    }
-}
-
-/// openpe-sidecar (watch mode) in the router namespace, its log in a file; killed when dropped.
-struct Sidecar {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Sidecar {
-    fn start(lab: &Lab, frr: &Frr) -> Sidecar {
-        Self::start_with(lab, frr, &[])
-    }
-
-    fn start_with(lab: &Lab, frr: &Frr, args: &[&str]) -> Sidecar {
-        let log = lab.state.path.with_extension("sidecar.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.router.name])
-            .arg(sidecar_bin())
-            .arg("--state-dir")
-            .arg(&lab.state.path)
-            .args(["--frr-pathspace", &frr.name, "--log-level", "debug"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start openpe-sidecar");
-        Sidecar { child, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
-    }
-}
+use serde_json::json;
 
 /// Whether one line of `log` contains every one of `parts`.
 fn logged(log: &str, parts: &[&str]) -> bool {
@@ -249,120 +41,16 @@ fn assert_sidecars_file(router: &Frr) {
     assert!(file.starts_with("! Written by openpe-sidecar"), "frr.conf was rewritten by someone else:\n{file}");
 }
 
-/// Poll `check` until it returns Ok, or fail with its last complaint and `context()`.
-fn wait_for(what: &str, check: impl Fn() -> Result<(), String>, context: impl Fn() -> String) {
-    let start = Instant::now();
-    let mut last;
-    loop {
-        match check() {
-            Ok(()) => {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return;
-            }
-            Err(e) => last = e,
-        }
-        if start.elapsed() > WAIT {
-            panic!("timed out waiting for {what}: {last}\n--- context ---\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The router's neighbors as `openpe-sidecar status --json` reports them.
-fn router_status(frr: &Frr) -> Value {
-    let out = Command::new(sidecar_bin()).args(["status", "--json", "--frr-pathspace", &frr.name]).output().unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
-}
-
-fn established(status: &Value, peers: &[&str]) -> Result<(), String> {
-    let neighbors = status["neighbors"].as_array().cloned().unwrap_or_default();
-    for p in peers {
-        let state = neighbors
-            .iter()
-            .find(|n| n["address"] == *p)
-            .map(|n| n["state"].as_str().unwrap_or("?").to_string())
-            .unwrap_or_else(|| "not configured".into());
-        if state != "Established" {
-            return Err(format!("neighbor {p} is {state}"));
-        }
-    }
-    Ok(())
-}
-
-/// Whether `prefix` is in the namespace's kernel table; `ip -j` output that is not a JSON array is a failure.
-fn kernel_route(ns: &Ns, prefix: &str) -> Result<bool, String> {
-    let fam = if prefix.contains(':') { "-6" } else { "-4" };
-    let out = sh(&format!("ip -n {} -j {fam} route show {prefix}", ns.name));
-    match serde_json::from_str::<Value>(&out) {
-        Ok(Value::Array(a)) => Ok(!a.is_empty()),
-        _ => Err(format!("ip -j route show {prefix} gave {out:?}, not a JSON array")),
-    }
-}
-
-/// The fabric switch: FRR, AS 64512 at 192.168.11.2, advertising a prefix of its own per family, with an
-/// address inside it on its loopback to answer pings. DEL moves the NIC out of the router namespace before the
-/// sidecar can remove the session, so the switch learns that the router is gone from its own next message (a
-/// keepalive answered by a reset): a one-second keepalive keeps the wait for withdrawal short.
-fn start_tor(lab: &Lab) -> Frr {
-    lab.tor.ip("addr add 2001:db8:11::2/64 dev tor-side nodad");
-    lab.tor.ip("addr add 172.30.0.1/32 dev lo");
-    lab.tor.ip("addr add 2001:db8:99::1/128 dev lo");
-    let conf = "\
-router bgp 64512
- bgp router-id 192.168.11.2
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
- neighbor 192.168.11.3 remote-as 64514
- neighbor 192.168.11.3 timers connect 2
- neighbor 192.168.11.3 timers 1 3
- address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor 192.168.11.3 activate
- exit-address-family
- address-family ipv6 unicast
-  network 2001:db8:99::/64
-  neighbor 192.168.11.3 activate
- exit-address-family
-exit
-";
-    Frr::start(&lab.tor, "tor", conf, "")
-}
-
 /// The router's FRR starts empty: the sidecar gives it its configuration.
 fn start_router(lab: &Lab) -> (Frr, Sidecar) {
-    let frr = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n", "");
-    let sidecar = Sidecar::start(lab, &frr);
-    (frr, sidecar)
-}
-
-/// The host's BGP speaker as FRR: `asn`, peering with the router addresses of the families given.
-fn start_host_frr(lab: &Lab, asn: u32, router_as: u32, v4: bool, v6: bool) -> Frr {
-    let mut c = format!(
-        "router bgp {asn}\n bgp router-id 192.169.10.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n no bgp network import-check\n"
-    );
-    if v4 {
-        c += &format!(" neighbor 192.169.10.1 remote-as {router_as}\n neighbor 192.169.10.1 timers connect 2\n");
-    }
-    if v6 {
-        c += &format!(" neighbor 2001:db8:10::1 remote-as {router_as}\n neighbor 2001:db8:10::1 timers connect 2\n");
-    }
-    if v4 {
-        c += " address-family ipv4 unicast\n  network 172.31.0.0/24\n  neighbor 192.169.10.1 activate\n exit-address-family\n";
-    }
-    if v6 {
-        c += " address-family ipv6 unicast\n  network 2001:db8:88::/64\n  neighbor 2001:db8:10::1 activate\n exit-address-family\n";
-    }
-    c += "exit\n";
-    lab.host.ip("addr add 172.31.0.1/32 dev lo");
-    Frr::start(&lab.host, "host", &c, "")
+    bgp::start_router(lab, FrrOptions::default(), &[])
 }
 
 /// Diagnostics for a failed wait: what every party sees.
 fn context(lab: &Lab, router: &Frr, tor: &Frr, sidecar: &Sidecar) -> String {
     format!(
-        "router status: {}\nrouter running config:\n{}\ntor neighbors:\n{}\nhost routes:\n{}\nsidecar log:\n{}",
-        router_status(router),
+        "router status:\n{}\nrouter running config:\n{}\ntor neighbors:\n{}\nhost routes:\n{}\nsidecar log:\n{}",
+        sidecar_status_text(router),
         router.vtysh("show running-config"),
         tor.vtysh("show bgp summary"),
         sh(&format!("ip -n {} route; ip -n {} -6 route", lab.host.name, lab.host.name)),
@@ -412,11 +100,7 @@ fn withdrawn(tor: &Frr) -> Result<(), String> {
 
 /// The IPv4 underlay and host sessions Established, and routes flowing both ways.
 fn ipv4_sessions_and_routes(lab: &Lab, router: &Frr, tor: &Frr, ctx: impl Fn() -> String + Copy) {
-    wait_for(
-        "every session Established",
-        || established(&router_status(router), &["192.168.11.2", "192.169.10.2"]),
-        ctx,
-    );
+    wait_for("every session Established", || reported_established(router, &["192.168.11.2", "192.169.10.2"]), ctx);
     wait_for("routes both ways", || routes_flow(lab, tor, true, false), ctx);
 }
 
@@ -427,12 +111,12 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     let conf = lab.conf("1.0.0", json!({}));
     let tor = start_tor(&lab);
     lab.add(&conf);
-    let (mut router, mut sidecar) = start_router(&lab);
-    let host = start_host_frr(&lab, 64515, 64514, true, true);
+    let (mut router, sidecar) = start_router(&lab);
+    let host = HOST_FRR.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
 
     let peers = ["192.168.11.2", "192.169.10.2", "2001:db8:10::2"];
-    wait_for("every session Established", || established(&router_status(&router), &peers), ctx);
+    wait_for("every session Established", || reported_established(&router, &peers), ctx);
     wait_for("routes both ways", || routes_flow(&lab, &tor, true, true), ctx);
     lab.host.exec("ping -c 1 -W 5 172.30.0.1");
     lab.host.exec("ping -6 -c 1 -W 5 2001:db8:99::1");
@@ -449,9 +133,10 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
     assert_sidecars_file(&router);
 
     // FRR restarts (bgpd loses its configuration): the sidecar re-applies it, through the full path.
-    router.restart_bgpd();
+    router.stop_daemon("bgpd");
+    router.start_daemon("bgpd");
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for("sessions after a bgpd restart", || established(&router_status(&router), &peers), ctx);
+    wait_for("sessions after a bgpd restart", || reported_established(&router, &peers), ctx);
     // bgpd holds everything again, `allowall` included (frr-reload.py alone leaves it out: vtysh still shows
     // zebra's copy), so routes flow to and from the host.
     wait_for("routes both ways after a bgpd restart", || routes_flow(&lab, &tor, true, true), ctx);
@@ -511,7 +196,7 @@ fn frr_dual_stack_converges_survives_restart_and_del_add() {
             tor2.birdc("show protocols all fabric2")
         )
     };
-    wait_for("every session after DEL and ADD", || established(&router_status(&router), &peers2), ctx2);
+    wait_for("every session after DEL and ADD", || reported_established(&router, &peers2), ctx2);
     wait_for("routes both ways after DEL and ADD", || routes_flow(&lab, &tor, true, true), ctx);
     wait_for(
         "the second switch's prefix in the host's kernel",
@@ -546,26 +231,15 @@ fn bird_host_ipv4_converges_and_reconverges_after_del_add() {
     );
     let tor = start_tor(&lab);
     lab.add(&conf);
-    let (router, mut sidecar) = start_router(&lab);
+    let (router, sidecar) = start_router(&lab);
     lab.host.ip("addr add 172.31.0.1/32 dev lo");
-    let bird = Bird::start(
-        &lab.host,
-        "router id 192.169.10.2;\nprotocol device {}\n\
-         protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }\n\
-         protocol static { ipv4; route 172.31.0.0/24 blackhole; }\n\
-         protocol bgp openpe { local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-         ipv4 { import all; export where source = RTS_STATIC; }; }\n",
-    );
+    let bird = HostBird { routes6: None, kernel: true, ..HOST_BIRD }.start(&lab);
     let ctx =
-        || format!("{}\nbird:\n{}", context(&lab, &router, &tor, &sidecar), bird.birdc("show protocols all openpe"));
-    wait_for(
-        "every session Established",
-        || established(&router_status(&router), &["192.168.11.2", "192.169.10.2"]),
-        ctx,
-    );
+        || format!("{}\nbird:\n{}", context(&lab, &router, &tor, &sidecar), bird.birdc("show protocols all openpe4"));
+    wait_for("every session Established", || reported_established(&router, &["192.168.11.2", "192.169.10.2"]), ctx);
     wait_for("routes both ways", || routes_flow(&lab, &tor, true, false), ctx);
     lab.host.exec("ping -c 1 -W 5 172.30.0.1");
-    assert_eq!(bird.protocol_state("openpe"), "Established");
+    assert_eq!(bird.protocol_state("openpe4"), "Established");
     let bgpd = router.pid_of("bgpd");
     lab.del(&conf);
     wait_for("withdrawal at the ToR after DEL", || withdrawn(&tor), ctx);
@@ -586,7 +260,7 @@ fn bird_host_ipv4_converges_and_reconverges_after_del_add() {
     );
     wait_for(
         "every session Established after DEL and ADD",
-        || established(&router_status(&router), &["192.168.11.2", "192.169.10.2"]),
+        || reported_established(&router, &["192.168.11.2", "192.169.10.2"]),
         ctx,
     );
     wait_for("routes both ways after DEL and ADD", || routes_flow(&lab, &tor, true, false), ctx);
@@ -610,7 +284,7 @@ fn frr_host_type_external_with_its_own_session_asn() {
     let tor = start_tor(&lab);
     lab.add(&conf);
     let (router, sidecar) = start_router(&lab);
-    let host = start_host_frr(&lab, 64515, 64600, true, false);
+    let host = HostFrr { router_as: 64600, v6: false, ..HOST_FRR }.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
     ipv4_sessions_and_routes(&lab, &router, &tor, ctx);
     // The host sees the router as AS 64600.
@@ -651,7 +325,7 @@ fn frr_ibgp_host() {
     let out = once(&lab.tor);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no attachment"), "{}", String::from_utf8_lossy(&out.stderr));
-    let host = start_host_frr(&lab, 64514, 64514, true, false);
+    let host = HostFrr { asn: 64514, v6: false, ..HOST_FRR }.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
     ipv4_sessions_and_routes(&lab, &router, &tor, ctx);
     let peer = host.json("show bgp neighbors 192.169.10.1 json");
@@ -677,7 +351,7 @@ fn upstream_sample_pasted_whole_converges() {
     assert_eq!(conf["underlay"]["spec"]["interfaces"][0]["networkDevice"]["interfaceName"], "toswitch");
     let tor = start_tor(&lab);
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar --once\n", "");
+    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar --once\n");
     let out = Command::new("ip")
         .args(["netns", "exec", &lab.router.name])
         .arg(sidecar_bin())
@@ -693,17 +367,17 @@ fn upstream_sample_pasted_whole_converges() {
     }
     // TTL 1 is FRR's single-hop default: not rendered, and not in the running configuration either.
     assert!(!running.contains("ebgp-multihop"), "{running}");
-    let _host = start_host_frr(&lab, 64515, 64514, true, true);
+    let _host = HOST_FRR.start(&lab);
     let ctx = || {
         format!(
-            "router status: {}\nrouter running config:\n{}\ntor neighbors:\n{}",
-            router_status(&router),
+            "router status:\n{}\nrouter running config:\n{}\ntor neighbors:\n{}",
+            sidecar_status_text(&router),
             router.vtysh("show running-config"),
             tor.vtysh("show bgp summary")
         )
     };
     let peers = ["192.168.11.2", "192.169.10.2", "2001:db8:10::2"];
-    wait_for("every session of the upstream sample Established", || established(&router_status(&router), &peers), ctx);
+    wait_for("every session of the upstream sample Established", || reported_established(&router, &peers), ctx);
     wait_for("routes both ways", || routes_flow(&lab, &tor, true, true), ctx);
     let tor_side = router.json("show bgp neighbors 192.168.11.2 json");
     assert_eq!(tor_side["192.168.11.2"]["bgpTimerConfiguredHoldTimeMsecs"], 9000, "{tor_side}");
@@ -734,7 +408,7 @@ fn without_neighbor(text: &str, who: &str) -> String {
 fn delta_and_frr_reload_give_the_same_running_configuration() {
     use openpe::sidecar::delta::{differences, plan};
     let ns = Ns::new("bg");
-    let frr = Frr::start(&ns, "gold", "! empty\n", "");
+    let frr = Frr::start(&ns, "gold", "! empty\n");
     let f = openpe::sidecar::Frr::new(Some(frr.name.clone()), None).unwrap();
     let nothing = openpe::bgp::unconfigured();
     let running = || f.running_config().unwrap();
@@ -803,12 +477,11 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
                "l3passthrough": {"hostsession": {"localcidr": {"ipv4": "192.169.10.0/24", "ipv6": null}}}}),
     );
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n", "");
     let extra_dir = TempDir::new("bxe");
     let extra = extra_dir.path.join("extra.frr");
     // A misspelt keyword on a line that carries the attachment's password.
     fs::write(&extra, "router bgp 64514\n neighbor 192.168.11.2 passwrd s3cr#t!x\nexit\n").unwrap();
-    let sidecar = Sidecar::start_with(&lab, &router, &["--frr-extra", extra.to_str().unwrap()]);
+    let (router, sidecar) = bgp::start_router(&lab, FrrOptions::default(), &["--frr-extra", extra.to_str().unwrap()]);
     let ctx = || format!("sidecar log:\n{}", sidecar.log());
     // Wait until the backoff has grown to two seconds or more.
     wait_for(
@@ -881,9 +554,7 @@ fn bad_frr_extra_logged_masked_and_fixed_at_once() {
 fn transaction_on_vty_sockets_equals_vtysh_f() {
     use openpe::sidecar::delta::plan;
     let ns = Ns::new("bv");
-    let mut frr = Frr::start(&ns, "sock", "! empty\n", "");
-    frr.start_daemon("bfdd", "");
-    let frr = frr;
+    let frr = Frr::start_with(&ns, "sock", "! empty\n", FrrOptions { daemons: &["bfdd"], ..FrrOptions::default() });
     let f = openpe::sidecar::Frr::new(Some(frr.name.clone()), None).unwrap();
     let nothing = openpe::bgp::unconfigured();
     let reset = || {

@@ -3,11 +3,11 @@
 //! `openpe-sidecar drain` and SIGTERM do the same for a router pod going away, and DEL never waits for a
 //! sidecar that is not there.
 //!
-//! The lab is tests/bgp_e2e.rs's (the ToR runs FRR as the fabric switch, AS 64512 at 192.168.11.2; the router
-//! namespace runs FRR configured by openpe-sidecar; the host namespace runs FRR or GoBGP, AS 64515); its
-//! FRR, sidecar and GoBGP helpers are its own (the daemon and pid helpers come from tests/common/bgp.rs). Every daemon has
-//! its own pathspace or directory and is stopped by pid by a guard, even when a test fails. Waiting uses
-//! generous timeouts; the few time bounds asserted are loose (the tight numbers are in scripts/bench-drain.sh).
+//! The lab is tests/bgp_e2e.rs's, from tests/common (the ToR runs FRR as the fabric switch, AS 64512 at
+//! 192.168.11.2, with FRR's own timers; the router namespace runs FRR configured by openpe-sidecar; the host
+//! namespace runs FRR or GoBGP, AS 64515). Every daemon has its own pathspace or directory and is stopped by pid
+//! by a guard, even when a test fails. Waiting uses generous timeouts; the few time bounds asserted are loose
+//! (the tight numbers are in scripts/bench-drain.sh).
 
 #[path = "common/bgp.rs"]
 mod bgp;
@@ -15,257 +15,17 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use bgp::{sidecar_bin, stop_pid};
+use bgp::*;
 use common::*;
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(90);
-
-/// One FRR instance (zebra and bgpd) with its own pathspace, running inside a namespace.
-struct Frr {
-    name: String,
-    ns: String,
-    pids: Vec<i32>,
-}
-
-impl Frr {
-    fn etc(&self) -> PathBuf {
-        PathBuf::from(format!("/etc/frr/{}", self.name))
-    }
-    fn run(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/frr/{}", self.name))
-    }
-
-    fn start(ns: &Ns, tag: &str, config: &str) -> Frr {
-        let mut f = Frr { name: unique(tag), ns: ns.name.clone(), pids: Vec::new() };
-        let etc = f.etc();
-        fs::create_dir_all(&etc).unwrap();
-        fs::create_dir_all(f.run()).unwrap();
-        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
-        fs::write(etc.join("daemons"), "bgpd=yes\n").unwrap();
-        fs::write(etc.join("frr.conf"), config).unwrap();
-        sh(&format!(
-            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
-            e = etc.display(),
-            r = f.run().display()
-        ));
-        f.start_daemon("zebra", "-s 90000000");
-        f.start_daemon("bgpd", "");
-        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
-        f
-    }
-
-    fn start_daemon(&mut self, daemon: &str, args: &str) {
-        let pidfile = self.run().join(format!("{daemon}.pid"));
-        let _ = fs::remove_file(&pidfile);
-        sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid = read_pid(&pidfile);
-        self.pids.push(pid);
-    }
-
-    fn vtysh(&self, cmd: &str) -> String {
-        sh(&format!("vtysh -N {} -c '{cmd}'", self.name))
-    }
-
-    /// A JSON answer; anything else fails the test.
-    fn json(&self, cmd: &str) -> Value {
-        let text = self.vtysh(cmd);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("vtysh -c {cmd:?} is not JSON ({e}): {text}"))
-    }
-
-    /// Prefixes in the BGP table of `family` (`ipv4` or `ipv6`).
-    fn bgp_prefixes(&self, family: &str) -> Vec<String> {
-        let v = self.json(&format!("show bgp {family} unicast json"));
-        match v.get("routes") {
-            Some(Value::Object(m)) => m.keys().cloned().collect(),
-            _ => panic!("show bgp {family} unicast json has no routes object: {v}"),
-        }
-    }
-
-    /// `show bgp neighbors ADDR json`, the neighbor's object.
-    fn neighbor(&self, addr: &str) -> Value {
-        let v = self.json(&format!("show bgp neighbors {addr} json"));
-        match v.get(addr) {
-            Some(n) if n.is_object() => n.clone(),
-            _ => panic!("FRR {} has no neighbor {addr}: {v}", self.name),
-        }
-    }
-
-    /// The neighbor's state, None while FRR does not have the neighbor (FRR answers `{}` without BGP
-    /// configuration, `{"bgpNoSuchNeighbor":true}` without that neighbor).
-    fn try_state(&self, addr: &str) -> Option<String> {
-        let v = self.json(&format!("show bgp neighbors {addr} json"));
-        match v.get(addr) {
-            Some(n) => Some(n["bgpState"].as_str().unwrap_or_else(|| panic!("no bgpState in {n}")).to_string()),
-            None if v.as_object().is_some_and(|m| m.is_empty()) || v["bgpNoSuchNeighbor"] == true => None,
-            None => panic!("FRR {}: unexpected answer about {addr}: {v}", self.name),
-        }
-    }
-
-    fn state_of(&self, addr: &str) -> String {
-        self.neighbor(addr)["bgpState"].as_str().unwrap_or_else(|| panic!("no bgpState for {addr}")).to_string()
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().rev() {
-            stop_pid(*pid);
-        }
-        let _ = fs::remove_dir_all(self.etc());
-        let _ = fs::remove_dir_all(self.run());
-    }
-}
-
-/// openpe-sidecar (watch mode) in the router namespace, its log in a file; killed when dropped.
-struct Sidecar {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Sidecar {
-    fn start(lab: &Lab, pathspace: &str, extra: Option<&Path>) -> Sidecar {
-        let log = lab.state.path.with_extension(format!("sidecar{}.log", unique("")));
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &lab.router.name])
-            .arg(sidecar_bin())
-            .arg("--state-dir")
-            .arg(&lab.state.path)
-            .args(["--frr-pathspace", pathspace, "--log-level", "debug"]);
-        if let Some(e) = extra {
-            cmd.arg("--frr-extra").arg(e);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start openpe-sidecar");
-        Sidecar { child, log }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on the child this guard started (ip netns exec execs the sidecar in place).
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        self.signal_quietly();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
-    }
-}
-
-impl Sidecar {
-    fn signal_quietly(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            // SAFETY: as in `signal`; SIGCONT first in case a test stopped it.
-            unsafe {
-                libc::kill(self.pid(), libc::SIGCONT);
-            }
-            let _ = self.child.kill();
-        }
-    }
-}
-
-/// GoBGP as the host's speaker (AS 64515), peering with the router's IPv4 host-session address; its gRPC API
-/// on the host namespace's own loopback. Stopped by pid.
-struct GoBgp {
-    child: Child,
-    dir: TempDir,
-}
-
-impl GoBgp {
-    fn start(ns: &Ns) -> GoBgp {
-        let dir = TempDir::new("gobgp");
-        let conf = dir.path.join("gobgpd.toml");
-        fs::write(
-            &conf,
-            "[global.config]\n  as = 64515\n  router-id = \"192.169.10.2\"\n\
-             [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"192.169.10.1\"\n    peer-as = 64514\n\
-             [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"ipv4-unicast\"\n",
-        )
-        .unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "gobgpd", "-t", "toml", "-f"])
-            .arg(&conf)
-            .args(["--api-hosts", "127.0.0.1:50051", "--pprof-disable", "-p"])
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(dir.path.join("gobgpd.log")).unwrap())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start gobgpd");
-        GoBgp { child, dir }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path.join("gobgpd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for GoBgp {
-    fn drop(&mut self) {
-        stop_pid(self.child.id() as i32);
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll `check` until it returns Ok within `limit`, or fail with its last complaint and `context()`. Returns
-/// how long it took.
-fn wait_within(
-    what: &str,
-    limit: Duration,
-    check: impl Fn() -> Result<(), String>,
-    context: impl Fn() -> String,
-) -> Duration {
-    let start = Instant::now();
-    let mut last;
-    loop {
-        match check() {
-            Ok(()) => {
-                let took = start.elapsed();
-                eprintln!("{what}: after {:.3} s", took.as_secs_f64());
-                return took;
-            }
-            Err(e) => last = e,
-        }
-        if start.elapsed() > limit {
-            panic!("timed out waiting for {what}: {last}\n--- context ---\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn wait_for(what: &str, check: impl Fn() -> Result<(), String>, context: impl Fn() -> String) -> Duration {
-    wait_within(what, WAIT, check, context)
-}
-
-fn established(frr: &Frr, peers: &[&str]) -> Result<(), String> {
-    for p in peers {
-        let state = frr.try_state(p).unwrap_or_else(|| "not configured".into());
-        if state != "Established" {
-            return Err(format!("neighbor {p} is {state}"));
-        }
-    }
-    Ok(())
-}
-
 /// Put an L2 hop between the node's NIC and the ToR, as a patch panel or an L2 leaf does: the NIC's peer
-/// `tor-side` moves into a bridge namespace, and the ToR gets a port `tor-port` on the same bridge, so the NIC
-/// leaving (carrier loss on `tor-side`) never reaches the ToR. Returns the bridge namespace.
+/// `tor-side` moves into a bridge namespace, and the ToR gets a port `tor-port` on the same bridge (with the
+/// ToR's IPv4 address; [`start_tor`] adds the IPv6 one), so the NIC leaving (carrier loss on `tor-side`) never
+/// reaches the ToR. Returns the bridge namespace.
 fn l2_hop(lab: &Lab) -> Ns {
     let b = Ns::new("br");
     lab.tor.ip(&format!("link set tor-side netns {}", b.name));
@@ -274,72 +34,35 @@ fn l2_hop(lab: &Lab) -> Ns {
          link add b-tor type veth peer name tor-port netns {}\nlink set b-tor master br0 up\n",
         lab.tor.name
     ));
-    lab.tor.batch(
-        "link set tor-port up\naddr add 192.168.11.2/24 dev tor-port\naddr add 2001:db8:11::2/64 dev tor-port nodad\n",
-    );
+    lab.tor.batch("link set tor-port up\naddr add 192.168.11.2/24 dev tor-port\n");
     b
 }
 
-/// The fabric switch: FRR, AS 64512 at 192.168.11.2, FRR's default timers, advertising a prefix of its own per
-/// family; `extra` goes into its `router bgp` block. Behind the L2 hop of [`l2_hop`].
-fn start_tor(lab: &Lab, extra: &str) -> Frr {
-    let conf = format!(
-        "router bgp 64512
- bgp router-id 192.168.11.2
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
-{extra} neighbor 192.168.11.3 remote-as 64514
- neighbor 192.168.11.3 timers connect 2
- address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor 192.168.11.3 activate
- exit-address-family
- address-family ipv6 unicast
-  network 2001:db8:99::/64
-  neighbor 192.168.11.3 activate
- exit-address-family
-exit
-"
-    );
-    Frr::start(&lab.tor, "tor", &conf)
-}
-
-/// The router's FRR starts empty: the sidecar gives it its configuration.
-fn start_router(lab: &Lab) -> Frr {
-    Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n")
-}
-
-/// The host's BGP speaker as FRR (AS 64515), dual stack, with `extra` in its `router bgp` block.
-fn start_host_frr(lab: &Lab, extra: &str) -> Frr {
-    let c = format!(
-        "router bgp 64515\n bgp router-id 192.169.10.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
-         no bgp network import-check\n{extra} neighbor 192.169.10.1 remote-as 64514\n neighbor 192.169.10.1 timers connect 2\n \
-         neighbor 2001:db8:10::1 remote-as 64514\n neighbor 2001:db8:10::1 timers connect 2\n \
-         address-family ipv4 unicast\n  network 172.31.0.0/24\n  neighbor 192.169.10.1 activate\n exit-address-family\n \
-         address-family ipv6 unicast\n  network 2001:db8:88::/64\n  neighbor 2001:db8:10::1 activate\n exit-address-family\nexit\n"
-    );
-    Frr::start(&lab.host, "host", &c)
+/// The fabric switch of tests/common/bgp.rs with FRR's own timers (a one-second keepalive would tell the ToR
+/// that the router is gone without a NOTIFICATION); `global` goes into its `router bgp` block. Behind the L2
+/// hop of [`l2_hop`].
+fn start_tor(lab: &Lab, global: &str) -> Frr {
+    Tor { port: "tor-port", global, fast_timers: false, ..TOR }.start(&lab.tor)
 }
 
 const HOST_PREFIXES: [&str; 4] = ["172.31.0.0/24", "192.169.10.2/32", "2001:db8:88::/64", "2001:db8:10::2/128"];
 
 /// Which of the host's prefixes the ToR has in its BGP table (stale ones included).
-fn host_prefixes_at(tor: &Frr) -> Vec<String> {
-    let mut have = tor.bgp_prefixes("ipv4");
-    have.extend(tor.bgp_prefixes("ipv6"));
-    HOST_PREFIXES.iter().filter(|p| have.iter().any(|h| h == *p)).map(|p| p.to_string()).collect()
+fn host_prefixes_at(tor: &Frr) -> Result<Vec<String>, String> {
+    let mut have = tor.bgp_prefixes("ipv4")?;
+    have.extend(tor.bgp_prefixes("ipv6")?);
+    Ok(HOST_PREFIXES.iter().filter(|p| have.iter().any(|h| h == *p)).map(|p| p.to_string()).collect())
 }
 
 fn all_at_tor(tor: &Frr) -> Result<(), String> {
-    match host_prefixes_at(tor) {
+    match host_prefixes_at(tor)? {
         h if h.len() == HOST_PREFIXES.len() => Ok(()),
         h => Err(format!("the ToR has only {h:?} of the host's prefixes")),
     }
 }
 
 fn none_at_tor(tor: &Frr) -> Result<(), String> {
-    match host_prefixes_at(tor) {
+    match host_prefixes_at(tor)? {
         h if h.is_empty() => Ok(()),
         h => Err(format!("the ToR still has {h:?}")),
     }
@@ -347,7 +70,7 @@ fn none_at_tor(tor: &Frr) -> Result<(), String> {
 
 /// The ToR's last reset of the router's session was a NOTIFICATION it received: Cease, Administrative Shutdown.
 fn tor_got_cease(tor: &Frr, peer: &str) -> Result<(), String> {
-    let n = tor.neighbor(peer);
+    let n = tor.neighbor(peer)?;
     let due = n["lastResetDueTo"].as_str().unwrap_or("(none)");
     let reason = n["lastNotificationReason"].as_str().unwrap_or("(none)");
     if due == "BGP Notification received" && reason == "Cease/Administrative Shutdown" {
@@ -358,7 +81,7 @@ fn tor_got_cease(tor: &Frr, peer: &str) -> Result<(), String> {
 }
 
 fn notifications_received(frr: &Frr, peer: &str) -> u64 {
-    let n = frr.neighbor(peer);
+    let n = frr.neighbor(peer).unwrap();
     n["messageStats"]["notificationsRecv"].as_u64().unwrap_or_else(|| panic!("no notificationsRecv for {peer}: {n}"))
 }
 
@@ -385,18 +108,18 @@ impl Running {
         let tor = start_tor(&lab, gr_line);
         let conf = lab.conf("1.0.0", conf_extra);
         lab.add(&conf);
-        let router = start_router(&lab);
         let extra = gr.then(|| {
             let d = TempDir::new("extra");
             fs::write(d.path.join("extra.conf"), "router bgp 64514\n bgp graceful-restart\nexit\n").unwrap();
             d
         });
-        let sidecar = Sidecar::start(&lab, &router.name, extra.as_ref().map(|d| d.path.join("extra.conf")).as_deref());
-        lab.host.ip("addr add 172.31.0.1/32 dev lo");
-        let host = start_host_frr(&lab, gr_line);
+        let extra_arg = extra.as_ref().map(|d| d.path.join("extra.conf").display().to_string());
+        let args: Vec<&str> = extra_arg.iter().flat_map(|e| ["--frr-extra", e.as_str()]).collect();
+        let (router, sidecar) = start_router(&lab, FrrOptions::default(), &args);
+        let host = HostFrr { global: gr_line, ..HOST_FRR }.start(&lab);
         let r = Running { lab, tor, router, host, sidecar, conf, _extra: extra, _bridge: bridge };
         let ctx = || r.context();
-        wait_for("every router session Established", || established(&r.router, &ROUTER_PEERS), ctx);
+        wait_for("every router session Established", || r.router.established(&ROUTER_PEERS), ctx);
         wait_for("the host's prefixes at the ToR", || all_at_tor(&r.tor), ctx);
         r
     }
@@ -477,7 +200,7 @@ fn del_sends_a_cease_to_every_neighbor_before_the_nic_leaves() {
 fn with_graceful_restart_the_tor_keeps_no_stale_routes_after_del() {
     let r = Running::start("dg", true, json!({}));
     let ctx = || r.context();
-    let caps = &r.tor.neighbor("192.168.11.3")["neighborCapabilities"];
+    let caps = &r.tor.neighbor("192.168.11.3").unwrap()["neighborCapabilities"];
     assert_eq!(caps["gracefulRestart"], "advertisedAndReceived", "graceful restart negotiated: {caps}");
     r.del(&[]).0.ok();
     // Without the drain the ToR would keep them, stale, for the restart time (120 s).
@@ -494,26 +217,26 @@ fn drain_and_sigterm_close_the_sessions() {
     assert!(out.status.success(), "drain failed: {}", String::from_utf8_lossy(&out.stderr));
     // It returns once FRR reports every neighbor down.
     for p in ROUTER_PEERS {
-        assert_eq!(r.router.state_of(p), "Idle", "{p} after drain");
+        assert_eq!(r.router.state(p), Ok(Some("Idle".into())), "{p} after drain");
     }
     tor_got_cease(&r.tor, "192.168.11.3").unwrap_or_else(|e| panic!("after drain: {e}\n{}", ctx()));
     wait_within("withdrawal at the ToR after drain", Duration::from_secs(5), || none_at_tor(&r.tor), ctx);
 
     // A new sidecar (as after a container restart) applies the configuration afresh, without the shutdowns.
-    let resets = r.tor.neighbor("192.168.11.3")["connectionsDropped"].as_u64().expect("connectionsDropped");
-    let old = std::mem::replace(&mut r.sidecar, Sidecar::start(&r.lab, &r.router.name, None));
+    let resets = r.tor.neighbor("192.168.11.3").unwrap()["connectionsDropped"].as_u64().expect("connectionsDropped");
+    let old = std::mem::replace(&mut r.sidecar, Sidecar::start(&r.lab, &r.router, &[]));
     drop(old);
     let ctx = || r.context();
-    wait_for("every router session Established again", || established(&r.router, &ROUTER_PEERS), ctx);
+    wait_for("every router session Established again", || r.router.established(&ROUTER_PEERS), ctx);
     wait_for("the host's prefixes at the ToR again", || all_at_tor(&r.tor), ctx);
     wait_for("the new sidecar's presence", || presence_held(&r.lab.state.path), ctx);
 
     r.sidecar.signal(libc::SIGTERM);
-    let status = r.sidecar.child.wait().unwrap();
+    let status = r.sidecar.wait();
     let ctx = || r.context();
     assert!(status.success(), "the sidecar's exit on SIGTERM: {status}\n{}", r.sidecar.log());
     assert!(r.sidecar.log().contains("SIGTERM: closing the BGP sessions"), "{}", r.sidecar.log());
-    let n = r.tor.neighbor("192.168.11.3");
+    let n = r.tor.neighbor("192.168.11.3").unwrap();
     assert!(n["connectionsDropped"].as_u64().unwrap() > resets, "the session was reset again: {n}");
     tor_got_cease(&r.tor, "192.168.11.3").unwrap_or_else(|e| panic!("after SIGTERM: {e}\n{}", ctx()));
     wait_within("withdrawal at the ToR after SIGTERM", Duration::from_secs(5), || none_at_tor(&r.tor), ctx);
@@ -531,10 +254,10 @@ fn del_does_not_wait_for_a_killed_sidecar_and_waits_at_most_the_timeout_for_a_si
     let ctx = || lab.snapshot();
 
     lab.add(&conf);
-    let mut sidecar = Sidecar::start(&lab, "nofrr", None);
+    let sidecar = Sidecar::start_pathspace(&lab, "nofrr", &[]);
     wait_for("the sidecar's presence", || presence_held(&lab.state.path), ctx);
     sidecar.signal(libc::SIGKILL);
-    sidecar.child.wait().unwrap();
+    sidecar.wait();
     let t = Instant::now();
     lab.run("DEL", &conf, &[]).ok();
     let took = t.elapsed();
@@ -544,7 +267,7 @@ fn del_does_not_wait_for_a_killed_sidecar_and_waits_at_most_the_timeout_for_a_si
 
     let conf1 = lab.conf("1.0.0", json!({"drainTimeoutSeconds": 1}));
     lab.add(&conf1);
-    let sidecar = Sidecar::start(&lab, "nofrr", None);
+    let sidecar = Sidecar::start_pathspace(&lab, "nofrr", &[]);
     wait_for("the second sidecar's presence", || presence_held(&lab.state.path), || sidecar.log());
     sidecar.signal(libc::SIGSTOP);
     let t = Instant::now();
@@ -582,7 +305,7 @@ fn del_on_a_full_state_directory_skips_the_drain_and_succeeds() {
     // refuses (issue 10 makes that best effort too).
     let conf = lab.conf("1.0.0", json!({"nodeIndex": 5}));
     lab.add(&conf);
-    let sidecar = Sidecar::start(&lab, "nofrr", None);
+    let sidecar = Sidecar::start_pathspace(&lab, "nofrr", &[]);
     wait_for("the sidecar's presence", || presence_held(&lab.state.path), || sidecar.log());
     // Fill it.
     let filled = Command::new("dd")
@@ -623,9 +346,8 @@ fn gobgp_host_reestablishes_quickly_through_del_add_cycles() {
         "1.0.0",
         json!({"l3passthrough": {"hostsession": {"localcidr": {"ipv4": "192.169.10.0/24", "ipv6": null}}}}),
     );
-    let router = start_router(&lab);
-    let sidecar = Sidecar::start(&lab, &router.name, None);
-    let gobgp = GoBgp::start(&lab.host);
+    let (router, sidecar) = start_router(&lab, FrrOptions::default(), &[]);
+    let gobgp = start_host_gobgp(&lab);
     let ctx = || {
         format!("router:\n{}\nsidecar:\n{}\ngobgpd:\n{}", router.vtysh("show bgp summary"), sidecar.log(), gobgp.log())
     };
@@ -646,14 +368,14 @@ fn gobgp_host_reestablishes_quickly_through_del_add_cycles() {
         wait_within(
             &format!("cycle {cycle}: the host neighbor in the router's FRR"),
             Duration::from_secs(30),
-            || router.try_state("192.169.10.2").map(|_| ()).ok_or_else(|| "not configured".into()),
+            || router.neighbor("192.169.10.2").map(|_| ()),
             ctx,
         );
         let configured = t0.elapsed();
         wait_within(
             &format!("cycle {cycle}: the GoBGP session Established"),
             Duration::from_secs(30),
-            || established(&router, &["192.169.10.2"]),
+            || router.established(&["192.169.10.2"]),
             ctx,
         );
         let up = t0.elapsed();

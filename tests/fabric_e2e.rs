@@ -1,7 +1,7 @@
 //! The fabrics upstream serves (issue 13), end to end: real FRR ToRs in namespaces, the plugin's ADD, FRR and
 //! openpe-sidecar in the router namespace, BIRD 2 as the host's speaker installing what it learns in the host's
-//! kernel. Each test builds its own lab (tests/common) and FRR instances (tests/common/bgp.rs), all removed by
-//! guards even when it fails.
+//! kernel. Each test builds its own lab and its FRR instances (tests/common), all removed by guards even when it
+//! fails.
 
 #[path = "common/bgp.rs"]
 mod bgp;
@@ -15,9 +15,7 @@ use serde_json::{json, Value};
 
 /// The router's FRR starts empty (with `daemons` besides zebra and bgpd): the sidecar gives it its configuration.
 fn start_router(lab: &Lab, daemons: &[&str], zebra_args: &str) -> (Frr, Sidecar) {
-    let frr = Frr::start_with(&lab.router, "rtr", "! configured by openpe-sidecar\n", daemons, zebra_args);
-    let sidecar = Sidecar::start(lab, &frr, &[]);
-    (frr, sidecar)
+    bgp::start_router(lab, FrrOptions { daemons, zebra_args, ..FrrOptions::default() }, &[])
 }
 
 /// The lab's configuration with an IPv4-only host session and these underlay neighbors (and `underlay` merged).
@@ -42,33 +40,13 @@ fn context(lab: &Lab, router: &Frr, tor: &Frr, sidecar: &Sidecar) -> String {
     )
 }
 
-/// The ToR's FRR: AS 64512, `neighbor_lines` (its session to the router), the prefix 172.30.0.0/24 advertised
-/// in IPv4 with 172.30.0.1 on its loopback to answer pings; `peer` is how its lines name the router.
-fn start_tor(lab: &Lab, peer: &str, neighbor_lines: &str, extra_global: &str, daemons: &[&str]) -> Frr {
-    lab.tor.ip("addr add 172.30.0.1/32 dev lo");
-    let conf = format!(
-        "router bgp 64512
- bgp router-id 172.30.0.1
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
-{extra_global}{neighbor_lines} address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor {peer} activate
- exit-address-family
-exit
-"
-    );
-    Frr::start_with(&lab.tor, "tor", &conf, daemons, "")
-}
-
 /// The host reaches the ToR's loopback through the router, and the host's prefix and address are at the ToR.
 fn fabric_reachable(lab: &Lab) -> Result<(), String> {
-    if !has_route(&lab.host, "172.30.0.0/24") {
+    if !kernel_route(&lab.host, "172.30.0.0/24")? {
         return Err("172.30.0.0/24 (the ToR's) is not in the host's kernel".into());
     }
     for want in ["172.31.0.0/24", "192.169.10.2"] {
-        if !has_route(&lab.tor, want) {
+        if !kernel_route(&lab.tor, want)? {
             return Err(format!("{want} (the host's) is not in the ToR's kernel"));
         }
     }
@@ -84,28 +62,19 @@ fn fabric_reachable(lab: &Lab) -> Result<(), String> {
 #[ignore = "needs root"]
 fn unnumbered_tor_carries_ipv4_over_link_local() {
     let lab = Lab::new("fu");
-    lab.host.ip("addr flush dev toswitch scope global");
-    // IPv6 keeps a route through a gateway whose subnet is gone; DEL could not restore it without the address.
-    lab.host.ip("-6 route del 2001:db8:99::/64");
-    lab.tor.ip("addr flush dev tor-side scope global");
-    let tor = start_tor(
-        &lab,
-        "tor-side",
-        " neighbor tor-side interface remote-as external\n neighbor tor-side timers 1 3\n",
-        "",
-        &[],
-    );
+    unnumbered_uplink(&lab);
+    let tor = start_unnumbered_tor(&lab);
     let (router, sidecar) = start_router(&lab, &[], "");
     let c = conf(&lab, json!([{"type": "External", "interface": "toswitch"}]), json!({}));
     lab.add(&c);
-    let _bird = start_host_bird_v4_kernel(&lab);
+    let _bird = HOST_BIRD_V4.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
     let addrs = sh(&format!("ip -n {} -j addr show dev toswitch", lab.router.name));
     let addrs: Value = serde_json::from_str(&addrs).unwrap();
     let info = addrs[0]["addr_info"].as_array().unwrap_or_else(|| panic!("not ip -j addr output: {addrs}"));
     assert!(info.iter().all(|a| a["family"] == "inet6"), "the uplink has IPv4 addresses: {addrs}");
     assert!(info.iter().all(|a| a["scope"] == "link"), "the uplink has global IPv6 addresses: {addrs}");
-    wait_for("the unnumbered session Established", || router.established("toswitch"), ctx);
+    wait_for("the unnumbered session Established", || router.established(&["toswitch"]), ctx);
     wait_for("the host reaching the ToR's IPv4 loopback", || fabric_reachable(&lab), ctx);
     lab.del(&c);
 }
@@ -120,7 +89,7 @@ fn ipv6_tor_carries_ipv4_with_extended_next_hop() {
     lab.host.ip("addr del 192.168.11.3/24 dev toswitch");
     lab.tor.ip("addr del 192.168.11.2/24 dev tor-side");
     lab.tor.ip("addr add 2001:db8:11::2/64 dev tor-side nodad");
-    let tor = start_tor(
+    let tor = start_ipv4_tor(
         &lab,
         "2001:db8:11::3",
         " neighbor 2001:db8:11::3 remote-as 64514\n neighbor 2001:db8:11::3 capability extended-nexthop\n \
@@ -131,12 +100,12 @@ fn ipv6_tor_carries_ipv4_with_extended_next_hop() {
     let (router, sidecar) = start_router(&lab, &[], "");
     let c = conf(&lab, json!([{"asn": 64512, "address": "2001:db8:11::2"}]), json!({}));
     lab.add(&c);
-    let _bird = start_host_bird_v4_kernel(&lab);
+    let _bird = HOST_BIRD_V4.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for("the IPv6 session Established", || router.established("2001:db8:11::2"), ctx);
+    wait_for("the IPv6 session Established", || router.established(&["2001:db8:11::2"]), ctx);
     wait_for(
         "172.30.0.0/24 in the router's kernel",
-        || has_route(&lab.router, "172.30.0.0/24").then_some(()).ok_or("missing".to_string()),
+        || kernel_route(&lab.router, "172.30.0.0/24")?.then_some(()).ok_or("missing".to_string()),
         ctx,
     );
     wait_for("IPv4 both ways over the IPv6 session", || fabric_reachable(&lab), ctx);
@@ -149,7 +118,7 @@ fn ipv6_tor_carries_ipv4_with_extended_next_hop() {
 #[ignore = "needs root"]
 fn tor_connects_into_the_listen_range() {
     let lab = Lab::new("fl");
-    let tor = start_tor(
+    let tor = start_ipv4_tor(
         &lab,
         "192.168.11.3",
         " neighbor 192.168.11.3 remote-as 64514\n neighbor 192.168.11.3 timers 1 3\n \
@@ -160,9 +129,9 @@ fn tor_connects_into_the_listen_range() {
     let (router, sidecar) = start_router(&lab, &[], "");
     let c = conf(&lab, json!([{"type": "External", "listenRange": "192.168.11.0/24"}]), json!({}));
     lab.add(&c);
-    let _bird = start_host_bird_v4_kernel(&lab);
+    let _bird = HOST_BIRD_V4.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for("the ToR's session Established", || tor.established("192.168.11.3"), ctx);
+    wait_for("the ToR's session Established", || tor.established(&["192.168.11.3"]), ctx);
     let n = router.neighbor("192.168.11.2").unwrap();
     let group = &n["addressFamilyInfo"]["ipv4Unicast"]["peerGroupMember"];
     assert_eq!(group, "range-192-168-11-0-24", "the ToR is not in the range's peer group: {n}");
@@ -186,7 +155,7 @@ fn ebgp_multihop_ttl_two_hops_away() {
          route add 192.168.11.0/24 via 10.98.0.1\n",
     );
     lab.tor.exec("sysctl -qw net.ipv4.ip_forward=1");
-    let tor = start_tor(
+    let tor = start_ipv4_tor(
         &lab,
         "192.168.11.3",
         " neighbor 192.168.11.3 remote-as 64514\n neighbor 192.168.11.3 timers 1 3\n",
@@ -220,7 +189,7 @@ exit
     );
     lab.add(&c);
     let ctx = || format!("{}\nspine:\n{}", context(&lab, &router, &tor, &sidecar), spine_frr.vtysh("show bgp summary"));
-    wait_for("the multihop session Established", || router.established("10.99.0.1"), ctx);
+    wait_for("the multihop session Established", || router.established(&["10.99.0.1"]), ctx);
     let n = router.neighbor("10.99.0.1").unwrap();
     assert_eq!(n["externalBgpNbrMaxHopsAway"], 2, "{n}");
     lab.del(&c);
@@ -231,7 +200,7 @@ exit
 #[ignore = "needs root"]
 fn bfd_without_bfdd_is_refused() {
     let lab = Lab::new("fn");
-    let tor = start_tor(&lab, "192.168.11.3", " neighbor 192.168.11.3 remote-as 64514\n", "", &[]);
+    let tor = start_ipv4_tor(&lab, "192.168.11.3", " neighbor 192.168.11.3 remote-as 64514\n", "", &[]);
     let (router, sidecar) = start_router(&lab, &[], "");
     let c = conf(&lab, json!([{"asn": 64512, "address": "192.168.11.2", "bfd": {}}]), json!({}));
     lab.add(&c);
@@ -255,7 +224,7 @@ fn bfd_without_bfdd_is_refused() {
 #[ignore = "needs root"]
 fn bfd_notices_a_silent_path_failure() {
     let lab = Lab::new("fb");
-    let tor = start_tor(
+    let tor = start_ipv4_tor(
         &lab,
         "192.168.11.3",
         " neighbor 192.168.11.3 remote-as 64514\n neighbor 192.168.11.3 timers 10 30\n \
@@ -273,7 +242,7 @@ fn bfd_notices_a_silent_path_failure() {
     );
     lab.add(&c);
     let ctx = || format!("{}\nrouter bfd:\n{}", context(&lab, &router, &tor, &sidecar), router.vtysh("show bfd peers"));
-    wait_for("the session Established", || router.established("192.168.11.2"), ctx);
+    wait_for("the session Established", || router.established(&["192.168.11.2"]), ctx);
     let bfd_up = |f: &Frr, peer: &str| -> Result<(), String> {
         let v = f.json("show bfd peers json");
         let peers = v.as_array().ok_or_else(|| format!("show bfd peers json is not a list: {v}"))?;
@@ -293,7 +262,7 @@ fn bfd_notices_a_silent_path_failure() {
     assert_eq!((p["receive-interval"].as_u64(), p["transmit-interval"].as_u64()), (Some(100), Some(100)), "{p}");
     lab.tor.exec("iptables -I INPUT -i tor-side -j DROP && iptables -I OUTPUT -o tor-side -j DROP");
     let dropped = Instant::now();
-    while router.established("192.168.11.2").is_ok() {
+    while router.established(&["192.168.11.2"]).is_ok() {
         assert!(dropped.elapsed() < Duration::from_secs(25), "the session outlived the drop: BFD did nothing");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -323,7 +292,7 @@ const TOR_STARTUP_R_BIT: Duration = Duration::from_secs(122);
 fn graceful_restart_survives_a_bgpd_kill() {
     let lab = Lab::new("fg");
     let tor_started = Instant::now();
-    let tor = start_tor(
+    let tor = start_ipv4_tor(
         &lab,
         "192.168.11.3",
         " neighbor 192.168.11.3 remote-as 64514\n neighbor 192.168.11.3 timers 1 3\n \
@@ -336,9 +305,9 @@ fn graceful_restart_survives_a_bgpd_kill() {
     lab.add(&c);
     // The host's speaker restarts gracefully too: it sends End-of-RIB, which the restarting router waits for from
     // every peer before it selects and sends its routes again.
-    let bird = start_host_bird_v4_kernel_with(&lab, "graceful restart on;");
+    let bird = HostBird { options: "graceful restart on;", ..HOST_BIRD_V4 }.start(&lab);
     let ctx = || context(&lab, &router, &tor, &sidecar);
-    wait_for("the session Established", || router.established("192.168.11.2"), ctx);
+    wait_for("the session Established", || router.established(&["192.168.11.2"]), ctx);
     wait_for("routes both ways", || fabric_reachable(&lab), ctx);
     let n = tor.neighbor("192.168.11.3").unwrap();
     assert_eq!(n["gracefulRestartInfo"]["remoteGrMode"], "Restart", "the router's restart mode: {n}");
@@ -353,7 +322,8 @@ fn graceful_restart_survives_a_bgpd_kill() {
         std::thread::sleep(left);
     }
 
-    router.kill_and_restart("bgpd");
+    router.kill_daemon("bgpd");
+    router.start_daemon("bgpd");
     let killed = Instant::now();
     let ctx = || {
         format!(
@@ -382,7 +352,12 @@ fn graceful_restart_survives_a_bgpd_kill() {
     let mut pings = 0;
     let mut tor_checked = false;
     loop {
-        assert!(has_route(&lab.host, "172.30.0.0/24"), "the host flushed the fabric's route:\n{}", ctx());
+        assert_eq!(
+            kernel_route(&lab.host, "172.30.0.0/24"),
+            Ok(true),
+            "the host flushed the fabric's route:\n{}",
+            ctx()
+        );
         assert!(
             ping(&lab.host, "172.30.0.1"),
             "the host lost the fabric {:?} after the kill:\n{}",
@@ -390,13 +365,13 @@ fn graceful_restart_survives_a_bgpd_kill() {
             ctx()
         );
         pings += 1;
-        if !tor_checked && router.established("192.168.11.2").is_ok() {
+        if !tor_checked && router.established(&["192.168.11.2"]).is_ok() {
             let n = router.neighbor("192.168.11.2").unwrap();
             assert_eq!(n["gracefulRestartInfo"]["rBit"], false, "the ToR claimed a restart; nothing waits for it: {n}");
             tor_checked = true;
         }
         let done = tor_checked
-            && router.established("192.169.10.2").is_ok()
+            && router.established(&["192.169.10.2"]).is_ok()
             && host_eor_sent() == Ok(true)
             && host_path_stale(&tor) == Ok(false)
             && fabric_reachable(&lab).is_ok();

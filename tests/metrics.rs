@@ -81,16 +81,15 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     let conf = lab.conf("1.0.0", json!({}));
     let mut tor = start_tor(&lab);
     lab.add(&conf);
-    let mut router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
     // In a directory of its own, removed with it (beside the state directory it would outlive the test).
     let extra_dir = TempDir::new("mxextra");
     let extra = extra_dir.path.join("extra.conf");
     fs::write(&extra, "! nothing extra yet\n").unwrap();
     let extra_arg = extra.display().to_string();
     // A startup window longer than the test: readiness waits for every session throughout.
-    let mut sidecar = Sidecar::start(
+    let (mut router, sidecar) = start_router(
         &lab,
-        &router,
+        FrrOptions::default(),
         &["--http-listen", LISTEN, "--startup-window", "3600", "--frr-extra", &extra_arg],
     );
     let ctx = || {
@@ -121,7 +120,7 @@ fn metrics_probes_and_readiness_follow_the_sessions_and_the_applies() {
     assert_eq!(value(&ex, "openpe_bgp_session_up", &[("peer", HOST4), ("session", "host")]), Ok(0.0));
 
     // The host's BIRD: every session Established, ready, every gauge at 1.
-    let bird = start_host_bird(&lab);
+    let bird = HOST_BIRD.start(&lab);
     let ctx = || format!("{}\nbird:\n{}", ctx(), bird.birdc("show protocols"));
     let body = wait_for("/readyz 200", || expect_code(&lab, "/readyz", 200), ctx);
     assert_eq!(body, "ready: all 3 sessions Established\n");
@@ -257,8 +256,8 @@ fn after_the_startup_window_one_underlay_session_makes_the_router_ready() {
     let conf = lab.conf("1.0.0", json!({}));
     let mut tor = start_tor(&lab);
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
-    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "0"]);
+    let (router, sidecar) =
+        start_router(&lab, FrrOptions::default(), &["--http-listen", LISTEN, "--startup-window", "0"]);
     let ctx = || format!("router:\n{}\nsidecar log:\n{}", router.vtysh("show bgp summary"), sidecar.log());
     // No host speaker at all: ready once the ToR's session is up, saying which sessions are not.
     let body = wait_for("/readyz 200", || expect_code(&lab, "/readyz", 200), ctx);
@@ -298,9 +297,9 @@ fn a_listen_range_reports_its_dynamic_peer_and_gates_readiness() {
     let lab = Lab::new("ml");
     let conf = lab.conf("1.0.0", json!({"underlay": {"neighbors": [{"type": "External", "listenRange": RANGE}]}}));
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
-    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
-    let bird = start_host_bird(&lab);
+    let (router, sidecar) =
+        start_router(&lab, FrrOptions::default(), &["--http-listen", LISTEN, "--startup-window", "3600"]);
+    let bird = HOST_BIRD.start(&lab);
     let ctx = || {
         format!(
             "router:\n{}\nsidecar log:\n{}\nbird:\n{}\n/readyz: {:?}",
@@ -398,9 +397,9 @@ fn an_unnumbered_neighbor_is_reported_by_its_interface() {
                "l3passthrough": {"hostsession": {"localcidr": {"ipv6": null}}}}),
     );
     lab.add(&conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
-    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
-    let bird = start_host_bird_v4_kernel(&lab);
+    let (router, sidecar) =
+        start_router(&lab, FrrOptions::default(), &["--http-listen", LISTEN, "--startup-window", "3600"]);
+    let bird = HOST_BIRD_V4.start(&lab);
     let ctx = || {
         format!(
             "router:\n{}\nsidecar log:\n{}\nbird:\n{}\n/readyz: {:?}",
@@ -478,21 +477,14 @@ fn bfd_and_an_exceeded_prefix_limit_show_in_their_gauges() {
         json!({"underlay": {"neighbors": [{"asn": 64512, "address": TOR, "bfd": {}}]},
                "l3passthrough": {"hostsession": {"maxPrefixes": 2}}}),
     );
-    let mut tor = start_tor_with(&lab, &["bfdd"], " neighbor 192.168.11.3 bfd\n");
+    let mut tor = Tor { daemons: &["bfdd"], neighbor: " neighbor 192.168.11.3 bfd\n", ..bgp::TOR }.start(&lab.tor);
     lab.add(&conf);
-    let router = Frr::start_with(&lab.router, "rtr", "! configured by openpe-sidecar\n", &["bfdd"], "");
-    let sidecar = Sidecar::start(&lab, &router, &["--http-listen", LISTEN, "--startup-window", "3600"]);
-    let bird = Bird::start(
-        &lab.host,
-        "router id 192.169.10.2;\nprotocol device {}\n\
-         protocol static { ipv4; route 172.31.0.0/24 blackhole; route 172.31.1.0/24 blackhole;\n\
-         route 172.31.2.0/24 blackhole; }\n\
-         protocol static { ipv6; route 2001:db8:88::/64 blackhole; }\n\
-         protocol bgp openpe4 { local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-         ipv4 { import all; export where source = RTS_STATIC; }; }\n\
-         protocol bgp openpe6 { local as 64515; neighbor 2001:db8:10::1 as 64514; connect retry time 2;\n\
-         ipv6 { import all; export where source = RTS_STATIC; }; }\n",
+    let (router, sidecar) = start_router(
+        &lab,
+        FrrOptions { daemons: &["bfdd"], ..FrrOptions::default() },
+        &["--http-listen", LISTEN, "--startup-window", "3600"],
     );
+    let bird = HostBird { routes4: &["172.31.0.0/24", "172.31.1.0/24", "172.31.2.0/24"], ..HOST_BIRD }.start(&lab);
     let ctx = || {
         format!(
             "router:\n{}\nrouter bfd:\n{}\nsidecar log:\n{}\nbird:\n{}",

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use bgp::{start_tor, wait_for, Frr};
+use bgp::{start_tor, status_established, wait_for, Frr};
 use common::*;
 
 /// Multus' annotation selecting the pod's additional networks.
@@ -611,24 +611,6 @@ fn addrs_of(pid: u32, dev: &str) -> Vec<String> {
         .collect()
 }
 
-/// The state of each of `peers` in `openpe-sidecar status --json` output; anything not understood is an error.
-fn established(status: &str, peers: &[String]) -> Result<(), String> {
-    let v: Value = serde_json::from_str(status).map_err(|e| format!("status is not JSON ({e}): {status}"))?;
-    let neighbors = v["neighbors"].as_array().ok_or_else(|| format!("no neighbors list in {v}"))?;
-    for p in peers {
-        let n = neighbors
-            .iter()
-            .find(|n| n["address"] == p.as_str())
-            .ok_or_else(|| format!("{p} is not configured: {v}"))?;
-        match n["state"].as_str() {
-            Some("Established") => {}
-            Some(other) => return Err(format!("{p} is {other}")),
-            None => return Err(format!("{p} has no state: {n}")),
-        }
-    }
-    Ok(())
-}
-
 fn seconds(t: Instant) -> String {
     format!("{:.1} s", t.elapsed().as_secs_f64())
 }
@@ -904,11 +886,15 @@ fn router_pod_from_the_image_under_podman_gets_bgp_up_and_gives_the_nic_back() {
             host.vtysh("show bgp summary")
         )
     };
-    let peers = ["192.168.11.2".to_string(), host4.clone(), host6.clone()];
+    let peers = ["192.168.11.2", host4.as_str(), host6.as_str()];
     let t = Instant::now();
     wait_for(
         "BGP Established to the ToR and the host's speaker (both families)",
-        || established(&status(), &peers),
+        || {
+            let status = status();
+            let v: Value = serde_json::from_str(&status).map_err(|e| format!("status is not JSON ({e}): {status}"))?;
+            status_established(&v, &peers)
+        },
         context,
     );
     eprintln!("from kube play to every session Established: {}", seconds(t));

@@ -8,37 +8,21 @@
 //!   `maxPrefixesRestartMinutes` once the host announces less;
 //! - a bad limit is refused with code 7 naming the field, changing nothing.
 
+#[path = "common/bgp.rs"]
+mod bgp;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::routing::*;
+use bgp::*;
 use common::*;
 use serde_json::{json, Value};
 
-/// The ToRs: AS, NIC in the host namespace, subnet, the prefixes each advertises (IPv4, IPv6) and an address
-/// inside each on its loopback to answer pings.
-struct TorSpec {
-    asn: u32,
-    subnet4: &'static str,
-    subnet6: &'static str,
-    prefix4: &'static str,
-    prefix6: &'static str,
-    loopback4: &'static str,
-    loopback6: &'static str,
-}
+/// The ToRs: the lab's, and a second one on a second NIC (AS 64513, 192.168.12.0/24), each advertising a prefix
+/// of its own per family with an address inside it on its loopback. A one-second keepalive keeps waits short.
+const TOR1: Tor = TOR;
 
-const TOR1: TorSpec = TorSpec {
-    asn: 64512,
-    subnet4: "192.168.11",
-    subnet6: "2001:db8:11",
-    prefix4: "172.30.0.0/24",
-    prefix6: "2001:db8:99::/64",
-    loopback4: "172.30.0.1",
-    loopback6: "2001:db8:99::1",
-};
-
-const TOR2: TorSpec = TorSpec {
+const TOR2: Tor = Tor {
     asn: 64513,
     subnet4: "192.168.12",
     subnet6: "2001:db8:12",
@@ -46,28 +30,8 @@ const TOR2: TorSpec = TorSpec {
     prefix6: "2001:db8:98::/64",
     loopback4: "172.28.0.1",
     loopback6: "2001:db8:98::1",
+    ..TOR
 };
-
-/// A ToR's FRR in `ns`, peering with the node's address `.3` of its subnet in both families over IPv4. A
-/// one-second keepalive keeps waits short.
-fn start_tor(ns: &Ns, t: &TorSpec) -> Frr {
-    ns.ip(&format!("addr add {}::2/64 dev tor-side nodad", t.subnet6));
-    ns.ip(&format!("addr add {}/32 dev lo", t.loopback4));
-    ns.ip(&format!("addr add {}/128 dev lo", t.loopback6));
-    let node = format!("{}.3", t.subnet4);
-    let conf = format!(
-        "router bgp {asn}\n bgp router-id {s}.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
-         no bgp network import-check\n neighbor {node} remote-as 64514\n neighbor {node} timers connect 2\n \
-         neighbor {node} timers 1 3\n address-family ipv4 unicast\n  network {p4}\n  neighbor {node} activate\n \
-         exit-address-family\n address-family ipv6 unicast\n  network {p6}\n  neighbor {node} activate\n \
-         exit-address-family\nexit\n",
-        asn = t.asn,
-        s = t.subnet4,
-        p4 = t.prefix4,
-        p6 = t.prefix6,
-    );
-    Frr::start(ns, "tor", &conf, false)
-}
 
 /// A second underlay NIC `toswitch2` in the host namespace (192.168.12.3/24, 2001:db8:12::3/64), its peer
 /// `tor-side` in a second ToR namespace.
@@ -84,32 +48,14 @@ fn add_second_nic(lab: &Lab) -> Ns {
 
 /// The router's FRR (bgpd logging to a file) starts empty: the sidecar gives it its configuration.
 fn start_router(lab: &Lab) -> (Frr, Sidecar) {
-    let frr = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n", true);
-    let sidecar = Sidecar::start(lab, &frr);
-    (frr, sidecar)
+    bgp::start_router(lab, FrrOptions { bgpd_log: true, ..FrrOptions::default() }, &[])
 }
 
 /// BIRD as the host's speaker (AS 64515), IPv4 and, with `v6`, IPv6 sessions to the router's addresses,
 /// announcing the static routes `routes4` and `routes6` and installing what it learns in the kernel.
 fn host_bird_config(routes4: &[&str], routes6: &[&str], v6: bool) -> String {
-    let statics4: String = routes4.iter().map(|r| format!(" route {r} blackhole;")).collect();
-    let mut c = format!(
-        "router id 192.169.10.2;\nprotocol device {{}}\n\
-         protocol kernel k4 {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
-         protocol static s4 {{ ipv4;{statics4} }}\n\
-         protocol bgp openpe4 {{ local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-         error wait time 1, 2; ipv4 {{ import all; export where source = RTS_STATIC; }}; }}\n"
-    );
-    if v6 {
-        let statics6: String = routes6.iter().map(|r| format!(" route {r} blackhole;")).collect();
-        c += &format!(
-            "protocol kernel k6 {{ ipv6 {{ import none; export where source = RTS_BGP; }}; }}\n\
-             protocol static s6 {{ ipv6;{statics6} }}\n\
-             protocol bgp openpe6 {{ local as 64515; neighbor 2001:db8:10::1 as 64514; connect retry time 2;\n\
-             ipv6 {{ import all; export where source = RTS_STATIC; }}; }}\n"
-        );
-    }
-    c
+    HostBird { routes4, routes6: v6.then_some(routes6), kernel: true, options: "error wait time 1, 2;", ..HOST_BIRD }
+        .config()
 }
 
 fn has(list: &[String], want: &str) -> bool {
@@ -133,7 +79,7 @@ fn context(router: &Frr, tors: &[&Frr], sidecar: &Sidecar, bird: &Bird) -> Strin
 }
 
 /// Split horizon holds at `tor` (it has none of `other`'s prefixes), checked on every poll of a wait.
-fn no_leak(tor: &Frr, other: &TorSpec, name: &str) -> Result<(), String> {
+fn no_leak(tor: &Frr, other: &Tor, name: &str) -> Result<(), String> {
     let p4 = tor.bgp_prefixes("ipv4")?;
     let p6 = tor.bgp_prefixes("ipv6")?;
     for leaked in [other.prefix4, other.prefix6] {
@@ -154,10 +100,10 @@ fn split_horizon_between_two_tors() {
         json!({"underlay": {"nics": ["toswitch", "toswitch2"], "neighbors": [
             {"asn": TOR1.asn, "address": "192.168.11.2"}, {"asn": TOR2.asn, "address": "192.168.12.2"}]}}),
     );
-    let tor1 = start_tor(&lab.tor, &TOR1);
-    let tor2 = start_tor(&tor2_ns, &TOR2);
+    let tor1 = TOR1.start(&lab.tor);
+    let tor2 = TOR2.start(&tor2_ns);
     lab.add(&conf);
-    let (router, mut sidecar) = start_router(&lab);
+    let (router, sidecar) = start_router(&lab);
     lab.host.ip("addr add 172.31.0.1/32 dev lo");
     let bird = Bird::start(&lab.host, &host_bird_config(&["172.31.0.0/24"], &["2001:db8:88::/64"], true));
     let ctx = || context(&router, &[&tor1, &tor2], &sidecar, &bird);
@@ -165,7 +111,7 @@ fn split_horizon_between_two_tors() {
     // Every poll of every wait also checks that neither ToR ever holds the other's prefixes.
     let leak_free = || no_leak(&tor1, &TOR2, "ToR 1").and(no_leak(&tor2, &TOR1, "ToR 2"));
     let peers = ["192.168.11.2", "192.168.12.2", "192.169.10.2", "2001:db8:10::2"];
-    wait_for("every session Established", || leak_free().and(established(&router, &peers)), ctx);
+    wait_for("every session Established", || leak_free().and(reported_established(&router, &peers)), ctx);
     let converged = || -> Result<(), String> {
         leak_free()?;
         // The host hears the whole fabric: both ToRs' prefixes in its kernel, both families.
@@ -194,7 +140,7 @@ fn split_horizon_between_two_tors() {
     };
     wait_for("routes from both ToRs at the host, the host's at both ToRs", converged, ctx);
     // The router holds both ToRs' prefixes (it could leak them) and has tagged them as learned from the underlay.
-    let r = router.json(&format!("show bgp ipv4 unicast {} json", TOR2.prefix4)).unwrap();
+    let r = router.json(&format!("show bgp ipv4 unicast {} json", TOR2.prefix4));
     let tags: Vec<&str> = r["paths"]
         .as_array()
         .unwrap_or_else(|| panic!("the router has no path for {}: {r}", TOR2.prefix4))
@@ -217,7 +163,7 @@ fn split_horizon_between_two_tors() {
     }
     // The ToRs' own view of what the node sent them: exactly the host's routes and address.
     let sent = |tor: &Frr, node: &str| -> Vec<String> {
-        let v = tor.json(&format!("show bgp ipv4 unicast neighbors {node} routes json")).unwrap();
+        let v = tor.json(&format!("show bgp ipv4 unicast neighbors {node} routes json"));
         let mut p: Vec<String> =
             v["routes"].as_object().unwrap_or_else(|| panic!("no routes in {v}")).keys().cloned().collect();
         p.sort();
@@ -245,7 +191,7 @@ fn allowed_prefixes_filter_what_reaches_the_tor() {
         "1.0.0",
         json!({"l3passthrough": {"hostsession": {"allowedPrefixes": ["172.31.0.0/16", "2001:db8:88::/48"]}}}),
     );
-    let tor = start_tor(&lab.tor, &TOR1);
+    let tor = TOR1.start(&lab.tor);
     lab.add(&conf);
     let (router, sidecar) = start_router(&lab);
     // Per family: one prefix inside allowedPrefixes, one outside, and a default route.
@@ -254,7 +200,7 @@ fn allowed_prefixes_filter_what_reaches_the_tor() {
     let bird = Bird::start(&lab.host, &host_bird_config(&announced4, &announced6, true));
     let ctx = || context(&router, &[&tor], &sidecar, &bird);
     let peers = ["192.168.11.2", "192.169.10.2", "2001:db8:10::2"];
-    wait_for("every session Established", || established(&router, &peers), ctx);
+    wait_for("every session Established", || reported_established(&router, &peers), ctx);
     // The allowed prefixes and the host's own addresses (outside allowedPrefixes: they are the router's, always
     // advertised) reach the ToR.
     wait_for(
@@ -314,7 +260,7 @@ fn max_prefixes_closes_the_session_and_restarts_it() {
         &lab,
         json!({"allowedPrefixes": ["172.31.0.0/16"], "maxPrefixes": 3, "maxPrefixesRestartMinutes": 1}),
     );
-    let tor = start_tor(&lab.tor, &TOR1);
+    let tor = TOR1.start(&lab.tor);
     lab.add(&conf);
     let (router, sidecar) = start_router(&lab);
     // At the limit: three accepted routes, and two that allowedPrefixes refuses (dropped on arrival, not counted;
@@ -323,7 +269,7 @@ fn max_prefixes_closes_the_session_and_restarts_it() {
     let bird = Bird::start(&lab.host, &host_bird_config(&at_limit, &[], false));
     let ctx = || format!("{}\nrouter bgpd log:\n{}", context(&router, &[&tor], &sidecar, &bird), router.bgpd_log());
     let up_at_limit = || -> Result<(), String> {
-        established(&router, &["192.168.11.2", "192.169.10.2"])?;
+        reported_established(&router, &["192.168.11.2", "192.169.10.2"])?;
         let n = router.neighbor("192.169.10.2")?;
         // FRR writes prefixesConfigExceedMax only once the limit is exceeded.
         if n.get("prefixesConfigExceedMax").is_some() || n["bgpState"] != "Established" {
@@ -400,7 +346,7 @@ fn max_prefixes_closes_the_session_and_restarts_it() {
     wait_for(
         "the host session back after the restart timer",
         || {
-            established(&router, &["192.169.10.2"])?;
+            reported_established(&router, &["192.169.10.2"])?;
             match tor.bgp_prefixes("ipv4")?.iter().any(|x| x == "172.31.0.0/24") {
                 true => Ok(()),
                 false => Err("172.31.0.0/24 is not at the ToR".into()),

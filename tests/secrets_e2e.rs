@@ -23,24 +23,7 @@ const LISTEN: &str = "127.0.0.1:9480";
 
 /// The ToR of tests/common/bgp.rs, requiring a TCP-MD5 password from the router.
 fn start_tor_with_password(lab: &Lab) -> Frr {
-    let conf = format!(
-        "router bgp 64512
- bgp router-id 192.168.11.2
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
- neighbor 192.168.11.3 remote-as 64514
- neighbor 192.168.11.3 password {PASSWORD}
- neighbor 192.168.11.3 timers connect 2
- neighbor 192.168.11.3 timers 1 3
- address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor 192.168.11.3 activate
- exit-address-family
-exit
-"
-    );
-    Frr::start(&lab.tor, "tor", &conf)
+    Tor { neighbor: &format!(" neighbor 192.168.11.3 password {PASSWORD}\n"), ..bgp::TOR }.start(&lab.tor)
 }
 
 /// Mount a Secret as the kubelet does: the files in `..VERSION`, `..data` swapped to it atomically, and one
@@ -60,19 +43,6 @@ fn mount_secret(dir: &Path, name: &str, version: &str, files: &[(&str, &str)]) {
         if link.symlink_metadata().is_err() {
             symlink(format!("..data/{k}"), link).unwrap();
         }
-    }
-}
-
-/// FRR's state of the session with `peer` in the router: `None` when FRR has no such neighbor.
-fn router_state(router: &Frr, peer: &str) -> Result<Option<String>, String> {
-    let v = router.json("show bgp vrf default neighbors json");
-    let map = v.as_object().ok_or_else(|| format!("neighbors JSON is not an object: {v}"))?;
-    match map.get(peer) {
-        None => Ok(None),
-        Some(n) => match n.get("bgpState").and_then(Value::as_str) {
-            Some(s) => Ok(Some(s.to_string())),
-            None => Err(format!("neighbor {peer} has no bgpState: {n}")),
-        },
     }
 }
 
@@ -112,15 +82,15 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
     );
     lab.add(&conf);
     let tor = start_tor_with_password(&lab);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
     let secrets_dir = secrets.path.display().to_string();
-    let mut sidecar = Sidecar::start(&lab, &router, &["--secrets-dir", &secrets_dir, "--http-listen", LISTEN]);
+    let (router, sidecar) =
+        start_router(&lab, FrrOptions::default(), &["--secrets-dir", &secrets_dir, "--http-listen", LISTEN]);
     let ctx = || {
         format!(
             "router config:\n{}\ntor:\n{}\nsidecar log:\n{}",
             router.vtysh("show running-config"),
             tor.vtysh("show bgp summary"),
-            sidecar_log(&lab)
+            sidecar.log()
         )
     };
 
@@ -138,7 +108,7 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
         ctx,
     );
     let why = format!("passwordSecret tor-md5/md5: {secrets_dir}/tor-md5/md5 does not exist");
-    let log = sidecar_log(&lab);
+    let log = sidecar.log();
     let told: Vec<&str> = log.lines().filter(|l| l.contains("leaving BGP neighbor 192.168.11.2 out")).collect();
     assert!(matches!(&told[..], [one] if one.contains(&why)), "the log says why, once: {log}");
     let state = wait_for(
@@ -157,13 +127,13 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
     mount_secret(&secrets.path, "tor-md5", "2026_12_01_10_00_00.1", &[("md5", &format!("{PASSWORD}\n"))]);
     wait_for(
         "the ToR session Established with the password",
-        || match router_state(&router, TOR)? {
+        || match router.state(TOR)? {
             Some(s) if s == "Established" => Ok(()),
             other => Err(format!("the session is {other:?}")),
         },
         ctx,
     );
-    assert!(sidecar.running(), "the sidecar exited: {}", sidecar_log(&lab));
+    assert!(sidecar.running(), "the sidecar exited: {}", sidecar.log());
     assert_eq!(sidecar.pid(), pid);
     wait_for(
         "status showing the session Established",
@@ -171,9 +141,9 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
         ctx,
     );
     assert!(
-        sidecar_log(&lab).contains("BGP neighbor 192.168.11.2: its passwordSecret can be read now"),
+        sidecar.log().contains("BGP neighbor 192.168.11.2: its passwordSecret can be read now"),
         "{}",
-        sidecar_log(&lab)
+        sidecar.log()
     );
 
     // 3. The password is nowhere but in FRR's own configuration.
@@ -193,7 +163,7 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
         ("inspect --json".into(), inspect_json),
         ("status".into(), status(&lab, &router, false)),
         ("status --json".into(), status(&lab, &router, true)),
-        ("sidecar log".into(), sidecar_log(&lab)),
+        ("sidecar log".into(), sidecar.log()),
         ("plugin log".into(), fs::read_to_string(&plugin_log).unwrap()),
     ];
     for f in walk(&lab.state.path) {
@@ -210,21 +180,17 @@ fn password_secret_from_a_mounted_secret_authenticates_the_session() {
     mount_secret(&secrets.path, "tor-md5", "2026_12_01_10_05_00.2", &[("md5", "two words\n")]);
     wait_for(
         "the neighbor left out after an invalid update",
-        || match router_state(&router, TOR)? {
+        || match router.state(TOR)? {
             None => Ok(()),
             other => Err(format!("the neighbor is still there: {other:?}")),
         },
         ctx,
     );
-    assert!(sidecar_log(&lab).contains("must be 1 to 80 printable ASCII characters"), "{}", sidecar_log(&lab));
-    assert!(!sidecar_log(&lab).contains("two words"), "the log quotes the invalid value");
+    assert!(sidecar.log().contains("must be 1 to 80 printable ASCII characters"), "{}", sidecar.log());
+    assert!(!sidecar.log().contains("two words"), "the log quotes the invalid value");
 
     drop(sidecar);
     lab.del(&conf);
-}
-
-fn sidecar_log(lab: &Lab) -> String {
-    fs::read_to_string(lab.state.path.with_extension("sidecar.log")).unwrap_or_default()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

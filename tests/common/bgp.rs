@@ -1,243 +1,97 @@
-//! The FRR and BIRD lab parts of tests/bgp_e2e.rs for other root-only tests (tests/metrics.rs): FRR instances
-//! with their own pathspace, BIRD with its own control socket, openpe-sidecar in the router namespace, each
-//! stopped by pid and cleaned up by a guard even when a test fails. Include with
-//! `#[path = "common/bgp.rs"] mod bgp;` next to `mod common;`.
+//! The BGP lab's topologies, built from the daemons of tests/common/routing.rs: the fabric switches (ToRs), the
+//! router's FRR with openpe-sidecar, and the host's speaker as BIRD, FRR or GoBGP. The node's addresses are the
+//! lab's (tests/common): 192.168.11.3 (2001:db8:11::3) on the uplink, AS 64514, and the router's end of the host
+//! session 192.169.10.1 (2001:db8:10::1), the host's 192.169.10.2 (2001:db8:10::2). Every part stops by its guard.
+//! Include with `#[path = "common/bgp.rs"] mod bgp;` next to `mod common;`: `use bgp::*;` brings the whole lab,
+//! the daemons of tests/common/routing.rs included.
 #![allow(dead_code)]
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+pub use crate::common::routing::*;
+use crate::common::{Lab, Ns};
 
-use serde_json::Value;
-
-use crate::common::{read_pid, sh, unique, Lab, Ns, TempDir};
-
-pub const WAIT: Duration = Duration::from_secs(90);
-
-pub fn sidecar_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_openpe-sidecar"))
+/// A fabric switch: FRR, AS `asn`, at `<subnet4>.2` and `<subnet6>::2` (added on `port`), peering over IPv4
+/// with the node at `<subnet4>.3` (AS 64514) in both families, advertising `prefix4` and `prefix6`, with
+/// `loopback4` and `loopback6` (inside them) on its loopback to answer pings.
+#[derive(Clone, Copy)]
+pub struct Tor<'a> {
+    pub asn: u32,
+    pub subnet4: &'a str,
+    pub subnet6: &'a str,
+    pub prefix4: &'a str,
+    pub prefix6: &'a str,
+    pub loopback4: &'a str,
+    pub loopback6: &'a str,
+    /// The ToR's end of the uplink, which gets its IPv6 address.
+    pub port: &'a str,
+    /// Lines in `router bgp` before the neighbor, such as ` bgp graceful-restart\n`.
+    pub global: &'a str,
+    /// More lines for the node's neighbor, such as ` neighbor 192.168.11.3 bfd\n`.
+    pub neighbor: &'a str,
+    /// A one-second keepalive (hold time 3 s), so that the ToR soon notices a router gone; false: FRR's own
+    /// timers, for tests where only a NOTIFICATION may tell it.
+    pub fast_timers: bool,
+    /// FRR daemons besides zebra and bgpd, such as `bfdd`.
+    pub daemons: &'a [&'a str],
 }
 
-pub fn pid_alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && fs::read_to_string(format!("/proc/{pid}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false)
-}
+/// The lab's ToR (tests/common's `Lab::tor`, the NIC's peer `tor-side`): AS 64512 at 192.168.11.2
+/// (2001:db8:11::2), advertising 172.30.0.0/24 and 2001:db8:99::/64.
+pub const TOR: Tor<'static> = Tor {
+    asn: 64512,
+    subnet4: "192.168.11",
+    subnet6: "2001:db8:11",
+    prefix4: "172.30.0.0/24",
+    prefix6: "2001:db8:99::/64",
+    loopback4: "172.30.0.1",
+    loopback6: "2001:db8:99::1",
+    port: "tor-side",
+    global: "",
+    neighbor: "",
+    fast_timers: true,
+    daemons: &[],
+};
 
-/// Stop a daemon by pid: SIGTERM, then SIGKILL if it lingers.
-pub fn stop_pid(pid: i32) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    if pid_alive(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        while pid_alive(pid) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// One FRR instance (zebra and bgpd) with its own pathspace, running inside a namespace.
-pub struct Frr {
-    pub name: String,
-    ns: String,
-    pids: Vec<i32>,
-}
-
-impl Frr {
-    fn etc(&self) -> PathBuf {
-        PathBuf::from(format!("/etc/frr/{}", self.name))
-    }
-    fn run(&self) -> PathBuf {
-        PathBuf::from(format!("/var/run/frr/{}", self.name))
-    }
-
-    /// Start zebra and bgpd in `ns` with `config` as the integrated configuration (loaded with `vtysh -b`).
-    pub fn start(ns: &Ns, tag: &str, config: &str) -> Frr {
-        let mut f = Frr { name: unique(tag), ns: ns.name.clone(), pids: Vec::new() };
-        let etc = f.etc();
-        fs::create_dir_all(&etc).unwrap();
-        fs::create_dir_all(f.run()).unwrap();
-        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
-        fs::write(etc.join("daemons"), "bgpd=yes\n").unwrap();
-        fs::write(etc.join("frr.conf"), config).unwrap();
-        sh(&format!(
-            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
-            e = etc.display(),
-            r = f.run().display()
-        ));
-        f.start_daemon("zebra", "-s 90000000");
-        f.start_daemon("bgpd", "");
-        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
-        f
-    }
-
-    fn start_daemon(&mut self, daemon: &str, args: &str) {
-        let pidfile = self.run().join(format!("{daemon}.pid"));
-        let _ = fs::remove_file(&pidfile);
-        sh(&format!("ip netns exec {} /usr/lib/frr/{daemon} -N {} -d -F traditional -P 0 {args}", self.ns, self.name));
-        let pid = read_pid(&pidfile);
-        self.pids.push(pid);
-    }
-
-    pub fn pid_of(&self, daemon: &str) -> i32 {
-        read_pid(&self.run().join(format!("{daemon}.pid")))
-    }
-
-    /// Stop one daemon (its BGP peers see the session close).
-    pub fn stop_daemon(&mut self, daemon: &str) {
-        let pid = self.pid_of(daemon);
-        stop_pid(pid);
-        self.pids.retain(|p| *p != pid);
-    }
-
-    pub fn vtysh(&self, cmd: &str) -> String {
-        sh(&format!("vtysh -N {} -c '{cmd}'", self.name))
-    }
-
-    /// The JSON of a vtysh command; panics on output that is not JSON.
-    pub fn json(&self, cmd: &str) -> Value {
-        let out = self.vtysh(cmd);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("vtysh -c {cmd:?} is not JSON ({e}): {out}"))
+impl Tor<'_> {
+    /// Start the ToR's FRR in `ns`.
+    pub fn start(&self, ns: &Ns) -> Frr {
+        ns.ip(&format!("addr add {}::2/64 dev {} nodad", self.subnet6, self.port));
+        ns.ip(&format!("addr add {}/32 dev lo", self.loopback4));
+        ns.ip(&format!("addr add {}/128 dev lo", self.loopback6));
+        let node = format!("{}.3", self.subnet4);
+        let timers = if self.fast_timers { format!(" neighbor {node} timers 1 3\n") } else { String::new() };
+        let conf = format!(
+            "router bgp {asn}\n bgp router-id {s}.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+             no bgp network import-check\n{global} neighbor {node} remote-as 64514\n neighbor {node} timers connect 2\n\
+             {timers}{neighbor} address-family ipv4 unicast\n  network {p4}\n  neighbor {node} activate\n \
+             exit-address-family\n address-family ipv6 unicast\n  network {p6}\n  neighbor {node} activate\n \
+             exit-address-family\nexit\n",
+            asn = self.asn,
+            s = self.subnet4,
+            global = self.global,
+            neighbor = self.neighbor,
+            p4 = self.prefix4,
+            p6 = self.prefix6,
+        );
+        Frr::start_with(ns, "tor", &conf, FrrOptions { daemons: self.daemons, ..FrrOptions::default() })
     }
 }
 
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for pid in self.pids.iter().rev() {
-            stop_pid(*pid);
-        }
-        let _ = fs::remove_dir_all(self.etc());
-        let _ = fs::remove_dir_all(self.run());
-    }
-}
-
-/// BIRD 2 in a namespace, with its own control socket; stopped by pid.
-pub struct Bird {
-    pid: i32,
-    dir: TempDir,
-}
-
-impl Bird {
-    pub fn start(ns: &Ns, config: &str) -> Bird {
-        let dir = TempDir::new("bird");
-        fs::write(dir.path.join("bird.conf"), config).unwrap();
-        let d = dir.path.display();
-        sh(&format!("ip netns exec {} bird -c {d}/bird.conf -s {d}/bird.ctl -P {d}/bird.pid", ns.name));
-        let pid = read_pid(&dir.path.join("bird.pid"));
-        Bird { pid, dir }
-    }
-
-    pub fn birdc(&self, cmd: &str) -> String {
-        sh(&format!("birdc -s {}/bird.ctl {cmd}", self.dir.path.display()))
-    }
-}
-
-impl Drop for Bird {
-    fn drop(&mut self) {
-        stop_pid(self.pid);
-    }
-}
-
-/// openpe-sidecar (watch mode) in the router namespace with extra arguments, its log in a file; killed when
-/// dropped.
-pub struct Sidecar {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Sidecar {
-    pub fn start(lab: &Lab, frr: &Frr, args: &[&str]) -> Sidecar {
-        let log = lab.state.path.with_extension("sidecar.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.router.name])
-            .arg(sidecar_bin())
-            .arg("--state-dir")
-            .arg(&lab.state.path)
-            .args(["--frr-pathspace", &frr.name, "--log-level", "debug"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start openpe-sidecar");
-        Sidecar { child, log }
-    }
-
-    pub fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = fs::remove_file(&self.log);
-    }
-}
-
-/// Poll `check` until it returns Ok, or fail with its last complaint and `context()`.
-pub fn wait_for<T>(what: &str, check: impl Fn() -> Result<T, String>, context: impl Fn() -> String) -> T {
-    let start = Instant::now();
-    let mut last;
-    loop {
-        match check() {
-            Ok(v) => {
-                eprintln!("{what}: after {:.1} s", start.elapsed().as_secs_f64());
-                return v;
-            }
-            Err(e) => last = e,
-        }
-        if start.elapsed() > WAIT {
-            panic!("timed out waiting for {what}: {last}\n--- context ---\n{}", context());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The fabric switch of tests/bgp_e2e.rs: FRR, AS 64512 at 192.168.11.2 (2001:db8:11::2), advertising
-/// 172.30.0.0/24 and 2001:db8:99::/64 to the router (192.168.11.3), with a one-second keepalive.
+/// The lab's ToR, [`TOR`].
 pub fn start_tor(lab: &Lab) -> Frr {
-    start_tor_with(lab, &[], "")
+    TOR.start(&lab.tor)
 }
 
-/// As [`start_tor`], with more daemons (such as `bfdd`) and more lines for the router's neighbor (such as
-/// ` neighbor 192.168.11.3 bfd\n`).
-pub fn start_tor_with(lab: &Lab, daemons: &[&str], neighbor_lines: &str) -> Frr {
-    lab.tor.ip("addr add 2001:db8:11::2/64 dev tor-side nodad");
+/// An IPv4-only ToR in the lab's ToR namespace: FRR, AS 64512 (router id 172.30.0.1), advertising
+/// 172.30.0.0/24 with 172.30.0.1 on its loopback to answer pings. `neighbor_lines` are its whole session to
+/// the router, whom `peer` names (an address or an interface); `global` goes into `router bgp` before them.
+pub fn start_ipv4_tor(lab: &Lab, peer: &str, neighbor_lines: &str, global: &str, daemons: &[&str]) -> Frr {
+    lab.tor.ip("addr add 172.30.0.1/32 dev lo");
     let conf = format!(
-        "\
-router bgp 64512
- bgp router-id 192.168.11.2
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
- neighbor 192.168.11.3 remote-as 64514
- neighbor 192.168.11.3 timers connect 2
- neighbor 192.168.11.3 timers 1 3
-{neighbor_lines} address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor 192.168.11.3 activate
- exit-address-family
- address-family ipv6 unicast
-  network 2001:db8:99::/64
-  neighbor 192.168.11.3 activate
- exit-address-family
-exit
-"
+        "router bgp 64512\n bgp router-id 172.30.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+         no bgp network import-check\n{global}{neighbor_lines} address-family ipv4 unicast\n  network 172.30.0.0/24\n  \
+         neighbor {peer} activate\n exit-address-family\nexit\n"
     );
-    Frr::start_with(&lab.tor, "tor", &conf, daemons, "")
+    Frr::start_with(&lab.tor, "tor", &conf, FrrOptions { daemons, ..FrrOptions::default() })
 }
 
 /// Makes the lab's uplink unnumbered: no IPv4 and no global IPv6 address on either side (IPv6 link-local only),
@@ -249,137 +103,134 @@ pub fn unnumbered_uplink(lab: &Lab) {
     lab.tor.ip("addr flush dev tor-side scope global");
 }
 
-/// The ToR of an [`unnumbered_uplink`]: FRR, AS 64512, `neighbor tor-side interface remote-as external` with a
-/// one-second keepalive, advertising 172.30.0.0/24 in IPv4 (with IPv6 next hops).
+/// The ToR of an [`unnumbered_uplink`]: [`start_ipv4_tor`] with `neighbor tor-side interface remote-as external`
+/// and a one-second keepalive (IPv4 with IPv6 next hops).
 pub fn start_unnumbered_tor(lab: &Lab) -> Frr {
-    let conf = "\
-router bgp 64512
- bgp router-id 172.30.0.1
- no bgp ebgp-requires-policy
- no bgp default ipv4-unicast
- no bgp network import-check
- neighbor tor-side interface remote-as external
- neighbor tor-side timers 1 3
- neighbor tor-side timers connect 1
- address-family ipv4 unicast
-  network 172.30.0.0/24
-  neighbor tor-side activate
- exit-address-family
-exit
-";
-    Frr::start(&lab.tor, "tor", conf)
-}
-
-/// The host's speaker as BIRD 2, AS 64515, one session per family with the router addresses (192.169.10.1,
-/// 2001:db8:10::1), advertising 172.31.0.0/24 and 2001:db8:88::/64.
-pub fn start_host_bird(lab: &Lab) -> Bird {
-    Bird::start(
-        &lab.host,
-        "router id 192.169.10.2;\nprotocol device {}\n\
-         protocol static { ipv4; route 172.31.0.0/24 blackhole; }\n\
-         protocol static { ipv6; route 2001:db8:88::/64 blackhole; }\n\
-         protocol bgp openpe4 { local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-         ipv4 { import all; export where source = RTS_STATIC; }; }\n\
-         protocol bgp openpe6 { local as 64515; neighbor 2001:db8:10::1 as 64514; connect retry time 2;\n\
-         ipv6 { import all; export where source = RTS_STATIC; }; }\n",
+    start_ipv4_tor(
+        lab,
+        "tor-side",
+        " neighbor tor-side interface remote-as external\n neighbor tor-side timers 1 3\n \
+         neighbor tor-side timers connect 1\n",
+        "",
+        &[],
     )
 }
 
-impl Frr {
-    /// As [`Frr::start`], with more daemons after bgpd (such as `bfdd`) and extra zebra options (such as `-K 120`,
-    /// which keeps kernel routes across a restart).
-    pub fn start_with(ns: &Ns, tag: &str, config: &str, daemons: &[&str], zebra_args: &str) -> Frr {
-        let mut f = Frr { name: unique(tag), ns: ns.name.clone(), pids: Vec::new() };
-        let etc = f.etc();
-        fs::create_dir_all(&etc).unwrap();
-        fs::create_dir_all(f.run()).unwrap();
-        fs::write(etc.join("vtysh.conf"), "service integrated-vtysh-config\n").unwrap();
-        let listed: String = daemons.iter().map(|d| format!("{d}=yes\n")).collect();
-        fs::write(etc.join("daemons"), format!("bgpd=yes\n{listed}")).unwrap();
-        fs::write(etc.join("frr.conf"), config).unwrap();
-        sh(&format!(
-            "chown -R frr:frr {e} {r} && chmod 0750 {e} && chmod 0640 {e}/*",
-            e = etc.display(),
-            r = f.run().display()
-        ));
-        f.start_daemon("zebra", &format!("-s 90000000 {zebra_args}"));
-        f.start_daemon("bgpd", "");
-        for d in daemons {
-            f.start_daemon(d, "");
+/// The router's FRR in the router namespace, started empty with `options`, and openpe-sidecar (with more
+/// arguments `args`), which gives it its configuration.
+pub fn start_router(lab: &Lab, options: FrrOptions, args: &[&str]) -> (Frr, Sidecar) {
+    let frr = Frr::start_with(&lab.router, "rtr", "! configured by openpe-sidecar\n", options);
+    let sidecar = Sidecar::start(lab, &frr, args);
+    (frr, sidecar)
+}
+
+/// The host's speaker as BIRD 2, AS 64515 (router id 192.169.10.2): protocol `openpe4`, a session with the
+/// router's 192.169.10.1, announcing the static routes `routes4`, and with `routes6` protocol `openpe6` with
+/// 2001:db8:10::1 announcing those. It imports all the router sends.
+#[derive(Clone, Copy)]
+pub struct HostBird<'a> {
+    pub routes4: &'a [&'a str],
+    /// IPv6 routes and an IPv6 session; None: IPv4 only.
+    pub routes6: Option<&'a [&'a str]>,
+    /// What it learns goes into the host's kernel, so that the host reaches the fabric.
+    pub kernel: bool,
+    /// After a session error it tries again within seconds (BIRD's default wait is a minute or more).
+    pub quick_retry: bool,
+    /// More options for each BGP protocol, such as `graceful restart on;`.
+    pub options: &'a str,
+}
+
+/// Dual stack, announcing 172.31.0.0/24 and 2001:db8:88::/64, installing nothing.
+pub const HOST_BIRD: HostBird<'static> = HostBird {
+    routes4: &["172.31.0.0/24"],
+    routes6: Some(&["2001:db8:88::/64"]),
+    kernel: false,
+    quick_retry: false,
+    options: "",
+};
+
+/// IPv4 only, announcing 172.31.0.0/24, installing what it learns, trying again quickly.
+pub const HOST_BIRD_V4: HostBird<'static> = HostBird { routes6: None, kernel: true, quick_retry: true, ..HOST_BIRD };
+
+impl HostBird<'_> {
+    /// BIRD's configuration (for [`Bird::reconfigure`] too).
+    pub fn config(&self) -> String {
+        let retry = if self.quick_retry { " connect delay time 1; error wait time 1, 4;" } else { "" };
+        let mut c = "router id 192.169.10.2;\nprotocol device {}\n".to_string();
+        let families =
+            [("4", "ipv4", "192.169.10.1", Some(self.routes4)), ("6", "ipv6", "2001:db8:10::1", self.routes6)];
+        for (n, family, router, routes) in families {
+            let Some(routes) = routes else { continue };
+            let statics: String = routes.iter().map(|r| format!(" route {r} blackhole;")).collect();
+            c += &format!("protocol static {{ {family};{statics} }}\n");
+            if self.kernel {
+                c += &format!("protocol kernel {{ {family} {{ import none; export where source = RTS_BGP; }}; }}\n");
+            }
+            c += &format!(
+                "protocol bgp openpe{n} {{ local as 64515; neighbor {router} as 64514; connect retry time 2;{retry} {}\n \
+                 {family} {{ import all; export where source = RTS_STATIC; }}; }}\n",
+                self.options
+            );
         }
-        sh(&format!("vtysh -N {} -b >/dev/null", f.name));
-        f
+        c
     }
 
-    /// SIGKILL one daemon (no NOTIFICATION, no clean-up: a crash) and start it again without configuration.
-    pub fn kill_and_restart(&mut self, daemon: &str) {
-        let pid = self.pid_of(daemon);
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        while pid_alive(pid) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.pids.retain(|p| *p != pid);
-        self.start_daemon(daemon, "");
-    }
-
-    /// One neighbor of `show bgp neighbors NAME json` (an address or an interface name); Err while FRR does not
-    /// list it.
-    pub fn neighbor(&self, name: &str) -> Result<Value, String> {
-        let v = self.json(&format!("show bgp neighbors {name} json"));
-        match v.get(name) {
-            Some(n) if n.get("bgpState").is_some() => Ok(n.clone()),
-            _ => Err(format!("FRR {} does not list neighbor {name}: {v}", self.name)),
-        }
-    }
-
-    /// Ok when neighbor `name` is Established.
-    pub fn established(&self, name: &str) -> Result<(), String> {
-        let n = self.neighbor(name)?;
-        match n["bgpState"].as_str() {
-            Some("Established") => Ok(()),
-            Some(other) => Err(format!("{} sees neighbor {name} {other}", self.name)),
-            None => Err(format!("{} gives neighbor {name} a state that is not text: {n}", self.name)),
-        }
+    /// Start it in the lab's host namespace.
+    pub fn start(&self, lab: &Lab) -> Bird {
+        Bird::start(&lab.host, &self.config())
     }
 }
 
-/// The host's speaker as BIRD 2 for IPv4 only (AS 64515, the router at 192.169.10.1), advertising
-/// 172.31.0.0/24 and installing what it learns in the host's kernel, so that the host can reach the fabric.
-/// After a session error it retries within seconds (BIRD's default wait is a minute or more).
-pub fn start_host_bird_v4_kernel(lab: &Lab) -> Bird {
-    start_host_bird_v4_kernel_with(lab, "")
+/// The host's speaker as FRR (router id 192.169.10.2), AS `asn`, peering with the router (AS `router_as`) at
+/// 192.169.10.1 with `v4` and at 2001:db8:10::1 with `v6`, advertising 172.31.0.0/24 and 2001:db8:88::/64, with
+/// 172.31.0.1 on the host's loopback; `global` goes into `router bgp`.
+#[derive(Clone, Copy)]
+pub struct HostFrr<'a> {
+    pub asn: u32,
+    pub router_as: u32,
+    pub v4: bool,
+    pub v6: bool,
+    pub global: &'a str,
 }
 
-/// As [`start_host_bird_v4_kernel`], with `options` added to the BGP protocol (such as `graceful restart on;`).
-pub fn start_host_bird_v4_kernel_with(lab: &Lab, options: &str) -> Bird {
-    Bird::start(
+/// AS 64515, eBGP with the router's AS 64514, both families.
+pub const HOST_FRR: HostFrr<'static> = HostFrr { asn: 64515, router_as: 64514, v4: true, v6: true, global: "" };
+
+impl HostFrr<'_> {
+    /// Start it in the lab's host namespace.
+    pub fn start(&self, lab: &Lab) -> Frr {
+        let (asn, router_as) = (self.asn, self.router_as);
+        let mut c = format!(
+            "router bgp {asn}\n bgp router-id 192.169.10.2\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+             no bgp network import-check\n{}",
+            self.global
+        );
+        if self.v4 {
+            c += &format!(" neighbor 192.169.10.1 remote-as {router_as}\n neighbor 192.169.10.1 timers connect 2\n");
+        }
+        if self.v6 {
+            c +=
+                &format!(" neighbor 2001:db8:10::1 remote-as {router_as}\n neighbor 2001:db8:10::1 timers connect 2\n");
+        }
+        if self.v4 {
+            c += " address-family ipv4 unicast\n  network 172.31.0.0/24\n  neighbor 192.169.10.1 activate\n exit-address-family\n";
+        }
+        if self.v6 {
+            c += " address-family ipv6 unicast\n  network 2001:db8:88::/64\n  neighbor 2001:db8:10::1 activate\n exit-address-family\n";
+        }
+        c += "exit\n";
+        lab.host.ip("addr add 172.31.0.1/32 dev lo");
+        Frr::start(&lab.host, "host", &c)
+    }
+}
+
+/// The host's speaker as GoBGP, AS 64515 (router id 192.169.10.2), peering with the router's 192.169.10.1 in
+/// IPv4.
+pub fn start_host_gobgp(lab: &Lab) -> GoBgp {
+    GoBgp::start(
         &lab.host,
-        &format!(
-            "router id 192.169.10.2;\nprotocol device {{}}\n\
-             protocol static {{ ipv4; route 172.31.0.0/24 blackhole; }}\n\
-             protocol kernel {{ ipv4 {{ import none; export where source = RTS_BGP; }}; }}\n\
-             protocol bgp openpe4 {{ local as 64515; neighbor 192.169.10.1 as 64514; connect retry time 2;\n\
-             connect delay time 1; error wait time 1, 4; {options}\n\
-             ipv4 {{ import all; export where source = RTS_STATIC; }}; }}\n"
-        ),
+        "[global.config]\n  as = 64515\n  router-id = \"192.169.10.2\"\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"192.169.10.1\"\n    peer-as = 64514\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"ipv4-unicast\"\n",
     )
-}
-
-/// Whether one ping from `ns` to `addr` is answered within a second.
-pub fn ping(ns: &Ns, addr: &str) -> bool {
-    Command::new("ip")
-        .args(["netns", "exec", &ns.name, "ping", "-n", "-q", "-c", "1", "-W", "1", addr])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
-/// Whether `ns`'s kernel has a route for exactly `prefix`. Output that is not `ip -j`'s JSON list fails.
-pub fn has_route(ns: &Ns, prefix: &str) -> bool {
-    let fam = if prefix.contains(':') { "-6" } else { "-4" };
-    let out = sh(&format!("ip -n {} -j {fam} route show {prefix}", ns.name));
-    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j route is not JSON ({e}): {out}"));
-    !v.as_array().unwrap_or_else(|| panic!("ip -j route is not a list: {out}")).is_empty()
 }

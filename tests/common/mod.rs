@@ -1,6 +1,8 @@
 //! Shared harness of the root-only integration tests: throwaway namespaces named per test and removed by
 //! guards even when a test fails, a small lab (host, router, ToR) with a veth NIC `toswitch`, plugin
-//! invocation through the real binary, and normalised `ip -j` snapshots for "nothing changed" assertions.
+//! invocation through the real binary, and normalised `ip -j` snapshots for "nothing changed" assertions. The
+//! routing daemons of the end-to-end tests are in `routing`; the BGP lab built from them is tests/common/bgp.rs,
+//! which a test includes on its own.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -441,18 +443,4 @@ pub fn diff(a: &str, b: &str) -> String {
         out.push_str(&format!("+ {l}\n"));
     }
     out
-}
-
-/// The pid a daemon wrote: a daemon can create its pid file before it writes the number (BIRD does), so an
-/// empty file is waited for, up to five seconds.
-pub fn read_pid(path: &std::path::Path) -> i32 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        match text.trim().parse() {
-            Ok(pid) => return pid,
-            Err(_) if std::time::Instant::now() < deadline => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(e) => panic!("{}: {text:?} is not a pid: {e}", path.display()),
-        }
-    }
 }
