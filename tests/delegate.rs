@@ -77,17 +77,10 @@ fn macvlan_underlay_add_bgp_check_del() {
         neighbor 192.168.11.5 remote-as 64514\n neighbor 192.168.11.5 timers connect 2\n \
         neighbor 192.168.11.5 timers 1 3\nexit\n";
     let tor = Frr::start(&lab.tor, "tor", tor_conf);
-    let router = Frr::start(&lab.router, "rtr", "! configured by openpe-sidecar\n");
-    let sidecar = Sidecar::start(&lab, &router, &[]);
+    let (router, sidecar) = start_router(&lab, FrrOptions::default(), &[]);
     wait_for(
         "the ToR session over net1 Established",
-        || {
-            let v = router.json("show bgp vrf default neighbors 192.168.11.2 json");
-            match v["192.168.11.2"]["bgpState"].as_str() {
-                Some("Established") => Ok(()),
-                other => Err(format!("the session is {other:?}")),
-            }
-        },
+        || router.established(&["192.168.11.2"]),
         || format!("tor:\n{}\nsidecar:\n{}", tor.vtysh("show bgp summary"), sidecar.log()),
     );
 
