@@ -190,11 +190,23 @@ impl Drop for Script {
     }
 }
 
-/// A verb that ran into delegateTimeoutSeconds (1 s) took at least that, and not much more.
-fn timed_out(verb: &str, took: std::time::Duration) {
+/// `verb` with the script on `cni_path` fails with `code`, naming delegateTimeoutSeconds (1 s), after at least
+/// that long and not much more.
+fn times_out(lab: &Lab, verb: &str, conf: &Value, cni_path: &str, code: u64) -> Outcome {
+    let t = std::time::Instant::now();
+    let out = lab.run(verb, conf, &[("CNI_PATH", cni_path)]);
+    let took = t.elapsed();
     eprintln!("{verb} with a delegate that does not finish, delegateTimeoutSeconds 1: {:.3} s", took.as_secs_f64());
+    out.err(
+        code,
+        &format!(
+            "the delegated plugin \"hang\" ({verb} of \"net1\" in the router) did not finish within 1 s \
+             (delegateTimeoutSeconds); it was killed"
+        ),
+    );
     assert!(took >= std::time::Duration::from_secs(1), "{verb} failed before the timeout: {took:?}");
     assert!(took < std::time::Duration::from_secs(10), "{verb} took {took:?} with a 1 s timeout");
+    out
 }
 
 /// (pid, state, process group) of every process, from /proc/PID/stat; a process that ends while it is read is
@@ -257,14 +269,7 @@ fn add_times_out(tag: &str, body: &str) -> Vec<i32> {
     let lab = Lab::new(tag);
     let script = Script::new(body);
     let before = lab.snapshot();
-    let t = std::time::Instant::now();
-    let out = lab.run("ADD", &hang_conf(&lab), &[("CNI_PATH", &script.cni_path())]);
-    timed_out("ADD", t.elapsed());
-    out.err(
-        11,
-        "the delegated plugin \"hang\" (ADD of \"net1\" in the router) did not finish within 1 s \
-         (delegateTimeoutSeconds); it was killed",
-    );
+    let out = times_out(&lab, "ADD", &hang_conf(&lab), &script.cni_path(), 11);
     assert!(out.stderr.contains("undoing it"), "the rollback ran: {}", out.stderr);
     assert_eq!(records(&lab), 0, "the failed ADD left its record");
     assert_eq!(lab.snapshot(), before, "the failed ADD left something behind\n{}", diff(&before, &lab.snapshot()));
@@ -314,21 +319,8 @@ fn a_delegate_that_hangs_in_del_or_check_fails_them_and_del_can_be_retried() {
 
     let mut check = conf.clone();
     check["prevResult"] = result;
-    let t = std::time::Instant::now();
-    lab.run("CHECK", &check, &[("CNI_PATH", &path)]).err(
-        100,
-        "the delegated plugin \"hang\" (CHECK of \"net1\" in the router) did not finish within 1 s \
-         (delegateTimeoutSeconds); it was killed",
-    );
-    timed_out("CHECK", t.elapsed());
-
-    let t = std::time::Instant::now();
-    lab.run("DEL", &conf, &[("CNI_PATH", &path)]).err(
-        11,
-        "the delegated plugin \"hang\" (DEL of \"net1\" in the router) did not finish within 1 s \
-         (delegateTimeoutSeconds); it was killed",
-    );
-    timed_out("DEL", t.elapsed());
+    times_out(&lab, "CHECK", &check, &path, 100);
+    times_out(&lab, "DEL", &conf, &path, 11);
     assert_eq!(records(&lab), 1, "the record stays for the next DEL");
     assert!(lab.router.has_link("net1"), "the delegate's DEL never ran to its end");
     wait_until_gone(&script);
