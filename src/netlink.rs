@@ -521,21 +521,17 @@ impl Netlink {
 
     /// The link with ifindex `index`, or None when there is none.
     pub(crate) fn link_by_index(&mut self, index: u32) -> NlResult<Option<Link>> {
-        let msg = without_stats(LinkUnspec::new_with_index(index).build());
-        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {index}")) {
-            Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
-                _ => None,
-            })),
-            Err(e) if e.not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.one_link(LinkUnspec::new_with_index(index).build(), &format!("looking up link {index}"))
     }
 
     /// The link called `name`, or None when there is none.
     pub(crate) fn link_by_name(&mut self, name: &str) -> NlResult<Option<Link>> {
-        let msg = without_stats(LinkUnspec::new_with_name(name).build());
-        match self.request(RouteNetlinkMessage::GetLink(msg), NLM_F_REQUEST, &format!("looking up link {name}")) {
+        self.one_link(LinkUnspec::new_with_name(name).build(), &format!("looking up link {name}"))
+    }
+
+    /// The one link `msg` (an index or a name) asks for, or None when there is no such link.
+    fn one_link(&mut self, msg: LinkMessage, what: &str) -> NlResult<Option<Link>> {
+        match self.request(RouteNetlinkMessage::GetLink(without_stats(msg)), NLM_F_REQUEST, what) {
             Ok(mut msgs) => Ok(msgs.pop().and_then(|m| match m {
                 RouteNetlinkMessage::NewLink(l) => Some(Self::link_of(l)),
                 _ => None,
