@@ -165,11 +165,8 @@ impl Frr {
     /// Apply `transaction` with one `vtysh -f`, the text on its standard input (it may hold passwords: it is
     /// never written to a file).
     pub fn apply_with_vtysh(&self, transaction: &str) -> Result<()> {
-        let mut cmd = Command::new("vtysh");
-        if let Some(p) = &self.pathspace {
-            cmd.args(["-N", p]);
-        }
-        let mut child = cmd
+        let mut child = self
+            .vtysh_command()
             .args(["-f", "/dev/stdin"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -338,26 +335,9 @@ impl Frr {
             }
             Err(e) => {
                 crate::log_debug!("{}; configuring through vtysh", e.msg);
-                let mut cmd = Command::new("vtysh");
-                if let Some(p) = &self.pathspace {
-                    cmd.args(["-N", p]);
-                }
-                cmd.args(["-c", "configure terminal"]);
-                for c in commands {
-                    cmd.args(["-c", c]);
-                }
-                let out = cmd
-                    .stdin(Stdio::null())
-                    .output()
-                    .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
-                if out.status.success() {
-                    return Ok(());
-                }
-                Err(Error::io(format!(
-                    "vtysh: {}{}",
-                    String::from_utf8_lossy(&out.stdout).trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )))
+                let mut all = vec!["configure terminal"];
+                all.extend(commands.iter().map(String::as_str));
+                self.vtysh_commands(&all).map(|_| ())
             }
         }
     }
@@ -370,24 +350,38 @@ impl Frr {
 
     /// Run one vtysh command against this instance.
     pub fn vtysh(&self, command: &str) -> Result<String> {
-        let mut cmd = Command::new("vtysh");
-        if let Some(p) = &self.pathspace {
-            cmd.args(["-N", p]);
+        self.vtysh_commands(&[command])
+    }
+
+    /// Run `commands` in one vtysh (`-c` each, in order) against this instance; its standard output.
+    fn vtysh_commands(&self, commands: &[&str]) -> Result<String> {
+        let mut cmd = self.vtysh_command();
+        for c in commands {
+            cmd.args(["-c", c]);
         }
         let out = cmd
-            .args(["-c", command])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| Error::io(format!("cannot run vtysh (from Debian's frr): {e}")))?;
         if !out.status.success() {
             return Err(Error::io(format!(
-                "vtysh -c {command:?} failed for {}: {}{}",
+                "vtysh -c {} failed for {}: {}{}",
+                commands.iter().map(|c| format!("{c:?}")).collect::<Vec<_>>().join(" -c "),
                 self.instance(),
                 String::from_utf8_lossy(&out.stdout).trim(),
                 String::from_utf8_lossy(&out.stderr).trim()
             )));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `vtysh`, for this instance's pathspace.
+    fn vtysh_command(&self) -> Command {
+        let mut cmd = Command::new("vtysh");
+        if let Some(p) = &self.pathspace {
+            cmd.args(["-N", p]);
+        }
+        cmd
     }
 
     /// Identifies the running daemons, to notice a restart: per watched daemon, its pid file's content and its
